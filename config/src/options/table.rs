@@ -1,0 +1,1 @@
+use super::*; pub(super) static OPTIONS: &[OptionSpec] = &[];
