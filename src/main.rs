@@ -1,6 +1,82 @@
-//! The `imperium` binary: picks the role (Emperor or vassal instance) from the resolved
-//! configuration. Works the same when invoked through a symlink named `uwsgi`.
+//! The `imperium` binary. One executable plays every role, like uWSGI: it loads the
+//! configuration exactly as uWSGI would, handles the one-shot actions (`--help`,
+//! `--version`, `--get`, `--show-config`), then runs the Emperor when `emperor` is set, or
+//! the vassal instance otherwise. Invoked through a symlink named `uwsgi` it behaves the
+//! same, so existing unit files and scripts keep working.
 
-fn main() {
-    std::process::exit(0);
+use imperium_config::{show, Action, Config, Invocation};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let inv = Invocation::from_process();
+    let code = run(&inv);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn run(inv: &Invocation) -> i32 {
+    let loaded = match imperium_config::load(inv) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("imperium: configuration error: {e}");
+            return 1;
+        }
+    };
+    for line in &loaded.log {
+        eprintln!("{line}");
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        for line in &loaded.stdout {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+    match loaded.action {
+        Some(Action::Help) => {
+            print!("{}", show::help(&inv.binary));
+            return 0;
+        }
+        Some(Action::Version) => {
+            println!("{}", imperium_config::VERSION);
+            return 0;
+        }
+        Some(Action::Exit(code)) => return code,
+        None => {}
+    }
+    let config = loaded.config;
+    // As in uWSGI, `--get` answers and exits before anything else is printed.
+    let gets = config.get_all("get");
+    if !gets.is_empty() {
+        for name in gets {
+            if let Some(v) = first_exported(&config, name) {
+                println!("{v}");
+            }
+        }
+        return 0;
+    }
+    if config.flag("show-config") {
+        eprint!("{}", show::show_config(&config));
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("imperium: configuration error: {e}");
+        return 1;
+    }
+    for name in config.unimplemented() {
+        eprintln!("*** option '{name}' is recognised but not implemented yet: it has no effect ***");
+    }
+    if config.is_set("emperor") {
+        return imperium_emperor::run(&config);
+    }
+    eprintln!("imperium: the vassal server (application instance) is not implemented yet; run an Emperor with --emperor");
+    1
+}
+
+/// `--get name`: the first exported value of exactly that key, as uWSGI looks it up.
+fn first_exported<'a>(config: &'a Config, name: &str) -> Option<&'a str> {
+    config
+        .entries()
+        .iter()
+        .find(|e| e.key == name && e.origin != imperium_config::Origin::Internal)
+        .map(|e| e.value.as_str())
 }

@@ -1,0 +1,172 @@
+//! Configuration sources: a file path, `-` (stdin), `fd://N`, `exec://command`,
+//! `http://host[:port]/path`, `emperor://name` (pushed by the Emperor over
+//! `UWSGI_EMPEROR_FD_CONFIG`) and `data://N` (data appended to the binary).
+
+use crate::magic::scheme_of;
+use crate::wire;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// What a source needs to know about the process reading it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceContext {
+    /// The descriptor an Emperor pushes configs on (`UWSGI_EMPEROR_FD_CONFIG`).
+    pub emperor_fd_config: Option<i32>,
+    /// The running binary, for `data://`.
+    pub binary: String,
+    /// Sent as `User-Agent` by `http://`.
+    pub hostname: String,
+}
+
+/// Splits `name[:section]` the way every loader does: the last `:` separates the
+/// section; for URLs the search starts after the last `/`. `None` means no selector.
+pub fn split_section(name: &str) -> (&str, Option<&str>) {
+    let search_from = if scheme_of(name).is_some() { name.rfind('/').unwrap_or(0) } else { 0 };
+    match name[search_from..].rfind(':') {
+        Some(i) => {
+            let at = search_from + i;
+            (&name[..at], Some(&name[at + 1..]))
+        }
+        None => (name, None),
+    }
+}
+
+/// Reads the whole content of a source. Errors are sentences naming the source.
+pub fn read(url: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
+    if url == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(buf);
+    }
+    match scheme_of(url) {
+        Some(("fd", rest)) => read_fd(rest),
+        Some(("exec", cmd)) => read_exec(cmd),
+        Some(("http", rest)) => read_http(rest, &ctx.hostname),
+        Some(("emperor", name)) => read_emperor(name, ctx),
+        Some(("data", slot)) => read_data(slot, &ctx.binary),
+        Some((scheme, _)) => Err(format!(
+            "{url}: the {scheme}:// source reads symbols compiled into a uWSGI binary; imperium does not support it"
+        )),
+        None => {
+            let mut f = std::fs::File::open(url).map_err(|e| format!("cannot open {url}: {e}"))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).map_err(|e| format!("cannot read {url}: {e}"))?;
+            Ok(buf)
+        }
+    }
+}
+
+fn read_fd(rest: &str) -> Result<Vec<u8>, String> {
+    let fd: i32 = leading_int(rest);
+    // Re-opening the descriptor through /dev/fd reads pipes and files without taking
+    // ownership of the inherited descriptor (and without unsafe code).
+    let path = format!("/dev/fd/{fd}");
+    let mut f = std::fs::File::open(&path).map_err(|e| format!("fd://{rest}: cannot open descriptor {fd}: {e}"))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|e| format!("fd://{rest}: cannot read descriptor {fd}: {e}"))?;
+    Ok(buf)
+}
+
+fn read_exec(cmd: &str) -> Result<Vec<u8>, String> {
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("exec://{cmd}: cannot run the command: {e}"))?;
+    Ok(out.stdout)
+}
+
+fn read_http(rest: &str, hostname: &str) -> Result<Vec<u8>, String> {
+    let url = format!("http://{rest}");
+    let Some(slash) = rest.find('/') else {
+        return Err(format!("{url}: invalid http url (no path)"));
+    };
+    let (authority, path) = rest.split_at(slash);
+    let addr = if authority.rfind(':').is_some() { authority.to_string() } else { format!("{authority}:80") };
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: unable to resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: unable to resolve {authority}"))?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
+        .map_err(|e| format!("{url}: cannot connect to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium on {hostname}\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| format!("{url}: cannot send the request: {e}"))?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| format!("{url}: cannot read the response: {e}"))?;
+    let head_end = find(&resp, b"\r\n\r\n").ok_or_else(|| format!("{url}: malformed HTTP response"))?;
+    let status_line = String::from_utf8_lossy(&resp[..find(&resp, b"\r\n").unwrap_or(head_end)]).into_owned();
+    let code = status_line.split_whitespace().nth(1).unwrap_or("");
+    if !code.starts_with('2') {
+        return Err(format!("{url}: not usable HTTP response: {status_line}"));
+    }
+    Ok(resp[head_end + 4..].to_vec())
+}
+
+fn read_emperor(name: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
+    let Some(fd) = ctx.emperor_fd_config else {
+        return Err(format!("emperor://{name}: this is not a vassal instance (UWSGI_EMPEROR_FD_CONFIG is not set)"));
+    };
+    let path = format!("/dev/fd/{fd}");
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| format!("emperor://{name}: cannot open the config descriptor {fd}: {e}"))?;
+    wire::read_pushed_config(&mut f).map_err(|e| format!("emperor://{name}: {e}"))
+}
+
+/// `data://N`: the N-th blob appended to the binary, counted from its end. Each blob is
+/// followed by its size as a little-endian u64.
+fn read_data(slot: &str, binary: &str) -> Result<Vec<u8>, String> {
+    let slot: i64 = leading_int(slot).into();
+    if slot < 0 {
+        return Err(format!("data://{slot}: invalid binary data slot"));
+    }
+    let err = |e: std::io::Error| format!("data://{slot}: {binary}: {e}");
+    let mut f = std::fs::File::open(binary).map_err(err)?;
+    let mut pos = f.seek(SeekFrom::End(0)).map_err(err)?;
+    for i in 0..=slot {
+        if pos < 8 {
+            return Err(format!("data://{slot}: invalid binary data slot"));
+        }
+        f.seek(SeekFrom::Start(pos - 8)).map_err(err)?;
+        let mut sz = [0u8; 8];
+        f.read_exact(&mut sz).map_err(err)?;
+        let size = u64::from_le_bytes(sz);
+        if size == 0 || size > pos - 8 {
+            return Err(format!("data://{slot}: invalid binary data slot"));
+        }
+        let start = pos - 8 - size;
+        if i == slot {
+            f.seek(SeekFrom::Start(start)).map_err(err)?;
+            let mut buf = vec![0u8; size as usize];
+            f.read_exact(&mut buf).map_err(err)?;
+            return Ok(buf);
+        }
+        pos = start;
+    }
+    Err(format!("data://{slot}: invalid binary data slot"))
+}
+
+/// `atoi`: the leading decimal digits (with an optional sign), 0 when there are none.
+pub fn leading_int(s: &str) -> i32 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        v = (v * 10 + i64::from(b - b'0')).min(i64::from(i32::MAX) + 1);
+    }
+    let v = if neg { -v } else { v };
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
