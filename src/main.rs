@@ -25,6 +25,13 @@ fn run(inv: &Invocation) -> i32 {
     for line in &loaded.log {
         eprintln!("{line}");
     }
+    // Nothing acts (not even `print`) until every typed value is known to be valid.
+    if loaded.action.is_none()
+        && let Err(e) = loaded.config.validate()
+    {
+        eprintln!("imperium: configuration error: {e}");
+        return 1;
+    }
     {
         let mut out = std::io::stdout().lock();
         for line in &loaded.stdout {
@@ -57,10 +64,6 @@ fn run(inv: &Invocation) -> i32 {
     }
     if config.flag("show-config") {
         eprint!("{}", show::show_config(&config));
-    }
-    if let Err(e) = config.validate() {
-        eprintln!("imperium: configuration error: {e}");
-        return 1;
     }
     for name in config.unimplemented() {
         eprintln!("*** option '{name}' is recognised but not implemented yet: it has no effect ***");

@@ -498,7 +498,7 @@ impl Builder {
         };
         let syntax = |e: formats::SyntaxError| ConfigError::at(Origin::File { path: file.clone(), line: e.line }, e.message);
         let parsed = match format {
-            Format::Ini => formats::ini::parse(&text, want),
+            Format::Ini => formats::ini::parse(&text, want).map_err(syntax)?,
             Format::Yaml => formats::yaml::parse(&text, want).map_err(syntax)?,
             Format::Json => formats::json::parse(&text, want).map_err(syntax)?,
             Format::Xml => formats::xml::parse(&text, section).map_err(syntax)?,

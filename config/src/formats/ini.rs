@@ -3,14 +3,15 @@
 //! quoting or escapes, a bare key meaning an empty value, every section with the asked
 //! name read, keys before any header ignored.
 
-use super::{line_text, Item, Parsed};
+use super::{line_text, Item, Parsed, SyntaxError};
 
 fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t' || c == '\r'
 }
 
-/// Parses `text` and returns the items of `section`.
-pub fn parse(text: &[u8], section: &str) -> Parsed {
+/// Parses `text` and returns the items of `section`. A line of the section with no key
+/// (`= value`) is an error (uWSGI would add an option with an empty name).
+pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
     let mut out = Parsed::default();
     let mut current = String::new();
     for (idx, raw) in text.split(|&b| b == b'\n').enumerate() {
@@ -37,13 +38,17 @@ pub fn parse(text: &[u8], section: &str) -> Parsed {
             Some(i) => (&key[..i], &key[i + 1..]),
             None => (key, ""),
         };
+        let k = k.trim_end_matches(is_blank);
+        if k.is_empty() {
+            return Err(SyntaxError { line: idx + 1, message: format!("malformed line `{key}`: no option name before `=`") });
+        }
         out.items.push(Item {
-            key: k.trim_end_matches(is_blank).to_string(),
+            key: k.to_string(),
             value: v.trim_matches(is_blank).to_string(),
             line: idx + 1,
         });
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -56,7 +61,7 @@ mod tests {
 
     #[test]
     fn reads_the_asked_section() {
-        let p = parse(b"x=1\n[uwsgi]\nmaster\n a = b = c \r\n;c\n#c\n[other]\ny=2\n[uwsgi]\nz = 3 # kept", "uwsgi");
+        let p = parse(b"x=1\n[uwsgi]\nmaster\n a = b = c \r\n;c\n#c\n[other]\ny=2\n[uwsgi]\nz = 3 # kept", "uwsgi").unwrap();
         assert!(p.found);
         assert_eq!(
             kv(&p),
@@ -71,6 +76,7 @@ mod tests {
 
     #[test]
     fn missing_section_is_reported() {
-        assert!(!parse(b"[a]\nx=1\n", "uwsgi").found);
+        assert!(!parse(b"[a]\nx=1\n", "uwsgi").unwrap().found);
+        assert_eq!(parse(b"[uwsgi]\n= v\n", "uwsgi").unwrap_err().line, 2);
     }
 }
