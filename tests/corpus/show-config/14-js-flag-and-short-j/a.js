@@ -1,0 +1,1 @@
+{"uwsgi": {"master": true, "from": "a.js via --js"}}

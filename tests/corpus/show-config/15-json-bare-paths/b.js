@@ -1,0 +1,1 @@
+{"uwsgi": {"processes": 2, "from": "b.js"}}
