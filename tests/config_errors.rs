@@ -208,3 +208,11 @@ fn nothing_starts_after_an_error() {
     assert_fails(&out, &["app.ini:3"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));
 }
+
+#[test]
+fn self_referencing_placeholder_is_an_error_not_a_hang() {
+    let d = scratch("self-ref");
+    write(&d, "app.ini", "[uwsgi]\nmaster = true\na = x %(a)\n");
+    let out = run(&d, &["--ini", "app.ini"]);
+    assert_fails(&out, &["app.ini:3", "option 'a'", "does not end"]);
+}

@@ -567,7 +567,9 @@ impl Builder {
                 continue;
             }
             let Some(v) = self.opts[i].value.clone() else { continue };
-            if let Some(nv) = expand::expand_value(&v, b'$', |k| self.getenv(k)) {
+            let nv = expand::expand_value(&v, b'$', |k| self.getenv(k))
+                .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
+            if let Some(nv) = nv {
                 self.opts[i].value = Some(nv);
             }
         }
@@ -589,7 +591,8 @@ impl Builder {
                     err.get_or_insert(e);
                     None
                 }
-            });
+            })
+            .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
             if let Some(e) = err {
                 return Err(ConfigError::at(self.opts[i].origin.clone(), format!("@({}): {e}", short(&v))).into());
             }
@@ -602,7 +605,8 @@ impl Builder {
                 continue;
             }
             let Some(v) = self.opts[i].value.clone() else { continue };
-            let nv = expand::expand_value(&v, b'%', |k| expand::placeholder(k, |name| self.first_value(name)));
+            let nv = expand::expand_value(&v, b'%', |k| expand::placeholder(k, |name| self.first_value(name)))
+                .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
             if let Some(nv) = nv {
                 self.opts[i].value = Some(nv);
             }

@@ -6,16 +6,26 @@
 //! before an outer one, an unresolved reference stays as written, and after each
 //! substitution scanning resumes from the second byte of the value.
 
-/// Expands every `<symbol>(key)` in `value` with `hook`. Returns `None` if nothing changed.
-pub fn expand_value(value: &str, symbol: u8, mut hook: impl FnMut(&str) -> Option<String>) -> Option<String> {
+/// How many substitutions one value may take before it is declared self-referencing.
+pub const MAX_SUBSTITUTIONS: usize = 10_000;
+/// The largest value expansion may produce.
+pub const MAX_EXPANDED_LEN: usize = 1 << 20;
+
+/// Expands every `<symbol>(key)` in `value` with `hook`. Returns `Ok(None)` if nothing
+/// changed, and an error for an expansion that does not end (`a = %(a)`), which would make
+/// uWSGI loop until it runs out of memory.
+pub fn expand_value(
+    value: &str,
+    symbol: u8,
+    mut hook: impl FnMut(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
     let mut v = value.to_string();
     let mut changed = false;
     let mut has: usize = 0;
     let mut depth: usize = 0;
     let mut key_start: usize = 0;
     let mut j: usize = 0;
-    // Bounded so a self-feeding expansion cannot loop forever.
-    let mut budget = 100_000usize;
+    let mut budget = MAX_SUBSTITUTIONS;
     while j < v.len() {
         let c = v.as_bytes()[j];
         if c == symbol {
@@ -47,8 +57,11 @@ pub fn expand_value(value: &str, symbol: u8, mut hook: impl FnMut(&str) -> Optio
                     }
                     Some(val) => {
                         budget = budget.saturating_sub(1);
-                        if budget == 0 {
-                            return Some(v);
+                        if budget == 0 || v.len() + val.len() > MAX_EXPANDED_LEN {
+                            return Err(format!(
+                                "the expansion of {}({key}) does not end: it refers to itself, directly or through other values",
+                                symbol as char
+                            ));
                         }
                         let tail = v[key_start + has - 1..].to_string();
                         v.truncate(key_start - 2);
@@ -69,7 +82,7 @@ pub fn expand_value(value: &str, symbol: u8, mut hook: impl FnMut(&str) -> Optio
         }
         j += 1;
     }
-    changed.then_some(v)
+    Ok(changed.then_some(v))
 }
 
 /// Evaluates the inside of `%( ... )`. Without a space it is a plain lookup. With spaces
@@ -164,23 +177,24 @@ mod tests {
 
     #[test]
     fn plain_and_unresolved() {
-        assert_eq!(expand_value("a$(A)b", b'$', env).as_deref(), Some("axb"));
-        assert_eq!(expand_value("$(NOPE)", b'$', env), None);
-        assert_eq!(expand_value("$()", b'$', env), None);
+        assert_eq!(expand_value("a$(A)b", b'$', env).unwrap().as_deref(), Some("axb"));
+        assert_eq!(expand_value("$(NOPE)", b'$', env).unwrap(), None);
+        assert_eq!(expand_value("$()", b'$', env).unwrap(), None);
+        assert!(expand_value("x%(a)", b'%', |_| Some("y%(a)".into())).is_err());
     }
 
     #[test]
     fn nested_inner_first() {
-        assert_eq!(expand_value("y$($(B))", b'$', env).as_deref(), Some("yx"));
+        assert_eq!(expand_value("y$($(B))", b'$', env).unwrap().as_deref(), Some("yx"));
         // At the very start the rescan begins at byte 1, missing the outer reference.
-        assert_eq!(expand_value("$($(B))", b'$', env).as_deref(), Some("$(A)"));
+        assert_eq!(expand_value("$($(B))", b'$', env).unwrap().as_deref(), Some("$(A)"));
     }
 
     #[test]
     fn resumes_after_first_byte() {
         // After substituting at offset 0 scanning resumes at 1, so a reference produced
         // at the very start is not expanded again: uWSGI's behaviour.
-        let r = expand_value("$(C)", b'$', |k| if k == "C" { Some("$(A)".into()) } else { env(k) });
+        let r = expand_value("$(C)", b'$', |k| if k == "C" { Some("$(A)".into()) } else { env(k) }).unwrap();
         assert_eq!(r.as_deref(), Some("$(A)"));
     }
 

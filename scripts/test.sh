@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# THE test command: runs every test of the workspace on a fresh Debian machine with Rust
+# and Python 3.11, as root. It installs what is missing (Debian packages, a real uWSGI
+# 2.0.31 built from source into target/venv as the differential oracle), then builds and
+# runs `cargo test --workspace --no-fail-fast`. Idempotent: a second run installs nothing.
+#
+# Environment it exports for the tests:
+#   IMPERIUM_UWSGI  the real uWSGI binary (target/venv/bin/uwsgi)
+#   IMPERIUM_VENV   the Python virtualenv holding it (target/venv)
+set -euo pipefail
+
+# Debian packages the tests need. Add new peers (nginx, systemd, postgresql, ...) here.
+APT_PACKAGES=(
+    build-essential   # cc for uWSGI's build and for crates with C parts
+    pkg-config
+    libjansson-dev    # uWSGI's JSON config loader (--json); without it uWSGI has no --json
+    libpcre2-dev
+    libssl-dev
+    libxml2-dev       # uWSGI's XML config loader (libxml2 flavour, the one the corpus pins)
+    libcap-dev
+    curl
+)
+UWSGI_VERSION=2.0.31
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+export DEBIAN_FRONTEND=noninteractive
+
+banner() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+die() {
+    printf '\nscripts/test.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# ---------------------------------------------------------------------------------------
+banner "system packages"
+VENV=$ROOT/target/venv
+UWSGI=$VENV/bin/uwsgi
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in "${APT_PACKAGES[@]}"; do
+        is_installed "$p" || missing+=("$p")
+    done
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # pip builds uWSGI's Python plugin: it needs Python.h.
+    if command -v python3 >/dev/null 2>&1 &&
+        ! python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+        missing+=(python3-dev)
+    fi
+    # `python3 -m venv` needs ensurepip, which Debian ships in python3-venv.
+    if [ ! -x "$VENV/bin/python" ] && command -v python3 >/dev/null 2>&1; then
+        probe=$(mktemp -d)
+        python3 -m venv "$probe/v" >/dev/null 2>&1 || missing+=(python3-venv)
+        rm -rf "$probe"
+    fi
+else
+    echo "dpkg-query not found: not a Debian system, assuming the build dependencies are present"
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update
+    as_root apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "all present"
+fi
+
+# ---------------------------------------------------------------------------------------
+banner "Rust toolchain"
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs) first"
+cargo --version
+
+# ---------------------------------------------------------------------------------------
+banner "uWSGI $UWSGI_VERSION (the oracle) in target/venv"
+# Good = the right version, with the JSON loader and the libxml2 XML loader.
+uwsgi_ok() {
+    [ -x "$UWSGI" ] || return 1
+    local version help libs
+    version=$("$UWSGI" --version 2>/dev/null || true)
+    [ "$version" = "$UWSGI_VERSION" ] || return 1
+    help=$("$UWSGI" --help 2>/dev/null || true)
+    grep -q -- '--json' <<<"$help" || return 1
+    libs=$(ldd "$UWSGI" 2>/dev/null || true)
+    grep -q libxml2 <<<"$libs" || return 1
+}
+uwsgi_why() {
+    if [ ! -x "$UWSGI" ]; then echo "missing"; return; fi
+    local version help libs json=no xml=no
+    version=$("$UWSGI" --version 2>/dev/null || true)
+    help=$("$UWSGI" --help 2>/dev/null || true)
+    libs=$(ldd "$UWSGI" 2>/dev/null || true)
+    grep -q -- '--json' <<<"$help" && json=yes
+    grep -q libxml2 <<<"$libs" && xml=yes
+    echo "version '$version', JSON loader: $json, libxml2: $xml"
+}
+if uwsgi_ok; then
+    echo "present: $UWSGI"
+else
+    if [ ! -x "$VENV/bin/python" ]; then
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    echo "building uwsgi==$UWSGI_VERSION from source ($(uwsgi_why))"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-binary uwsgi "uwsgi==$UWSGI_VERSION"
+    if ! uwsgi_ok; then
+        # A wheel cached before libjansson-dev/libxml2-dev were installed lacks the loaders.
+        echo "rebuilding without pip's cache ($(uwsgi_why))"
+        "$VENV/bin/python" -m pip install --disable-pip-version-check --no-binary uwsgi \
+            --force-reinstall --no-cache-dir "uwsgi==$UWSGI_VERSION"
+    fi
+    uwsgi_ok || die "target/venv/bin/uwsgi is still not uWSGI $UWSGI_VERSION with JSON and libxml2 support ($(uwsgi_why)); check that libjansson-dev and libxml2-dev are installed"
+    echo "built: $UWSGI"
+fi
+export IMPERIUM_UWSGI=$UWSGI
+export IMPERIUM_VENV=$VENV
+echo "IMPERIUM_UWSGI=$IMPERIUM_UWSGI"
+echo "IMPERIUM_VENV=$IMPERIUM_VENV"
+
+# ---------------------------------------------------------------------------------------
+banner "build (cargo test --workspace --no-run)"
+cargo test --workspace --no-run
+
+banner "test (cargo test --workspace --no-fail-fast)"
+cargo test --workspace --no-fail-fast
