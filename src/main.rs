@@ -14,6 +14,29 @@ fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+/// How many times `fallback-config` may chain before imperium gives up (a fallback file
+/// that names itself, or two that name each other, would loop forever in uWSGI).
+const MAX_FALLBACKS: u32 = 8;
+const FALLBACK_DEPTH_VAR: &str = "IMPERIUM_FALLBACK_DEPTH";
+
+/// `fallback-config`: when the instance ends with status 1, it re-executes itself with the
+/// fallback file as its only argument (same pid, descriptors kept), as uWSGI does.
+fn fallback(inv: &Invocation, config: &Config, code: i32) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some(file) = config.get("fallback-config").filter(|_| code == 1) else { return code };
+    let depth: u32 = std::env::var(FALLBACK_DEPTH_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pid = std::process::id();
+    eprintln!("!!! {} (pid: {pid}) exited with status {code} !!!", inv.binary);
+    if depth >= MAX_FALLBACKS {
+        eprintln!("!!! not falling back to {file}: {MAX_FALLBACKS} fallbacks in a row already (a loop?) !!!");
+        return code;
+    }
+    eprintln!("!!! Fallback config to {file} !!!");
+    let err = std::process::Command::new(&inv.binary).arg(file).env(FALLBACK_DEPTH_VAR, (depth + 1).to_string()).exec();
+    eprintln!("imperium: cannot execute {} for the fallback config: {err}", inv.binary);
+    code
+}
+
 fn run(inv: &Invocation) -> i32 {
     let loaded = match imperium_config::load(inv) {
         Ok(l) => l,
@@ -30,7 +53,7 @@ fn run(inv: &Invocation) -> i32 {
         && let Err(e) = loaded.config.validate()
     {
         eprintln!("imperium: configuration error: {e}");
-        return 1;
+        return fallback(inv, &loaded.config, 1);
     }
     {
         let mut out = std::io::stdout().lock();
@@ -68,11 +91,13 @@ fn run(inv: &Invocation) -> i32 {
     for name in config.unimplemented() {
         eprintln!("*** option '{name}' is recognised but not implemented yet: it has no effect ***");
     }
-    if config.is_set("emperor") {
-        return imperium_emperor::run(&config);
-    }
-    eprintln!("imperium: the vassal server (application instance) is not implemented yet; run an Emperor with --emperor");
-    1
+    let code = if config.is_set("emperor") {
+        imperium_emperor::run(&config)
+    } else {
+        eprintln!("imperium: the vassal server (application instance) is not implemented yet; run an Emperor with --emperor");
+        1
+    };
+    fallback(inv, &config, code)
 }
 
 /// `--get name`: the first exported value of exactly that key, as uWSGI looks it up.

@@ -173,7 +173,18 @@ fn data_source_reads_a_blob_appended_to_the_binary() {
     f.write_all(blob).unwrap();
     f.write_all(&(blob.len() as u64).to_le_bytes()).unwrap();
     drop(f);
-    let o = cmd(&copy, &d, &["--show-config", "--ini", "data://0"]).output().expect("run");
+    // Another test thread forking at the same moment may still hold our write descriptor
+    // until it execs (ETXTBSY): retry briefly.
+    let mut tries = 0;
+    let o = loop {
+        match cmd(&copy, &d, &["--show-config", "--ini", "data://0"]).output() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.expect("run"),
+        }
+    };
     assert!(block(&o).contains("from = data slot\n"), "{}", stderr(&o));
 }
 
@@ -190,4 +201,25 @@ fn env_options_come_before_the_command_line() {
     let cli_at = b.find("x = cli").expect("cli option");
     assert!(env_at < cli_at, "{b}");
     assert!(!b.contains("reloads"), "{b}");
+}
+
+#[test]
+fn fallback_config_reexecutes_with_the_fallback_file() {
+    let d = scratch("fallback");
+    std::fs::write(d.join("app.ini"), "[uwsgi]\nfallback-config = safe.ini\nprocesses = many\n").unwrap();
+    std::fs::write(d.join("safe.ini"), "[uwsgi]\nshow-config = true\nfrom = the safe config\n").unwrap();
+    let o = cmd(Path::new(bin()), &d, &["--ini", "app.ini"]).output().expect("run");
+    let e = stderr(&o);
+    assert!(e.contains("exited with status 1 !!!"), "{e}");
+    assert!(e.contains("!!! Fallback config to safe.ini !!!"), "{e}");
+    assert!(block(&o).contains("from = the safe config\n"), "{e}");
+}
+
+#[test]
+fn fallback_config_loop_stops() {
+    let d = scratch("fallback-loop");
+    std::fs::write(d.join("app.ini"), "[uwsgi]\nfallback-config = app.ini\nprocesses = many\n").unwrap();
+    let o = cmd(Path::new(bin()), &d, &["app.ini"]).output().expect("run");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fallbacks in a row already"), "{}", stderr(&o));
 }

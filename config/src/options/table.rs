@@ -63,7 +63,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "xmlconfig",                 Arg::Required, Some('x'), Kind::Immediate, NONE, "core", "config", "read options from an xml file (path[:id])"),
     ai( "xml", "xmlconfig",          Arg::Required, Some('x'), Kind::Immediate, NONE, "core", "config", "read options from an xml file (path[:id])"),
     oi( "config",                    Arg::Required, None,      Kind::Immediate, NONE, "core", "config", "read options from a file, choosing the loader by its extension"),
-    o(  "fallback-config",           Arg::Required, None,      Kind::Immediate, NONE, "core", "config", "if the instance exits with code 1, re-exec it with this config instead"),
+    oi( "fallback-config",           Arg::Required, None,      Kind::Immediate, NONE, "core", "config", "if the instance exits with code 1, re-exec it with this config instead"),
     oi( "strict",                    Arg::None,     None,      Kind::Immediate, NONE, "core", "config", "treat unknown options as errors instead of placeholders"),
     oi( "set",                       Arg::Required, Some('S'), Kind::Immediate, NONE, "core", "config", "set an option, or a placeholder when no such option exists (syntax: key=value)"),
     oi( "set-placeholder",           Arg::Required, None,      Kind::Immediate, NONE, "core", "config", "define a placeholder only, never an option (syntax: key=value)"),
@@ -1107,7 +1107,7 @@ mod tests {
             "if-not-env", "if-exists", "ifexists", "if-not-exists", "if-file", "if-not-file", "if-dir",
             "ifdir", "if-directory", "if-not-dir", "if-reload", "if-not-reload", "endif", "end-if",
             "show-config", "print", "iprint", "help", "usage", "version", "resolve", "exit", "if-hostname",
-            "if-not-hostname", "if-plugin", "if-not-plugin", "ifplugin",
+            "if-not-hostname", "if-plugin", "if-not-plugin", "ifplugin", "fallback-config",
         ]
         .into_iter()
         .collect();
