@@ -562,51 +562,40 @@ impl Builder {
 
     /// The `$(VAR)`, `@(source)` and `%(placeholder)` passes, in that order.
     pub fn expand(&mut self) -> Res {
+        self.pass(b'$', |b, k| Ok(b.getenv(k)))?;
+        let src = self.src.clone();
+        self.pass(b'@', |_, k| {
+            let mut bytes = source::read(k, &src).map_err(|e| format!("@({k}): {e}"))?;
+            if matches!(bytes.last(), Some(b'\n' | b'\r')) {
+                bytes.pop();
+            }
+            Ok(Some(formats_text(&bytes)))
+        })?;
+        self.pass(b'%', |b, k| Ok(expand::placeholder(k, |name| b.first_value(name))))
+    }
+
+    /// One expansion pass over the values of the options not applied yet, in order, so a
+    /// reference sees earlier values already expanded (as in uWSGI). `hook` resolves one
+    /// reference; its error stops loading with the option's file and line.
+    fn pass(&mut self, symbol: u8, hook: impl Fn(&Self, &str) -> Result<Option<String>, String>) -> Res {
         for i in 0..self.opts.len() {
             if self.opts[i].configured {
                 continue;
             }
             let Some(v) = self.opts[i].value.clone() else { continue };
-            let nv = expand::expand_value(&v, b'$', |k| self.getenv(k))
-                .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
-            if let Some(nv) = nv {
-                self.opts[i].value = Some(nv);
-            }
-        }
-        for i in 0..self.opts.len() {
-            if self.opts[i].configured {
-                continue;
-            }
-            let Some(v) = self.opts[i].value.clone() else { continue };
-            let mut err = None;
-            let src = self.src.clone();
-            let nv = expand::expand_value(&v, b'@', |k| match source::read(k, &src) {
-                Ok(mut bytes) => {
-                    if matches!(bytes.last(), Some(b'\n' | b'\r')) {
-                        bytes.pop();
-                    }
-                    Some(formats_text(&bytes))
-                }
+            let mut failure = None;
+            let expanded = expand::expand_value(&v, symbol, |k| match hook(self, k) {
+                Ok(found) => found,
                 Err(e) => {
-                    err.get_or_insert(e);
+                    failure.get_or_insert(e);
                     None
                 }
-            })
-            .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
-            if let Some(e) = err {
-                return Err(ConfigError::at(self.opts[i].origin.clone(), format!("@({}): {e}", short(&v))).into());
+            });
+            let here = |e: String| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key));
+            let nv = expanded.map_err(here)?;
+            if let Some(e) = failure {
+                return Err(here(e).into());
             }
-            if let Some(nv) = nv {
-                self.opts[i].value = Some(nv);
-            }
-        }
-        for i in 0..self.opts.len() {
-            if self.opts[i].configured {
-                continue;
-            }
-            let Some(v) = self.opts[i].value.clone() else { continue };
-            let nv = expand::expand_value(&v, b'%', |k| expand::placeholder(k, |name| self.first_value(name)))
-                .map_err(|e| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key)))?;
             if let Some(nv) = nv {
                 self.opts[i].value = Some(nv);
             }
@@ -688,8 +677,4 @@ fn cycle_key(path: &str, section: Option<&str>) -> String {
 fn formats_text(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
-fn short(v: &str) -> String {
-    if v.len() > 60 { format!("{}...", &v[..v.char_indices().nth(57).map(|(i, _)| i).unwrap_or(v.len())]) } else { v.to_string() }
 }

@@ -153,18 +153,7 @@ fn read_data(slot: &str, binary: &str) -> Result<Vec<u8>, String> {
 
 /// `atoi`: the leading decimal digits (with an optional sign), 0 when there are none.
 pub fn leading_int(s: &str) -> i32 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    for b in digits.bytes().take_while(u8::is_ascii_digit) {
-        v = (v * 10 + i64::from(b - b'0')).min(i64::from(i32::MAX) + 1);
-    }
-    let v = if neg { -v } else { v };
-    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    crate::expand::strtoll(s).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
