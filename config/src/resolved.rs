@@ -165,3 +165,66 @@ pub fn parse_int(v: &str) -> Option<i64> {
     }
     t.parse::<i64>().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        Config::from_entries(
+            pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| Entry {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    origin: Origin::File { path: "t.ini".into(), line: i + 1 },
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn aliases_fold_and_last_scalar_wins() {
+        let c = cfg(&[("processes", "2"), ("workers", "4")]);
+        assert_eq!(c.get("processes"), Some("4"));
+        assert_eq!(c.get("workers"), Some("4"));
+        assert_eq!(c.get_int("processes").unwrap(), Some(4));
+    }
+
+    #[test]
+    fn lists_keep_every_value_in_order() {
+        let c = cfg(&[("socket", "/a"), ("master", ""), ("socket", "/b")]);
+        assert_eq!(c.get_all("socket"), vec!["/a", "/b"]);
+    }
+
+    #[test]
+    fn boolean_rules() {
+        for (v, want) in [("", true), ("1", true), ("yes", true), ("2", true), ("false", false), ("OFF", false), ("no", false), ("0", false)] {
+            assert_eq!(cfg(&[("master", v)]).flag("master"), want, "master = {v:?}");
+        }
+        assert!(!cfg(&[]).flag("master"));
+    }
+
+    #[test]
+    fn presence_implies_master_and_threads() {
+        assert!(cfg(&[("stats", "/tmp/s")]).flag("master"));
+        assert!(cfg(&[("threads", "4")]).flag("enable-threads"));
+        assert!(!cfg(&[("threads", "4")]).flag("master"));
+    }
+
+    #[test]
+    fn bad_integers_name_file_and_line() {
+        let c = cfg(&[("master", "1"), ("processes", "many")]);
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.to_string(), "t.ini:2: option 'processes' expects a number, got 'many'");
+        assert!(c.get_int("processes").is_err());
+        assert_eq!(cfg(&[("processes", " 3 ")]).get_int("processes").unwrap(), Some(3));
+    }
+
+    #[test]
+    fn unimplemented_options_are_listed_once() {
+        let c = cfg(&[("snmp-community", "a"), ("snmp-community", "b"), ("ini", "x.ini"), ("my-placeholder", "1")]);
+        assert_eq!(c.unimplemented(), vec!["snmp-community"]);
+    }
+}
