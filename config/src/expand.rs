@@ -10,6 +10,9 @@
 pub const MAX_SUBSTITUTIONS: usize = 10_000;
 /// The largest value expansion may produce.
 pub const MAX_EXPANDED_LEN: usize = 1 << 20;
+/// The bytes one value's expansion may copy in all (each substitution rebuilds the value),
+/// so a self-referencing value fails in milliseconds instead of growing quadratically.
+pub const MAX_EXPANSION_WORK: usize = 64 << 20;
 
 /// Expands every `<symbol>(key)` in `value` with `hook`. Returns `Ok(None)` if nothing
 /// changed, and an error for an expansion that does not end (`a = %(a)`), which would make
@@ -26,6 +29,7 @@ pub fn expand_value(
     let mut key_start: usize = 0;
     let mut j: usize = 0;
     let mut budget = MAX_SUBSTITUTIONS;
+    let mut work: usize = 0;
     while j < v.len() {
         let c = v.as_bytes()[j];
         if c == symbol {
@@ -57,7 +61,8 @@ pub fn expand_value(
                     }
                     Some(val) => {
                         budget = budget.saturating_sub(1);
-                        if budget == 0 || v.len() + val.len() > MAX_EXPANDED_LEN {
+                        work = work.saturating_add(v.len() + val.len());
+                        if budget == 0 || v.len() + val.len() > MAX_EXPANDED_LEN || work > MAX_EXPANSION_WORK {
                             return Err(format!(
                                 "the expansion of {}({key}) does not end: it refers to itself, directly or through other values",
                                 symbol as char
