@@ -94,8 +94,7 @@ fn run(inv: &Invocation) -> i32 {
     let code = if config.is_set("emperor") {
         imperium_emperor::run(&config)
     } else {
-        eprintln!("imperium: the vassal server (application instance) is not implemented yet; run an Emperor with --emperor");
-        1
+        imperium_vassal::run(&config)
     };
     fallback(inv, &config, code)
 }
