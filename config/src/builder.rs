@@ -161,7 +161,7 @@ impl Builder {
         let vars: Vec<(String, String)> = self.env.clone();
         for (k, v) in vars {
             let Some(rest) = k.strip_prefix("UWSGI_") else { continue };
-            if INTERNAL.contains(&k.as_str()) || k.starts_with("UWSGI_IMPERIUM_") {
+            if INTERNAL.contains(&k.as_str()) {
                 continue;
             }
             let name: String = rest.chars().map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() }).collect();

@@ -115,7 +115,7 @@ fn resolve_long(b: &Builder, name: &str, origin: &Origin) -> Result<(String, Arg
         let f = options::lookup(&first).map(|o| (o.canonical(), o.arg));
         a.is_some() && a == f
     };
-    if candidates.iter().all(|c| same_setting(c)) {
+    if candidates.len() == 1 || candidates.iter().all(|c| same_setting(c)) {
         return b.cli_option(&first).ok_or_else(|| ConfigError::at(origin.clone(), format!("unknown option '--{name}'")).into());
     }
     candidates.truncate(6);
@@ -124,4 +124,53 @@ fn resolve_long(b: &Builder, name: &str, origin: &Origin) -> Result<(String, Arg
         format!("option '--{name}' is ambiguous; possibilities: {}", candidates.iter().map(|c| format!("--{c}")).collect::<Vec<_>>().join(" ")),
     )
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{load, Invocation};
+
+    fn show(args: &[&str]) -> Result<Vec<(String, String)>, String> {
+        let inv = Invocation { args: args.iter().map(|s| s.to_string()).collect(), env: vec![], binary: "/bin/true".into() };
+        load(&inv)
+            .map(|l| l.config.entries().iter().map(|e| (e.key.clone(), e.value.clone())).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn long_forms_and_short_clusters() {
+        assert_eq!(
+            show(&["--socket", "/a", "--socket=/b", "-Mp", "4", "-s/c"]).unwrap(),
+            pairs(&[("socket", "/a"), ("socket", "/b"), ("master", "true"), ("processes", "4"), ("socket", "/c")])
+        );
+    }
+
+    #[test]
+    fn unique_prefixes_are_accepted() {
+        assert_eq!(show(&["--show-conf"]).unwrap(), pairs(&[("show-config", "true")]));
+        assert!(show(&["--sock", "x"]).unwrap_err().contains("ambiguous"));
+    }
+
+    #[test]
+    fn custom_options_work_on_the_command_line_and_by_prefix() {
+        let got = show(&["--declare-option", "myapp=set=a=$1", "--myap", "v"]).unwrap();
+        // The template's `set=a=$1` runs `set` (an immediate option), which exports `a`.
+        assert_eq!(got, pairs(&[("declare-option", "myapp=set=a=$1"), ("myapp", "v"), ("a", "v")]));
+    }
+
+    #[test]
+    fn flags_refuse_values_and_required_arguments_are_required() {
+        assert!(show(&["--master=1"]).unwrap_err().contains("doesn't allow an argument"));
+        assert!(show(&["--socket"]).unwrap_err().contains("requires an argument"));
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        let e = show(&["--", "--not-an-option.ini"]).unwrap_err();
+        assert!(e.contains("--not-an-option.ini"), "{e}");
+    }
 }
