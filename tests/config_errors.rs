@@ -216,3 +216,11 @@ fn self_referencing_placeholder_is_an_error_not_a_hang() {
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["app.ini:3", "option 'a'", "does not end"]);
 }
+
+#[test]
+fn custom_option_that_expands_into_itself_is_an_error() {
+    let d = scratch("custom-loop");
+    write(&d, "app.ini", "[uwsgi]\ndeclare-option = a=b=$1\ndeclare-option = b=a=$1\na = 1\n");
+    let out = run(&d, &["--ini", "app.ini"]);
+    assert_fails(&out, &["app.ini:4", "expands into itself", "a -> b -> a"]);
+}

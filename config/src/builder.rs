@@ -91,6 +91,8 @@ pub(crate) struct Builder {
     custom: Vec<Custom>,
     last_ini: Option<String>,
     loading: Vec<String>,
+    /// Custom options currently being applied (to stop one that expands into itself).
+    applying: Vec<String>,
     pub out: Outputs,
 }
 
@@ -111,6 +113,7 @@ impl Builder {
             custom: Vec::new(),
             last_ini: None,
             loading: Vec::new(),
+            applying: Vec::new(),
             out: Outputs::default(),
         }
     }
@@ -380,6 +383,22 @@ impl Builder {
     /// Applies a custom option: its value is split on spaces into `$1`, `$2`...; each
     /// `key=value` of its template (separated by `;`) is applied as an option.
     fn apply_custom(&mut self, c: &Custom, value: &str, origin: &Origin, at: Option<usize>) -> Res {
+        if self.applying.contains(&c.name) {
+            let mut chain = self.applying.clone();
+            chain.push(c.name.clone());
+            return Err(ConfigError::at(
+                origin.clone(),
+                format!("custom option '{}' expands into itself: {}", c.name, chain.join(" -> ")),
+            )
+            .into());
+        }
+        self.applying.push(c.name.clone());
+        let r = self.apply_custom_pairs(c, value, origin, at);
+        self.applying.pop();
+        r
+    }
+
+    fn apply_custom_pairs(&mut self, c: &Custom, value: &str, origin: &Origin, at: Option<usize>) -> Res {
         let count = value.matches(' ').count() + 1;
         let mut args: Vec<Option<&str>> = vec![None; count];
         if value.is_empty() {
