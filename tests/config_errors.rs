@@ -224,3 +224,12 @@ fn custom_option_that_expands_into_itself_is_an_error() {
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["app.ini:4", "expands into itself", "a -> b -> a"]);
 }
+
+#[test]
+fn inherit_cycle_is_an_error_not_a_hang() {
+    let d = scratch("inherit-loop");
+    write(&d, "app.ini", "[uwsgi]\nmaster = true\ninherit = base.ini\n");
+    write(&d, "base.ini", "[uwsgi]\nx = 1\ninherit = base.ini\n");
+    let out = run(&d, &["--ini", "app.ini"]);
+    assert_fails(&out, &["base.ini:3", "inherit cycle"]);
+}

@@ -74,6 +74,9 @@ pub(crate) struct Outputs {
 
 /// Maximum nesting of includes, a safety net beyond cycle detection.
 const MAX_INCLUDE_DEPTH: usize = 64;
+/// Maximum number of `inherit` options applied (they run after parsing, so a file that
+/// inherits itself would otherwise be appended forever).
+const MAX_INHERITS: usize = 256;
 
 pub(crate) struct Builder {
     pub opts: Vec<Raw>,
@@ -626,6 +629,7 @@ impl Builder {
     /// changes the configuration itself (`inherit`, `declare-option2`, custom options
     /// declared by it, `print`).
     pub fn configure(&mut self) -> Res {
+        let mut inherits = 0usize;
         let mut i = 0;
         while i < self.opts.len() {
             if self.opts[i].configured {
@@ -642,6 +646,14 @@ impl Builder {
                 match key.as_str() {
                     "inherit" => {
                         self.opts[i].configured = true;
+                        inherits += 1;
+                        if inherits > MAX_INHERITS {
+                            return Err(ConfigError::at(
+                                origin,
+                                format!("more than {MAX_INHERITS} inherit options were applied: an inherit cycle? (last: {value})"),
+                            )
+                            .into());
+                        }
                         self.load_template(&value, &origin)?;
                     }
                     "declare-option2" => {
