@@ -233,3 +233,11 @@ fn inherit_cycle_is_an_error_not_a_hang() {
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["base.ini:3", "inherit cycle"]);
 }
+
+#[test]
+fn endless_source_is_an_error_not_a_hang() {
+    let d = scratch("dev-zero");
+    write(&d, "app.ini", "[uwsgi]\nmaster = true\nx = @(/dev/zero)\n");
+    let out = run(&d, &["--ini", "app.ini"]);
+    assert_fails(&out, &["app.ini:3", "/dev/zero", "larger than"]);
+}

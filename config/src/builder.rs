@@ -77,6 +77,9 @@ const MAX_INCLUDE_DEPTH: usize = 64;
 /// Maximum number of `inherit` options applied (they run after parsing, so a file that
 /// inherits itself would otherwise be appended forever).
 const MAX_INHERITS: usize = 256;
+/// Maximum number of options in one configuration (a `for-times = 1000000000` would
+/// otherwise exhaust memory).
+const MAX_OPTIONS: usize = 1_000_000;
 
 pub(crate) struct Builder {
     pub opts: Vec<Raw>,
@@ -192,6 +195,9 @@ impl Builder {
             }
         }
         let id = self.opts.len();
+        if id >= MAX_OPTIONS {
+            return Err(ConfigError::at(origin, format!("more than {MAX_OPTIONS} options: is a for loop running away?")).into());
+        }
         self.opts.push(Raw { key: key.clone(), value: value.clone(), configured, origin: origin.clone() });
 
         if placeholder_only {

@@ -33,12 +33,23 @@ pub fn split_section(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The largest configuration source imperium reads (an endless source such as
+/// `/dev/zero` would otherwise exhaust memory).
+pub const MAX_SOURCE_BYTES: u64 = 256 << 20;
+
+fn read_all(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    r.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read {what}: {e}"))?;
+    if buf.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(format!("{what} is larger than {} MiB", MAX_SOURCE_BYTES >> 20));
+    }
+    Ok(buf)
+}
+
 /// Reads the whole content of a source. Errors are sentences naming the source.
 pub fn read(url: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
     if url == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
-        return Ok(buf);
+        return read_all(std::io::stdin(), "standard input");
     }
     match scheme_of(url) {
         Some(("fd", rest)) => read_fd(rest),
@@ -50,10 +61,8 @@ pub fn read(url: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
             "{url}: the {scheme}:// source reads symbols compiled into a uWSGI binary; imperium does not support it"
         )),
         None => {
-            let mut f = std::fs::File::open(url).map_err(|e| format!("cannot open {url}: {e}"))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf).map_err(|e| format!("cannot read {url}: {e}"))?;
-            Ok(buf)
+            let f = std::fs::File::open(url).map_err(|e| format!("cannot open {url}: {e}"))?;
+            read_all(f, url)
         }
     }
 }
@@ -63,10 +72,8 @@ fn read_fd(rest: &str) -> Result<Vec<u8>, String> {
     // Re-opening the descriptor through /dev/fd reads pipes and files without taking
     // ownership of the inherited descriptor (and without unsafe code).
     let path = format!("/dev/fd/{fd}");
-    let mut f = std::fs::File::open(&path).map_err(|e| format!("fd://{rest}: cannot open descriptor {fd}: {e}"))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).map_err(|e| format!("fd://{rest}: cannot read descriptor {fd}: {e}"))?;
-    Ok(buf)
+    let f = std::fs::File::open(&path).map_err(|e| format!("fd://{rest}: cannot open descriptor {fd}: {e}"))?;
+    read_all(f, &format!("fd://{rest}"))
 }
 
 fn read_exec(cmd: &str) -> Result<Vec<u8>, String> {
