@@ -130,7 +130,13 @@ fn command_socket() {
     s.vassal("a.ini", "send:1,send:17");
     s.vassal("bad.ini", "exit:1");
     let sock = s.path("cmd.sock");
-    let mut e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-command-socket", &sock.to_string_lossy(), "--emperor-throttle", "5000"]));
+    // `emperor-command-socket` is an imperium option (uWSGI 2.0's command line does not
+    // know it); it is set here through the environment, as any option can be.
+    let mut e = Emperor::start_with(
+        &s,
+        &Emperor::probe_args(&s, &["--emperor-throttle", "5000"]),
+        &[("UWSGI_EMPEROR_COMMAND_SOCKET", &sock.to_string_lossy())],
+    );
     let a = pid_of(&s, "a.ini");
     e.wait_log("vassal a.ini is now loyal");
     let list = command(&sock, "list");
@@ -161,17 +167,26 @@ fn command_socket() {
     assert!(e.wait_exit().success());
 }
 
-fn recv_all(sock: &UnixDatagram, until: &str) -> String {
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    wait_until(&format!("notification {until:?}"), || {
-        while let Ok(n) = sock.recv(&mut buf) {
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            seen.push('\n');
-        }
-        seen.contains(until)
-    });
-    seen
+/// Everything received on the notification socket so far.
+struct Notifications {
+    sock: UnixDatagram,
+    seen: String,
+}
+
+impl Notifications {
+    fn wait(&mut self, until: &str) -> String {
+        let mut buf = [0u8; 4096];
+        let sock = &self.sock;
+        let seen = &mut self.seen;
+        wait_until(&format!("notification {until:?}"), || {
+            while let Ok(n) = sock.recv(&mut buf) {
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                seen.push('\n');
+            }
+            seen.contains(until)
+        });
+        self.seen.clone()
+    }
 }
 
 #[test]
@@ -181,20 +196,23 @@ fn systemd_notify() {
     let path = s.path("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_nonblocking(true).unwrap();
+    let mut n = Notifications { sock, seen: String::new() };
     let args = Emperor::probe_args(&s, &[]);
     let mut e = Emperor::start_with(&s, &args, &[("NOTIFY_SOCKET", &path.to_string_lossy()), ("WATCHDOG_USEC", "400000")]);
-    let seen = recv_all(&sock, "READY=1");
-    assert!(seen.contains("STATUS=The Emperor is governing 1 vassals"), "{seen}");
-    recv_all(&sock, "WATCHDOG=1");
+    let seen = n.wait("READY=1");
+    assert!(seen.contains("STATUS=The Emperor is governing"), "{seen}");
+    n.wait("STATUS=The Emperor is governing 1 vassals");
+    n.wait("WATCHDOG=1");
+    wait_until("a.ini started", || !starts(&s).is_empty());
     let st = starts(&s).remove(0);
     assert_eq!(st.get("notify"), "", "vassals never see NOTIFY_SOCKET");
     e.signal(1);
-    let seen = recv_all(&sock, "RELOADING=1");
+    let seen = n.wait("RELOADING=1");
     assert!(seen.contains("MONOTONIC_USEC="), "{seen}");
     e.signal(15);
-    recv_all(&sock, "STOPPING=1");
+    n.wait("STOPPING=1");
     assert!(e.wait_exit().success());
-    recv_all(&sock, "STATUS=The Emperor is buried.");
+    n.wait("STATUS=The Emperor is buried.");
 }
 
 #[test]
@@ -217,11 +235,12 @@ fn systemd_socket_activation_of_the_stats_socket() {
     let st = stats_unix(&sock);
     assert!(st["emperor"].is_array(), "{st}");
     wait_until("a.ini in stats", || stats_unix(&sock)["vassals"].as_array().is_some_and(|a| !a.is_empty()));
+    wait_until("a.ini started", || !starts(&s).is_empty());
     let st = starts(&s).remove(0);
     assert!(!st.get("env").contains("LISTEN_"), "activation variables are not passed on");
     // systemd-socket-activate forks the service: stop the Emperor by the pid it reports.
     let emperor = stats_unix(&sock)["pid"].as_i64().unwrap();
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(emperor.to_string()).status();
+    signal(emperor as i32, 15);
     wait_until("the activated Emperor gone", || !alive(emperor as i32));
     let _ = child.kill();
     let _ = child.wait();

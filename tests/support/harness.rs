@@ -184,8 +184,7 @@ impl Emperor {
     }
 
     pub fn signal(&self, sig: i32) {
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
-        assert!(st.success());
+        signal(self.pid(), sig);
     }
 
     /// Waits for the Emperor to exit.
@@ -217,6 +216,14 @@ impl Drop for Emperor {
     }
 }
 
+/// Sends a signal to a process.
+pub fn signal(pid: i32, sig: i32) {
+    use imperium_emperor::nix::sys::signal::{kill, Signal};
+    use imperium_emperor::nix::unistd::Pid;
+    let sig = Signal::try_from(sig).expect("a valid signal number");
+    kill(Pid::from_raw(pid), sig).expect("kill()");
+}
+
 /// Reads everything a stream socket sends until it closes.
 pub fn read_all(mut r: impl Read) -> String {
     let mut s = String::new();
@@ -226,7 +233,12 @@ pub fn read_all(mut r: impl Read) -> String {
 
 /// The stats JSON from a UNIX stats socket.
 pub fn stats_unix(path: &Path) -> Value {
-    let c = std::os::unix::net::UnixStream::connect(path).expect("connect to the stats socket");
+    let mut conn = None;
+    wait_until("the stats socket accepting", || {
+        conn = std::os::unix::net::UnixStream::connect(path).ok();
+        conn.is_some()
+    });
+    let c = conn.expect("connected");
     let text = read_all(c);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {text}"))
 }
@@ -239,7 +251,12 @@ pub fn vassal_stats(path: &Path, id: &str) -> Value {
 
 /// One command on the command socket; the JSON answer.
 pub fn command(path: &Path, line: &str) -> Value {
-    let mut c = std::os::unix::net::UnixStream::connect(path).expect("connect to the command socket");
+    let mut conn = None;
+    wait_until("the command socket accepting", || {
+        conn = std::os::unix::net::UnixStream::connect(path).ok();
+        conn.is_some()
+    });
+    let mut c = conn.expect("connected");
     c.write_all(format!("{line}\n").as_bytes()).unwrap();
     let text = read_all(c);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("command answer is not JSON ({e}): {text}"))

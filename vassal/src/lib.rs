@@ -1,8 +1,196 @@
-//! The vassal: one uWSGI-compatible instance (master, workers, sockets, the uwsgi and HTTP
-//! protocols, reloads, the Emperor client, stats, the master FIFO, logging and hooks).
+//! The vassal: one uWSGI-compatible instance. A master process binds the listening sockets
+//! (or takes them over after a reload, or from fd 0), forks its workers before any thread
+//! exists, respawns them, kills stuck ones (`harakiri`), reloads by re-executing itself
+//! with its sockets kept, serves the stats JSON, and speaks the Emperor protocol when an
+//! Emperor governs it. Workers accept on the shared sockets and speak the uwsgi protocol
+//! or HTTP/1.1.
+//!
+//! Module map: [`settings`] (options), [`addr`] and [`sockets`] (listening sockets),
+//! [`proto`] (parsers and response framing, pure), [`conn`] and [`worker`] (serving),
+//! [`master`] and [`reload`] (process model), [`emperor`] (the Emperor client), [`stats`],
+//! [`scoreboard`] (shared counters), [`privileges`], [`log`], and [`sys`], the only module
+//! with `unsafe`.
+
+pub mod addr;
+pub mod conn;
+pub mod emperor;
+pub mod error;
+pub mod fifo;
+pub mod log;
+pub mod master;
+pub mod privileges;
+pub mod proto;
+pub mod reload;
+pub mod scoreboard;
+pub mod settings;
+pub mod sockets;
+pub mod stats;
+pub mod sys;
+pub mod touch;
+pub mod worker;
+
+/// Re-exported for the integration tests (they build on the root package's dependencies).
+pub use serde_json;
+
+use error::VassalError;
+use master::{Master, ReloadPlan};
+use settings::Settings;
+
+/// Exit status when `need-app` is set and no application could be loaded (uWSGI's
+/// `UWSGI_FAILED_APP_CODE`).
+pub const FAILED_APP_CODE: i32 = 22;
 
 /// Runs the instance with its resolved configuration; returns the process exit code.
-pub fn run(_config: &imperium_config::Config) -> i32 {
-    eprintln!("imperium: the vassal server (application instance) is not implemented yet; run an Emperor with --emperor");
-    1
+pub fn run(config: &imperium_config::Config) -> i32 {
+    match start(config) {
+        Ok(code) => code,
+        Err(e) => {
+            vlog!("imperium: {e}");
+            1
+        }
+    }
+}
+
+/// `daemonize`: outside an Emperor, detach (fork, setsid) and log to the file; under an
+/// Emperor, refuse to detach (the Emperor would lose its vassal) and only log to the file.
+fn daemonize(file: &str, governed: bool) -> Result<(), VassalError> {
+    if governed {
+        vlog!("*** daemonize = {file} refused: an Emperor governs this instance and a vassal must not detach; logging to {file} instead ***");
+        return log::logto(file);
+    }
+    match sys::fork().map_err(|e| VassalError::sys("daemonize: fork()", e))? {
+        sys::Forked::Parent(_) => std::process::exit(0),
+        sys::Forked::Child => sys::signals::unblock_all().map_err(|e| VassalError::sys("daemonize: sigprocmask()", e))?,
+    }
+    nix::unistd::setsid().map_err(|e| VassalError::sys("daemonize: setsid()", e))?;
+    log::logto(file)
+}
+
+fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
+    let mut settings = Settings::from_config(config)?;
+    let emperor = emperor::Emperor::from_env();
+    if let Some(e) = &emperor {
+        settings.master = true;
+        vlog!("*** has_emperor mode detected (fd: {}) ***", e.fd);
+    }
+    if let Some(file) = settings.daemonize.clone() {
+        daemonize(&file, emperor.is_some())?;
+    } else if let Some(file) = &settings.logto {
+        log::logto(file)?;
+    }
+
+    let notifier = imperium_systemd::Notifier::from_env();
+    if let Some(n) = &notifier {
+        let _ = n.status("initializing uWSGI");
+    }
+
+    // Facts for the banner and for the reload.
+    let reloads: Option<u64> = std::env::var("UWSGI_RELOADS").ok().and_then(|v| v.trim().parse().ok());
+    let cwd = std::env::current_dir().map_err(|e| VassalError::sys("getcwd()", e))?;
+    let binary = std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    sys::env::set("UWSGI_RELOADS", &reloads.unwrap_or(0).to_string());
+
+    vlog!("*** Starting imperium {} (uWSGI-compatible) on [{}] ***", imperium_config::VERSION, sys::clock::ctime(sys::clock::now_secs()));
+    vlog!("current working directory: {}", cwd.display());
+    vlog!("detected binary path: {}", binary.display());
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC) {
+        vlog!("your processes number limit is {soft}");
+    }
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        vlog!("detected max file descriptor number: {soft}");
+    }
+
+    if let Some(dir) = &settings.chdir {
+        privileges::chdir("chdir", dir)?;
+    }
+    privileges::apply_env(&settings.env, &settings.unenv);
+
+    let pid = std::process::id();
+    if let Some(p) = &settings.pidfile {
+        privileges::write_pidfile("pidfile", p, pid)?;
+    }
+    let listeners = sockets::setup(&settings)?;
+    if listeners.is_empty() {
+        vlog!("The -s/--socket option is missing and stdin is not a socket.");
+        return Ok(1);
+    }
+    privileges::drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    if let Some(p) = &settings.pidfile2 {
+        privileges::write_pidfile("pidfile2", p, pid)?;
+    }
+    vlog!("your server socket listen backlog is limited to {} connections", settings.listen);
+    vlog!("your mercy for graceful operations on workers is {} seconds", settings.worker_reload_mercy);
+
+    let workers = settings.processes.max(1);
+    let scoreboard = scoreboard::Scoreboard::shared(workers).map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
+    let mapped = (workers + 1) * std::mem::size_of::<scoreboard::Slot>();
+    vlog!("mapped {mapped} bytes ({} KB) for {workers} cores", mapped / 1024);
+    vlog!("*** Operational MODE: {} ***", if workers > 1 { "preforking" } else { "single process" });
+
+    // No application host yet: every instance runs without an app.
+    if settings.need_app {
+        vlog!("*** no app loaded. GAME OVER ***");
+        return Ok(FAILED_APP_CODE);
+    }
+    vlog!("*** no app loaded. going in full dynamic mode ***");
+    if let Some(dir) = &settings.chdir2 {
+        privileges::chdir("chdir2", dir)?;
+    }
+
+    if !settings.master {
+        return Ok(run_without_master(&settings, &listeners, scoreboard));
+    }
+
+    let sigpipe = sys::signals::install_master().map_err(|e| VassalError::sys("installing the signal handlers", e))?;
+    if reloads.is_some() {
+        vlog!("gracefully (RE)spawned uWSGI master process (pid: {pid})");
+    } else {
+        vlog!("spawned uWSGI master process (pid: {pid})");
+    }
+    let plan = ReloadPlan { binary, argv, cwd, reloads: reloads.unwrap_or(0) };
+    let settings_ref = &settings;
+    let mut master = Master::new(settings_ref, config, listeners, scoreboard, emperor, plan, sigpipe);
+    master.notifier = notifier;
+    if !settings.master_fifo.is_empty() {
+        master.fifo = Some(fifo::MasterFifo::new(settings.master_fifo.clone())?);
+    }
+    if let Some(addr) = &settings.stats {
+        master.stats = Some(stats::StatsServer::bind(addr, settings.stats_http, settings.stats_minified)?);
+    }
+    master.notify_ready();
+    master.spawn_all();
+    Ok(master.run())
+}
+
+/// Without a master the process is worker 1 itself (more workers are forked beside it,
+/// and nobody respawns them), as in uWSGI.
+fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scoreboard: scoreboard::Scoreboard) -> i32 {
+    let pid = std::process::id();
+    if settings.processes <= 1 {
+        vlog!("spawned uWSGI worker 1 (and the only) (pid: {pid}, cores: 1)");
+    } else {
+        vlog!("spawned uWSGI worker 1 (pid: {pid}, cores: 1)");
+        for id in 2..=settings.processes {
+            match sys::fork() {
+                Ok(sys::Forked::Child) => worker::run(worker::WorkerCtx::new(id, settings, listeners, scoreboard, None)),
+                Ok(sys::Forked::Parent(p)) => vlog!("spawned uWSGI worker {id} (pid: {p}, cores: 1)"),
+                Err(e) => vlog!("fork() of worker {id}: {e}"),
+            }
+        }
+    }
+    if let Err(e) = sys::signals::install_single() {
+        vlog!("cannot install signal handlers: {e}");
+        return 1;
+    }
+    let ctx = worker::WorkerCtx::new(1, settings, listeners, scoreboard, None);
+    let slot = scoreboard.slot(1);
+    slot.pid.store(pid as i32, std::sync::atomic::Ordering::Relaxed);
+    slot.manage_next_request.store(1, std::sync::atomic::Ordering::Relaxed);
+    slot.accepting.store(1, std::sync::atomic::Ordering::Relaxed);
+    worker::serve_loop(&ctx);
+    if settings.vacuum {
+        sockets::vacuum(listeners);
+    }
+    0
 }

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: imperium's Emperor against the real uWSGI 2.0.31 Emperor, same
+machine, same vassals, same run. Prints a Markdown table of measurements and ratios.
+
+    python3 bench/emperor/run.py [--vassals 1000] [--uwsgi-vassals 100] [--idle 60]
+
+Measured for each Emperor:
+  (a) latency: a config file written -> the (real uWSGI) vassal accepts TCP connections;
+      the first vassal, then the median of the next ones (each a new file).
+  (b) N tiny vassals (tiny_vassal.sh: sends bytes 1 and 5) placed before start: time until
+      all are "ready" in the Emperor stats; Emperor RSS; Emperor CPU over an idle period,
+      without and with every vassal sending a heartbeat every 5 s; with real uWSGI vassals
+      (one uwsgi socket each, no app), time until all are ready and the memory (PSS) per
+      vassal (master + worker).
+  (c) Ragnarok: SIGTERM -> the Emperor exited and no vassal process is left.
+Requires: target/release/imperium (cargo build --release) and a real uWSGI
+(IMPERIUM_UWSGI or target/venv/bin/uwsgi, installed by scripts/test.sh).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TINY = os.path.join(ROOT, "bench", "emperor", "tiny_vassal.sh")
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def stats(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            data = b""
+            while True:
+                chunk = c.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pss_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for k in kids.get(p, []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def marked_processes(marker):
+    """Processes whose environment carries the marker (vassals of this run)."""
+    out = []
+    needle = ("BENCH_RUN=%s" % marker).encode()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/environ" % d, "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+class Emperor:
+    def __init__(self, kind, binary, vassal_dir, vassal_binary, env_extra=None):
+        self.kind = kind
+        self.stats_port = free_port()
+        self.marker = "%s-%d-%d" % (kind, os.getpid(), self.stats_port)
+        args = [binary, "--emperor", vassal_dir, "--emperor-stats", "127.0.0.1:%d" % self.stats_port,
+                "--binary-path", vassal_binary]
+        env = dict(os.environ, BENCH_RUN=self.marker)
+        env.update(env_extra or {})
+        self.log = tempfile.TemporaryFile()
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+
+    def ready_count(self):
+        s = stats(self.stats_port)
+        if not s:
+            return -1
+        return sum(1 for v in s.get("vassals", []) if v.get("ready") == 1)
+
+    def wait_ready(self, n, limit):
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            if self.ready_count() >= n:
+                return time.monotonic() - self.t0
+            time.sleep(0.05)
+        return None
+
+    def ragnarok(self, limit=120):
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        while marked_processes(self.marker) and time.monotonic() - t < limit:
+            time.sleep(0.02)
+        left = marked_processes(self.marker)
+        took = time.monotonic() - t
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        return took, len(left)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for p in marked_processes(self.marker):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def uwsgi_vassal_ini(port):
+    return "[uwsgi]\nsocket = 127.0.0.1:%d\nmaster = true\nprocesses = 1\n" % port
+
+
+def bench_latency(kind, binary, uwsgi, rounds):
+    d = tempfile.mkdtemp(prefix="bench-lat-")
+    e = Emperor(kind, binary, d, uwsgi)
+    try:
+        time.sleep(1.5)  # the Emperor is up and idle
+        out = []
+        for i in range(rounds):
+            port = free_port()
+            path = os.path.join(d, "v%d.ini" % i)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(uwsgi_vassal_ini(port))
+            t = time.monotonic()
+            os.rename(tmp, path)
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() - t > 60:
+                        break
+                    time.sleep(0.002)
+            out.append(time.monotonic() - t)
+        return out
+    finally:
+        e.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_fleet(kind, binary, n, vassal, idle, heartbeat_env=None, measure_pss=False):
+    d = tempfile.mkdtemp(prefix="bench-fleet-")
+    ports = []
+    for i in range(n):
+        if vassal == TINY:
+            text = "[uwsgi]\n"
+        else:
+            ports.append(free_port())
+            text = uwsgi_vassal_ini(ports[-1])
+        with open(os.path.join(d, "v%04d.ini" % i), "w") as f:
+            f.write(text)
+    e = Emperor(kind, binary, d, vassal, heartbeat_env)
+    res = {}
+    try:
+        res["ready_s"] = e.wait_ready(n, 600)
+        time.sleep(2)
+        res["rss_kb"] = rss_kb(e.proc.pid)
+        if measure_pss:
+            tree = descendants(e.proc.pid)
+            res["pss_per_vassal_kb"] = sum(pss_kb(p) for p in tree) / max(n, 1)
+        if idle:
+            c0 = cpu_seconds(e.proc.pid)
+            time.sleep(idle)
+            res["idle_cpu_s"] = cpu_seconds(e.proc.pid) - c0
+        res["ragnarok_s"], res["left"] = e.ragnarok()
+    finally:
+        e.kill()
+        shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "timeout"
+    if isinstance(x, float):
+        return "%.3f%s" % (x, unit)
+    return "%s%s" % (x, unit)
+
+
+def ratio(a, b):
+    if a is None or b is None or not a:
+        return "-"
+    return "%.1fx" % (b / a)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vassals", type=int, default=1000)
+    ap.add_argument("--uwsgi-vassals", type=int, default=100)
+    ap.add_argument("--idle", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    imperium = os.path.join(ROOT, "target", "release", "imperium")
+    uwsgi = os.environ.get("IMPERIUM_UWSGI") or os.path.join(ROOT, "target", "venv", "bin", "uwsgi")
+    for b in (imperium, uwsgi):
+        if not os.access(b, os.X_OK):
+            sys.exit("missing %s (cargo build --release; scripts/test.sh installs uWSGI)" % b)
+    rows = []
+    emperors = [("imperium", imperium), ("uwsgi", uwsgi)]
+
+    lat = {k: bench_latency(k, b, uwsgi, a.rounds) for k, b in emperors}
+    first = {k: v[0] for k, v in lat.items()}
+    nxt = {k: statistics.median(v[1:]) if len(v) > 1 else None for k, v in lat.items()}
+    rows.append(("(a) config written -> accepting, first vassal (s)", first["imperium"], first["uwsgi"]))
+    rows.append(("(a) config written -> accepting, next vassals, median (s)", nxt["imperium"], nxt["uwsgi"]))
+
+    fleet = {k: bench_fleet(k, b, a.vassals, TINY, a.idle) for k, b in emperors}
+    n = a.vassals
+    rows.append(("(b) %d tiny vassals: all ready in stats (s)" % n, fleet["imperium"]["ready_s"], fleet["uwsgi"]["ready_s"]))
+    rows.append(("(b) Emperor RSS with %d vassals (KiB)" % n, fleet["imperium"]["rss_kb"], fleet["uwsgi"]["rss_kb"]))
+    rows.append(("(b) Emperor CPU over %d s idle (s)" % a.idle, fleet["imperium"].get("idle_cpu_s"), fleet["uwsgi"].get("idle_cpu_s")))
+    rows.append(("(c) Ragnarok of %d vassals (s)" % n, fleet["imperium"]["ragnarok_s"], fleet["uwsgi"]["ragnarok_s"]))
+    rows.append(("(c) processes left after Ragnarok", fleet["imperium"]["left"], fleet["uwsgi"]["left"]))
+
+    hb = {k: bench_fleet(k, b, a.vassals, TINY, a.idle, {"BENCH_HEARTBEAT": "5"}) for k, b in emperors}
+    rows.append(("(b) Emperor CPU over %d s, heartbeat every 5 s (s)" % a.idle, hb["imperium"].get("idle_cpu_s"), hb["uwsgi"].get("idle_cpu_s")))
+
+    m = a.uwsgi_vassals
+    real = {k: bench_fleet(k, b, m, uwsgi, 0, measure_pss=True) for k, b in emperors}
+    rows.append(("(b) %d real uWSGI vassals: all ready (s)" % m, real["imperium"]["ready_s"], real["uwsgi"]["ready_s"]))
+    rows.append(("(b) PSS per real uWSGI vassal, master+worker (KiB)", real["imperium"]["pss_per_vassal_kb"], real["uwsgi"]["pss_per_vassal_kb"]))
+    rows.append(("(c) Ragnarok of %d real uWSGI vassals (s)" % m, real["imperium"]["ragnarok_s"], real["uwsgi"]["ragnarok_s"]))
+    rows.append(("(c) processes left after Ragnarok (real vassals)", real["imperium"]["left"], real["uwsgi"]["left"]))
+
+    print("| measurement | imperium | uWSGI 2.0.31 | uWSGI / imperium |")
+    print("|---|---|---|---|")
+    for name, i, u in rows:
+        print("| %s | %s | %s | %s |" % (name, fmt(i), fmt(u), ratio(i, u)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+//! `glob://PATTERN` (or any plain value that is not a single directory): every regular
+//! file matching a shell pattern is a vassal, named by the matched path. The pattern is
+//! resolved against the Emperor's start-up directory (the Emperor never changes its own
+//! working directory). inotify watches every directory that can hold a match or lead to
+//! one; any event there triggers a full rescan (coalesced; delayed 50 ms after a bare
+//! create so a file still being written is not started half-written).
+
+use crate::event::MonitorEvent;
+use crate::spec::has_magic;
+use crate::track::{stat_config, Tracker};
+use crate::watch::Watcher;
+use crate::{FileOptions, Monitor, MonitorError};
+use nix::sys::inotify::AddWatchFlags;
+use std::collections::HashSet;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const CREATE_GRACE: Duration = Duration::from_millis(50);
+
+fn match_options() -> glob::MatchOptions {
+    // As glob(3): `*` never matches a leading dot or a slash.
+    glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true }
+}
+
+pub struct GlobMonitor {
+    arg: String,
+    pattern: String,
+    cwd: PathBuf,
+    opts: FileOptions,
+    watcher: Option<Watcher>,
+    tracker: Tracker,
+    rescan_at: Option<Instant>,
+}
+
+impl GlobMonitor {
+    pub fn new(arg: &str, pattern: &str, opts: FileOptions, startup_cwd: &Path) -> Result<GlobMonitor, MonitorError> {
+        glob::Pattern::new(pattern).map_err(|e| MonitorError::BadPattern { pattern: pattern.to_owned(), reason: e.to_string() })?;
+        let watcher = Watcher::new().map_err(MonitorError::Inotify)?;
+        Ok(GlobMonitor {
+            arg: arg.to_owned(),
+            pattern: pattern.to_owned(),
+            cwd: startup_cwd.to_owned(),
+            opts,
+            watcher: Some(watcher),
+            tracker: Tracker::default(),
+            rescan_at: None,
+        })
+    }
+
+    fn glob(&self, pattern: &str) -> Vec<PathBuf> {
+        match glob::glob_with(pattern, match_options()) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Every directory where a change can add or remove a match: the literal prefix of
+    /// the pattern and every directory matching a longer prefix.
+    fn watch_dirs(&self) -> HashSet<PathBuf> {
+        let comps: Vec<&str> = self.pattern.split('/').collect();
+        let mut dirs = HashSet::new();
+        let join = |n: usize| -> String {
+            let s = comps[..n].join("/");
+            if s.is_empty() {
+                if self.pattern.starts_with('/') { "/".to_owned() } else { ".".to_owned() }
+            } else {
+                s
+            }
+        };
+        let first_magic = comps.iter().position(|c| has_magic(c)).unwrap_or(comps.len().saturating_sub(1));
+        dirs.insert(PathBuf::from(join(first_magic)));
+        for k in first_magic + 1..comps.len() {
+            for p in self.glob(&join(k)) {
+                if p.is_dir() {
+                    dirs.insert(p);
+                }
+            }
+        }
+        dirs
+    }
+}
+
+impl Monitor for GlobMonitor {
+    fn arg(&self) -> &str {
+        &self.arg
+    }
+
+    fn vassal_cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watcher.as_ref().map(Watcher::fd)
+    }
+
+    fn scan(&mut self) -> Vec<MonitorEvent> {
+        self.rescan_at = None;
+        let mut out = Vec::new();
+        let mut listed = HashSet::new();
+        for path in self.glob(&self.pattern) {
+            let Some(name) = path.to_str().map(str::to_owned) else { continue };
+            if !self.tracker.admit(&self.opts.names, &name, &mut out) {
+                continue;
+            }
+            let seen = stat_config(&path, &self.opts);
+            if seen.is_some() {
+                listed.insert(name.clone());
+            }
+            self.tracker.observe(&name, seen, &mut out);
+        }
+        self.tracker.sweep(&listed, &mut out);
+        let keep = self.watch_dirs();
+        if let Some(w) = self.watcher.as_mut() {
+            for d in &keep {
+                let _ = w.ensure(d);
+            }
+            w.retain(&keep);
+        }
+        out
+    }
+
+    fn on_readable(&mut self, now: Instant) -> Vec<MonitorEvent> {
+        let Some(w) = self.watcher.as_mut() else { return Vec::new() };
+        let (events, overflow) = w.drain();
+        if overflow {
+            return self.scan();
+        }
+        let mut now_needed = false;
+        let mut later_needed = false;
+        for ev in &events {
+            if let Some(n) = ev.name.as_ref().and_then(|n| n.to_str())
+                && matches!(self.opts.names.check(n), Err(crate::names::Rejection::Temporary))
+            {
+                continue;
+            }
+            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE) && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
+            if bare_create {
+                later_needed = true;
+            } else {
+                now_needed = true;
+            }
+        }
+        if now_needed {
+            return self.scan();
+        }
+        if later_needed {
+            self.rescan_at.get_or_insert(now + CREATE_GRACE);
+        }
+        Vec::new()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.rescan_at
+    }
+
+    fn on_deadline(&mut self, now: Instant) -> Vec<MonitorEvent> {
+        if self.rescan_at.is_some_and(|t| t <= now) {
+            return self.scan();
+        }
+        Vec::new()
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.tracker.forget(name);
+    }
+}

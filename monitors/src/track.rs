@@ -1,0 +1,112 @@
+//! What a file monitor knows: the stamp of every config it reported, so a scan reports
+//! only differences, and the problems it already logged, so each is logged once.
+
+use crate::event::{MonitorEvent, Stamp, Touch};
+use crate::names::{NameRules, Rejection};
+use crate::FileOptions;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A config as seen on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub stamp: Stamp,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Stats a config the way the options ask: `stat` (following links, regular files only)
+/// or, with `emperor-nofollow`, `lstat` (regular files and symlinks). With
+/// `emperor-tyrant-nofollow` the owner comes from the link itself.
+pub(crate) fn stat_config(path: &Path, opts: &FileOptions) -> Option<Seen> {
+    let md = if opts.nofollow { std::fs::symlink_metadata(path) } else { std::fs::metadata(path) }.ok()?;
+    let ft = md.file_type();
+    if !(ft.is_file() || (opts.nofollow && ft.is_symlink())) {
+        return None;
+    }
+    let stamp = Stamp::of(&md);
+    let (uid, gid) = if opts.owner_nofollow {
+        match std::fs::symlink_metadata(path) {
+            Ok(l) => (Stamp::of(&l).uid, Stamp::of(&l).gid),
+            Err(_) => return None,
+        }
+    } else {
+        (stamp.uid, stamp.gid)
+    };
+    // The owner that matters is part of the stamp, so an owner change is a change.
+    Some(Seen { stamp: Stamp { uid, gid, ..stamp }, uid, gid })
+}
+
+#[derive(Default)]
+pub(crate) struct Tracker {
+    known: HashMap<String, Seen>,
+    warned: HashSet<String>,
+}
+
+impl Tracker {
+    /// Checks a name; a name that must be logged is logged once.
+    pub fn admit(&mut self, rules: &NameRules, name: &str, out: &mut Vec<MonitorEvent>) -> bool {
+        match rules.check(name) {
+            Ok(()) => true,
+            Err(Rejection::NotConfig | Rejection::Temporary) => false,
+            Err(r) => {
+                if self.warned.insert(name.to_owned()) {
+                    let why = match r {
+                        Rejection::TooLong => "longer than 254 bytes",
+                        _ => "contains a control character",
+                    };
+                    out.push(MonitorEvent::Warn(format!("[emperor] invalid vassal name ({why}): {}", name.escape_debug())));
+                }
+                false
+            }
+        }
+    }
+
+    /// Records what one name looks like now (None: gone) and reports a difference.
+    pub fn observe(&mut self, name: &str, now: Option<Seen>, out: &mut Vec<MonitorEvent>) {
+        match (self.known.get(name), now) {
+            (Some(old), Some(new)) if *old == new => {}
+            (_, Some(new)) => {
+                self.known.insert(name.to_owned(), new);
+                out.push(MonitorEvent::Touch(Touch {
+                    name: name.to_owned(),
+                    stamp: new.stamp,
+                    uid: new.uid,
+                    gid: new.gid,
+                    mtime: new.stamp.mtime_sec,
+                    config: None,
+                    socket: None,
+                }));
+            }
+            (Some(_), None) => {
+                self.known.remove(name);
+                out.push(MonitorEvent::Destroy { name: name.to_owned() });
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// After a full listing: everything known but not listed is gone.
+    pub fn sweep(&mut self, listed: &HashSet<String>, out: &mut Vec<MonitorEvent>) {
+        let gone: Vec<String> = self.known.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+        for name in gone {
+            self.known.remove(&name);
+            out.push(MonitorEvent::Destroy { name });
+        }
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        self.known.remove(name);
+    }
+
+    /// Logs a problem once (until `clear_warning`).
+    pub fn warn_once(&mut self, key: &str, msg: String, out: &mut Vec<MonitorEvent>) {
+        if self.warned.insert(key.to_owned()) {
+            out.push(MonitorEvent::Warn(msg));
+        }
+    }
+
+    pub fn clear_warning(&mut self, key: &str) {
+        self.warned.remove(key);
+    }
+}

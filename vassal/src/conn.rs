@@ -1,0 +1,371 @@
+//! One accepted connection, served by a worker: read a request (a uwsgi packet, or HTTP
+//! heads with keep-alive and pipelining), answer it, log it, and for HTTP go on with the
+//! next request on the same connection. Bad input is logged and the connection closed;
+//! nothing here can take the worker down.
+//!
+//! No application is loaded yet (the Python host comes later), so a request is answered as
+//! uWSGI answers it without an app: its body is read and dropped, and a 500 goes back.
+
+use crate::proto::chunked::ChunkedDecoder;
+use crate::proto::http::{self, BodyFraming, ConnInfo};
+use crate::proto::{response, uwsgi, Vars};
+use crate::settings::Protocol;
+use crate::sockets::Listener;
+use crate::sys::clock;
+use crate::sys::signals;
+use crate::vlog;
+use crate::worker::WorkerCtx;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{setsockopt, sockopt};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// The most request-body bytes read and dropped when no application wants them; beyond
+/// that the connection is closed after the response.
+pub const MAX_DRAIN: u64 = 64 << 20;
+
+/// A blocking socket with read and write timeouts (`socket-timeout`).
+pub struct Stream {
+    fd: OwnedFd,
+}
+
+impl Stream {
+    pub fn new(fd: OwnedFd, timeout: Duration) -> Stream {
+        let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, 0);
+        let _ = setsockopt(&fd, sockopt::ReceiveTimeout, &tv);
+        let _ = setsockopt(&fd, sockopt::SendTimeout, &tv);
+        Stream { fd }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::read(&self.fd, buf) {
+                Ok(n) => return Ok(n),
+                // A graceful stop lets the current request finish: keep reading.
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN) => return Err(io::ErrorKind::TimedOut.into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match nix::unistd::write(&self.fd, buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN) => return Err(io::ErrorKind::TimedOut.into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the socket is readable, in slices so a graceful stop is noticed;
+    /// false on timeout, or when the worker must stop.
+    fn wait_readable(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if signals::graceful_requested() {
+                return false;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let slice = left.min(Duration::from_millis(500));
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX)) {
+                Ok(n) if n > 0 => return true,
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// What a handled request produced, for the request log and the scoreboard.
+struct Served {
+    status: u16,
+    response: Vec<u8>,
+}
+
+/// A connection and the bytes received on it but not consumed yet.
+pub struct Conn<'a> {
+    ctx: &'a WorkerCtx<'a>,
+    listener: &'a Listener,
+    stream: Stream,
+    buf: Vec<u8>,
+    peer: String,
+}
+
+enum Fill {
+    Data,
+    Eof,
+    Full,
+}
+
+impl<'a> Conn<'a> {
+    pub fn new(ctx: &'a WorkerCtx<'a>, listener: &'a Listener, fd: OwnedFd) -> Conn<'a> {
+        let peer = crate::sockets::peer_addr(fd.as_fd());
+        let stream = Stream::new(fd, Duration::from_secs(ctx.settings.socket_timeout));
+        Conn { ctx, listener, stream, buf: Vec::with_capacity(ctx.settings.buffer_size + 4), peer }
+    }
+
+    /// The longest a client may take to send a request head (or uwsgi packet).
+    fn head_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.settings.socket_timeout * 2)
+    }
+
+    /// Reads more bytes, keeping at most `max` buffered.
+    fn fill(&mut self, max: usize) -> io::Result<Fill> {
+        if self.buf.len() >= max {
+            return Ok(Fill::Full);
+        }
+        let start = self.buf.len();
+        self.buf.resize(max, 0);
+        let r = self.stream.read(&mut self.buf[start..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        self.buf.truncate(start + n);
+        match r? {
+            0 => Ok(Fill::Eof),
+            _ => Ok(Fill::Data),
+        }
+    }
+
+    /// Serves the connection until it ends.
+    pub fn serve(mut self) {
+        match self.listener.protocol {
+            Protocol::Uwsgi => self.serve_uwsgi(),
+            Protocol::Http => self.serve_http(),
+        }
+    }
+
+    fn serve_uwsgi(&mut self) {
+        let bs = self.ctx.settings.buffer_size;
+        let deadline = Instant::now() + self.head_timeout();
+        let header = loop {
+            match uwsgi::progress(&self.buf, bs) {
+                uwsgi::Progress::TooLarge(n) => {
+                    vlog!("invalid request block size: {n} (max {bs})...skip");
+                    return;
+                }
+                uwsgi::Progress::Complete(h) => break h,
+                uwsgi::Progress::Incomplete if Instant::now() > deadline => {
+                    vlog!("uwsgi_proto_uwsgi_parser(): the client took more than {}s to send its request", self.head_timeout().as_secs());
+                    return;
+                }
+                uwsgi::Progress::Incomplete => match self.fill(bs + uwsgi::HEADER_LEN) {
+                    Ok(Fill::Data) => {}
+                    Ok(Fill::Eof) | Ok(Fill::Full) => {
+                        if !self.buf.is_empty() {
+                            vlog!("uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet");
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        if !self.buf.is_empty() {
+                            vlog!("uwsgi_proto_uwsgi_parser(): {e}");
+                        }
+                        return;
+                    }
+                },
+            }
+        };
+        let end = uwsgi::HEADER_LEN + usize::from(header.size);
+        if header.modifier1 == uwsgi::MODIFIER_PING && header.modifier2 == 0 {
+            vlog!("PING");
+            let _ = self.stream.write_all(&response::pong());
+            return;
+        }
+        let vars = match uwsgi::parse_vars(&self.buf[uwsgi::HEADER_LEN..end], self.ctx.settings.max_vars) {
+            Ok(v) => v,
+            Err(e) => {
+                vlog!("{e}");
+                return;
+            }
+        };
+        self.buf.drain(..end);
+        if header.modifier1 != uwsgi::MODIFIER_WSGI {
+            vlog!("-- unavailable modifier requested: {} --", header.modifier1);
+            return;
+        }
+        let framing = match vars.get(b"CONTENT_LENGTH").map(|v| std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok())) {
+            None | Some(Some(0)) => BodyFraming::None,
+            Some(Some(n)) => BodyFraming::Length(n),
+            Some(None) => BodyFraming::None,
+        };
+        let proto = response::status_protocol(vars.get(b"SERVER_PROTOCOL")).to_vec();
+        self.handle(&vars, usize::from(header.size), framing, false, &proto, false);
+    }
+
+    fn serve_http(&mut self) {
+        let bs = self.ctx.settings.buffer_size;
+        loop {
+            // Wait for (the rest of) a request head; a client trickling it byte by byte
+            // gets twice socket-timeout in all.
+            let mut searched = 0;
+            let mut deadline: Option<Instant> = None;
+            let head_len = loop {
+                let skip = http::leading_newlines(&self.buf);
+                if skip > 0 {
+                    self.buf.drain(..skip);
+                    searched = 0;
+                }
+                if let Some(n) = http::head_end(&self.buf, searched) {
+                    break n;
+                }
+                searched = self.buf.len();
+                if self.buf.is_empty() && !self.stream.wait_readable(Duration::from_secs(self.ctx.settings.socket_timeout)) {
+                    return;
+                }
+                let limit = *deadline.get_or_insert_with(|| Instant::now() + self.head_timeout());
+                if Instant::now() > limit {
+                    vlog!("uwsgi_proto_http_parser(): the client took more than {}s to send its request head", self.head_timeout().as_secs());
+                    return;
+                }
+                match self.fill(bs) {
+                    Ok(Fill::Data) => {}
+                    Ok(Fill::Full) => {
+                        vlog!("invalid HTTP request size (max {bs})...skip");
+                        let r = response::simple(b"HTTP/1.1", 431, "Request Header Fields Too Large", false, b"Request Header Fields Too Large");
+                        let _ = self.stream.write_all(&r);
+                        return;
+                    }
+                    Ok(Fill::Eof) => {
+                        if !self.buf.is_empty() {
+                            vlog!("uwsgi_proto_http_parser() -> client closed connection");
+                        }
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            };
+            let info = ConnInfo {
+                server_name: self.ctx.server_name.as_bytes(),
+                server_port: self.listener.server_port.as_bytes(),
+                remote_addr: self.peer.as_bytes(),
+            };
+            let parsed = http::parse_request(&self.buf[..head_len], &info);
+            self.buf.drain(..head_len);
+            let req = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    vlog!("invalid HTTP request from {}: {e}", if self.peer.is_empty() { "a UNIX client" } else { &self.peer });
+                    let (code, reason) = e.status();
+                    let _ = self.stream.write_all(&response::simple(b"HTTP/1.1", code, reason, false, reason.as_bytes()));
+                    return;
+                }
+            };
+            let proto = req.version.as_bytes().to_vec();
+            let pktsize = req.vars.encoded_len();
+            let keep = self.handle(&req.vars, pktsize, req.framing, req.expect_continue, &proto, req.keep_alive);
+            if !keep || signals::graceful_requested() {
+                return;
+            }
+        }
+    }
+
+    /// Handles one parsed request; returns whether the connection may go on.
+    fn handle(&mut self, vars: &Vars, pktsize: usize, framing: BodyFraming, expect_continue: bool, proto: &[u8], keep_alive: bool) -> bool {
+        let ctx = self.ctx;
+        let start = clock::now_micros();
+        ctx.scoreboard.begin_request(ctx.id, start, ctx.settings.harakiri);
+
+        if expect_continue && framing != BodyFraming::None {
+            let _ = self.stream.write_all(response::CONTINUE);
+        }
+        let drained = self.drain_body(framing);
+        let keep_alive = keep_alive && drained && !signals::graceful_requested() && !ctx.last_request_due();
+
+        let served = self.no_app(proto, keep_alive);
+        let write_ok = self.stream.write_all(&served.response).is_ok();
+        let slot = ctx.scoreboard.slot(ctx.id);
+        if !write_ok {
+            slot.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let end = clock::now_micros();
+        let total = ctx.scoreboard.end_request(ctx.id, end, served.response.len() as u64);
+        if !ctx.settings.disable_logging {
+            self.log_request(vars, pktsize, start, end, &served, total);
+        }
+        ctx.after_request();
+        keep_alive && write_ok
+    }
+
+    /// What a request gets while no application is loaded (uWSGI's answer).
+    fn no_app(&mut self, proto: &[u8], keep_alive: bool) -> Served {
+        vlog!("--- no python application found, check your startup logs for errors ---");
+        Served { status: 500, response: response::no_app(proto, keep_alive) }
+    }
+
+    /// Reads and drops a request body; false when it could not be read whole (the
+    /// connection cannot carry another request then).
+    fn drain_body(&mut self, framing: BodyFraming) -> bool {
+        match framing {
+            BodyFraming::None => true,
+            BodyFraming::Length(n) if n > MAX_DRAIN => false,
+            BodyFraming::Length(mut left) => {
+                let take = (left.min(self.buf.len() as u64)) as usize;
+                self.buf.drain(..take);
+                left -= take as u64;
+                let mut scratch = vec![0u8; 65536];
+                while left > 0 {
+                    let want = left.min(scratch.len() as u64) as usize;
+                    match self.stream.read(&mut scratch[..want]) {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => left -= n as u64,
+                    }
+                }
+                true
+            }
+            BodyFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new();
+                let mut total = 0u64;
+                loop {
+                    let mut sink = |b: &[u8]| total += b.len() as u64;
+                    match dec.feed(&self.buf, &mut sink) {
+                        Ok(used) => {
+                            self.buf.drain(..used);
+                        }
+                        Err(e) => {
+                            vlog!("{e}");
+                            return false;
+                        }
+                    }
+                    if dec.is_done() {
+                        return true;
+                    }
+                    if total > MAX_DRAIN {
+                        return false;
+                    }
+                    match self.fill(65536) {
+                        Ok(Fill::Data) => {}
+                        _ => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    /// uWSGI's default request log line.
+    fn log_request(&self, vars: &Vars, pktsize: usize, start: u64, end: u64, served: &Served, total: u64) {
+        let (headers, head_bytes) = response::head_stats(&served.response);
+        let body = served.response.len() - head_bytes;
+        let s = |k: &[u8]| vars.get_str(k).unwrap_or_default();
+        vlog!(
+            "[pid: {}|app: -1|req: -1/{total}] {} ({}) {{{} vars in {pktsize} bytes}} [{}] {} {} => generated {body} bytes in {} msecs ({} {}) {headers} headers in {head_bytes} bytes (0 switches on core 0)",
+            std::process::id(),
+            s(b"REMOTE_ADDR"),
+            s(b"REMOTE_USER"),
+            vars.len() * 2,
+            clock::ctime(start / 1_000_000),
+            s(b"REQUEST_METHOD"),
+            s(b"REQUEST_URI"),
+            (end - start) / 1000,
+            s(b"SERVER_PROTOCOL"),
+            served.status,
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! A worker process: polls the shared listening sockets, accepts, serves, and tells the
+//! Emperor (if any) it accepts (5, worker 1 only), served its first request (17) and is
+//! alive (26 every `heartbeat` seconds). It ends after SIGHUP (once its current request is
+//! done), immediately on SIGINT/SIGTERM/SIGQUIT, or after `max-requests` requests.
+
+use crate::conn::Conn;
+use crate::emperor::{self, Emperor};
+use crate::scoreboard::Scoreboard;
+use crate::settings::Settings;
+use crate::sockets::Listener;
+use crate::sys::{clock, fd as sys_fd, signals};
+use crate::vlog;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{accept4, SockFlag};
+use std::cell::Cell;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Exit status of a worker that stopped gracefully (uWSGI's `UWSGI_RELOAD_CODE`).
+pub const RELOAD_CODE: i32 = 17;
+
+/// Everything a worker needs.
+pub struct WorkerCtx<'a> {
+    /// 1-based worker number.
+    pub id: usize,
+    pub settings: &'a Settings,
+    pub listeners: &'a [Listener],
+    pub scoreboard: Scoreboard,
+    pub emperor: Option<Emperor>,
+    /// `SERVER_NAME` of HTTP requests.
+    pub server_name: String,
+    /// Unix time this worker started.
+    pub spawned_at: u64,
+    /// The master's pid (`None` without a master).
+    pub master: Option<nix::unistd::Pid>,
+    loyal: Cell<bool>,
+    next_heartbeat: Cell<Option<Instant>>,
+}
+
+impl<'a> WorkerCtx<'a> {
+    pub fn new(id: usize, settings: &'a Settings, listeners: &'a [Listener], scoreboard: Scoreboard, emperor: Option<Emperor>) -> WorkerCtx<'a> {
+        let server_name = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        WorkerCtx {
+            id,
+            settings,
+            listeners,
+            scoreboard,
+            emperor,
+            server_name,
+            spawned_at: clock::now_secs(),
+            master: None,
+            loyal: Cell::new(false),
+            next_heartbeat: Cell::new(None),
+        }
+    }
+
+    /// True when the request being served will be this worker's last (max-requests).
+    pub fn last_request_due(&self) -> bool {
+        let max = self.settings.max_requests;
+        max > 0
+            && self.scoreboard.slot(self.id).delta_requests.load(Relaxed) + 1 >= max
+            && clock::now_secs().saturating_sub(self.spawned_at) >= self.settings.min_worker_lifetime
+    }
+
+    /// Bookkeeping after each request: loyalty to the Emperor, max-requests.
+    pub fn after_request(&self) {
+        if let Some(e) = &self.emperor
+            && !self.loyal.get()
+        {
+            vlog!("announcing my loyalty to the Emperor...");
+            e.notify(emperor::LOYAL, "loyalty");
+            self.loyal.set(true);
+        }
+        let slot = self.scoreboard.slot(self.id);
+        let max = self.settings.max_requests;
+        if max > 0
+            && slot.delta_requests.load(Relaxed) >= max
+            && clock::now_secs().saturating_sub(self.spawned_at) >= self.settings.min_worker_lifetime
+            && slot.manage_next_request.swap(0, Relaxed) == 1
+        {
+            vlog!("...The work of process {} is done. Seeya!", std::process::id());
+            signals::request_graceful();
+        }
+    }
+
+    fn heartbeat(&self) {
+        let (Some(e), hb) = (&self.emperor, self.settings.heartbeat) else { return };
+        if hb == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.next_heartbeat.get().is_none_or(|t| t <= now) {
+            e.notify(emperor::HEARTBEAT, "heartbeat");
+            self.next_heartbeat.set(Some(now + Duration::from_secs(hb)));
+        }
+    }
+
+    /// How long the accept loop may sleep: short enough to notice a graceful stop and to
+    /// send heartbeats on time.
+    fn poll_timeout(&self) -> Duration {
+        let mut t = Duration::from_millis(1000);
+        if let Some(next) = self.next_heartbeat.get() {
+            t = t.min(next.saturating_duration_since(Instant::now()));
+        }
+        t
+    }
+}
+
+/// Runs worker `ctx.id` in this (freshly forked) process; never returns.
+pub fn run(ctx: WorkerCtx<'_>) -> ! {
+    if let Err(e) = signals::install_worker() {
+        vlog!("worker {}: cannot install signal handlers: {e}", ctx.id);
+        std::process::exit(1);
+    }
+    // A worker does not outlive its master (uWSGI's `no-orphans`, always on): an orphan
+    // would keep accepting on sockets nobody supervises any more.
+    if let Some(master) = ctx.master {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        if nix::unistd::getppid() != master {
+            std::process::exit(1);
+        }
+    }
+    let slot = ctx.scoreboard.slot(ctx.id);
+    slot.pid.store(std::process::id() as i32, Relaxed);
+    slot.delta_requests.store(0, Relaxed);
+    slot.in_request.store(0, Relaxed);
+    slot.harakiri.store(0, Relaxed);
+    slot.manage_next_request.store(1, Relaxed);
+    slot.accepting.store(1, Relaxed);
+    if let Some(e) = &ctx.emperor
+        && ctx.id == 1
+        && !e.notify(emperor::ACCEPTING, "emperor-i-am-ready-to-accept")
+    {
+        vlog!("lost communication with the Emperor, goodbye...");
+        std::process::exit(1);
+    }
+    serve_loop(&ctx);
+    std::process::exit(RELOAD_CODE)
+}
+
+/// The accept loop (also run by a process without a master).
+pub fn serve_loop(ctx: &WorkerCtx<'_>) {
+    loop {
+        if signals::graceful_requested() {
+            return;
+        }
+        if signals::take_usr1() {
+            vlog!("worker {} total requests: {}", ctx.id, ctx.scoreboard.slot(ctx.id).requests.load(Relaxed));
+        }
+        ctx.heartbeat();
+        if ctx.scoreboard.slot(ctx.id).suspended.load(Relaxed) == 1 {
+            // Paused: accept nothing until the master resumes (it sends SIGTSTP to wake us).
+            let _ = poll(&mut [], PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32).unwrap_or(PollTimeout::MAX));
+            continue;
+        }
+        let mut fds: Vec<PollFd<'_>> = ctx.listeners.iter().map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN)).collect();
+        let timeout = PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => {}
+            _ => continue,
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN))).collect();
+        drop(fds);
+        for (i, listener) in ctx.listeners.iter().enumerate() {
+            if !ready[i] || signals::graceful_requested() {
+                continue;
+            }
+            match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
+                Ok(raw) => Conn::new(ctx, listener, sys_fd::take(raw)).serve(),
+                Err(nix::Error::EAGAIN | nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
+                Err(e) => {
+                    vlog!("accept(): {e} on socket {}", listener.name);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
