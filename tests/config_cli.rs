@@ -223,3 +223,39 @@ fn fallback_config_loop_stops() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("fallbacks in a row already"), "{}", stderr(&o));
 }
+
+#[test]
+fn emperor_source_reads_a_config_pushed_over_a_socketpair() {
+    // Both uWSGI's Emperor and imperium's push configs over a socketpair, which /dev/fd
+    // cannot reopen: the descriptor must be read directly.
+    let d = scratch("emperor-socketpair");
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let mut child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "emperor://app.ini"])
+        .env("UWSGI_EMPEROR_FD_CONFIG", "0")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut ours = ours;
+    ours.write_all(&imperium_config::wire::encode_pushed_config(b"[uwsgi]\nfrom = socketpair\n")).expect("push");
+    let o = child.wait_with_output().expect("wait");
+    assert!(block(&o).contains("from = socketpair\n"), "{}", stderr(&o));
+}
+
+#[test]
+fn fd_source_reads_a_socket() {
+    let d = scratch("fd-socket");
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let mut child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "fd://0"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut ours = ours;
+    ours.write_all(b"[uwsgi]\nfrom = fd socket\n").expect("write");
+    drop(ours);
+    let o = child.wait_with_output().expect("wait");
+    assert!(block(&o).contains("from = fd socket\n"), "{}", stderr(&o));
+}

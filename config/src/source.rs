@@ -68,12 +68,33 @@ pub fn read(url: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
 }
 
 fn read_fd(rest: &str) -> Result<Vec<u8>, String> {
-    let fd: i32 = leading_int(rest);
-    // Re-opening the descriptor through /dev/fd reads pipes and files without taking
-    // ownership of the inherited descriptor (and without unsafe code).
-    let path = format!("/dev/fd/{fd}");
-    let f = std::fs::File::open(&path).map_err(|e| format!("fd://{rest}: cannot open descriptor {fd}: {e}"))?;
+    let fd = leading_int(rest);
+    let f = inherited_fd(fd, None).map_err(|e| format!("fd://{rest}: cannot use descriptor {fd}: {e}"))?;
     read_all(f, &format!("fd://{rest}"))
+}
+
+/// A readable handle on an inherited descriptor (a pipe, a file or a socket), as a
+/// duplicate so the original stays open. `timeout` applies to sockets (uWSGI waits 5 s
+/// for each chunk of a pushed config).
+fn inherited_fd(fd: i32, timeout: Option<Duration>) -> std::io::Result<Box<dyn Read>> {
+    use std::os::fd::{BorrowedFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+    if fd < 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "negative descriptor"));
+    }
+    // Fail cleanly on a descriptor that is not open, before borrowing it.
+    std::fs::symlink_metadata(format!("/dev/fd/{fd}"))?;
+    // SAFETY: `fd` was just checked to be open; it was inherited for this purpose and is
+    // only borrowed long enough to duplicate it. The duplicate is owned below.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let file = std::fs::File::from(borrowed.try_clone_to_owned()?);
+    if file.metadata()?.file_type().is_socket() {
+        // Sockets are read with recv(), which a File cannot do.
+        let stream = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
+        stream.set_read_timeout(timeout)?;
+        return Ok(Box::new(stream));
+    }
+    Ok(Box::new(file))
 }
 
 fn read_exec(cmd: &str) -> Result<Vec<u8>, String> {
@@ -119,9 +140,10 @@ fn read_emperor(name: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
     let Some(fd) = ctx.emperor_fd_config else {
         return Err(format!("emperor://{name}: this is not a vassal instance (UWSGI_EMPEROR_FD_CONFIG is not set)"));
     };
-    let path = format!("/dev/fd/{fd}");
-    let mut f = std::fs::File::open(&path)
-        .map_err(|e| format!("emperor://{name}: cannot open the config descriptor {fd}: {e}"))?;
+    // The Emperor hands the config over a socketpair (or a pipe): read the descriptor
+    // itself, /dev/fd cannot reopen a socket.
+    let mut f = inherited_fd(fd, Some(Duration::from_secs(5)))
+        .map_err(|e| format!("emperor://{name}: cannot use the config descriptor {fd}: {e}"))?;
     wire::read_pushed_config(&mut f).map_err(|e| format!("emperor://{name}: {e}"))
 }
 
