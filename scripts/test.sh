@@ -141,4 +141,11 @@ banner "build (cargo test --workspace --no-run)"
 cargo test --workspace --no-run
 
 banner "test (cargo test --workspace --no-fail-fast)"
-cargo test --workspace --no-fail-fast
+LOG=$ROOT/target/test-output.log
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG" || status=$?
+# cargo's last closing line is a doc-test run that often has no tests: end with one plain
+# line that adds up every runner's counts.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "\nSummary: %d passed, %d failed\n", p, f }' "$LOG"
+exit "$status"
