@@ -3,9 +3,11 @@
 //! next request on the same connection. Bad input is logged and the connection closed;
 //! nothing here can take the worker down.
 //!
-//! No application is loaded yet (the Python host comes later), so a request is answered as
-//! uWSGI answers it without an app: its body is read and dropped, and a 500 goes back.
+//! With an application plugin loaded (see `app`), the request is handed to it through an
+//! [`Exchange`], which frames the response; without one, a request is answered as uWSGI
+//! answers it without an app: its body is read and dropped, and a 500 goes back.
 
+use crate::app::{self, exchange::Exchange};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::http::{self, BodyFraming, ConnInfo};
 use crate::proto::{response, uwsgi, Vars};
@@ -38,7 +40,13 @@ impl Stream {
         Stream { fd }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// The socket descriptor.
+    pub(crate) fn raw(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match nix::unistd::read(&self.fd, buf) {
                 Ok(n) => return Ok(n),
@@ -50,7 +58,7 @@ impl Stream {
         }
     }
 
-    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
             match nix::unistd::write(&self.fd, buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -88,12 +96,26 @@ impl Stream {
 /// What a handled request produced, for the request log and the scoreboard.
 struct Served {
     status: u16,
-    response: Vec<u8>,
+    /// The app that served it (-1: none).
+    app: i32,
+    headers: usize,
+    head_bytes: usize,
+    body_bytes: u64,
+}
+
+impl Served {
+    /// A complete response the instance wrote itself.
+    fn canned(status: u16, response: &[u8]) -> Served {
+        let (headers, head_bytes) = response::head_stats(response);
+        Served { status, app: -1, headers, head_bytes, body_bytes: (response.len() - head_bytes) as u64 }
+    }
 }
 
 /// A connection and the bytes received on it but not consumed yet.
 pub struct Conn<'a> {
     ctx: &'a WorkerCtx<'a>,
+    /// The request thread (core) serving it.
+    core: usize,
     listener: &'a Listener,
     stream: Stream,
     buf: Vec<u8>,
@@ -107,10 +129,10 @@ enum Fill {
 }
 
 impl<'a> Conn<'a> {
-    pub fn new(ctx: &'a WorkerCtx<'a>, listener: &'a Listener, fd: OwnedFd) -> Conn<'a> {
+    pub fn new(ctx: &'a WorkerCtx<'a>, core: usize, listener: &'a Listener, fd: OwnedFd) -> Conn<'a> {
         let peer = crate::sockets::peer_addr(fd.as_fd());
         let stream = Stream::new(fd, Duration::from_secs(ctx.settings.socket_timeout));
-        Conn { ctx, listener, stream, buf: Vec::with_capacity(ctx.settings.buffer_size + 4), peer }
+        Conn { ctx, core, listener, stream, buf: Vec::with_capacity(ctx.settings.buffer_size + 4), peer }
     }
 
     /// The longest a client may take to send a request head (or uwsgi packet).
@@ -276,28 +298,58 @@ impl<'a> Conn<'a> {
         if expect_continue && framing != BodyFraming::None {
             let _ = self.stream.write_all(response::CONTINUE);
         }
-        let drained = self.drain_body(framing);
-        let keep_alive = keep_alive && drained && !signals::graceful_requested() && !ctx.last_request_due();
-
-        let served = self.no_app(proto, keep_alive);
-        let write_ok = self.stream.write_all(&served.response).is_ok();
+        let keep_alive = keep_alive && !signals::graceful_requested() && !ctx.last_request_due();
+        let (served, write_ok, keep) = match app::plugin() {
+            Some(p) => self.run_app(p, vars, framing, proto, keep_alive),
+            None => {
+                let drained = self.drain_body(framing);
+                let keep_alive = keep_alive && drained;
+                let r = self.no_app(proto, keep_alive);
+                let ok = self.stream.write_all(&r).is_ok();
+                (Served::canned(500, &r), ok, keep_alive)
+            }
+        };
         let slot = ctx.scoreboard.slot(ctx.id);
         if !write_ok {
             slot.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let end = clock::now_micros();
-        let total = ctx.scoreboard.end_request(ctx.id, end, served.response.len() as u64);
+        let total = ctx.scoreboard.end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
         if !ctx.settings.disable_logging {
             self.log_request(vars, pktsize, start, end, &served, total);
         }
         ctx.after_request();
-        keep_alive && write_ok
+        keep && write_ok
+    }
+
+    /// Serves a request with the loaded application plugin.
+    fn run_app(&mut self, p: &app::abi::Plugin, vars: &Vars, framing: BodyFraming, proto: &[u8], keep_alive: bool) -> (Served, bool, bool) {
+        let http = self.listener.protocol == Protocol::Http;
+        let head = vars.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        let mut ex = Exchange::new(&mut self.stream, &mut self.buf, framing, proto, http, head, keep_alive && http);
+        let app_id = app::host::request(p, &mut ex, vars, self.core);
+        if !ex.started && app_id < 0 {
+            // No application for this request: uWSGI's answer, and the connection ends.
+            drop(ex);
+            let r = response::no_app(proto, false);
+            let ok = self.stream.write_all(&r).is_ok();
+            return (Served::canned(500, &r), ok, false);
+        }
+        if !ex.started {
+            // The application failed before starting a response (uWSGI sends nothing).
+            let body = response::INTERNAL_SERVER_ERROR;
+            ex.start(b"500 Internal Server Error", &[(b"Content-Type", b"text/plain")], body.len() as i64);
+            ex.write(body);
+        }
+        let keep = ex.finish();
+        let served = Served { status: ex.status, app: app_id, headers: ex.headers, head_bytes: ex.head_bytes, body_bytes: ex.body_bytes };
+        (served, !ex.write_failed, keep)
     }
 
     /// What a request gets while no application is loaded (uWSGI's answer).
-    fn no_app(&mut self, proto: &[u8], keep_alive: bool) -> Served {
+    fn no_app(&mut self, proto: &[u8], keep_alive: bool) -> Vec<u8> {
         vlog!("--- no python application found, check your startup logs for errors ---");
-        Served { status: 500, response: response::no_app(proto, keep_alive) }
+        response::no_app(proto, keep_alive)
     }
 
     /// Reads and drops a request body; false when it could not be read whole (the
@@ -351,11 +403,17 @@ impl<'a> Conn<'a> {
 
     /// uWSGI's default request log line.
     fn log_request(&self, vars: &Vars, pktsize: usize, start: u64, end: u64, served: &Served, total: u64) {
-        let (headers, head_bytes) = response::head_stats(&served.response);
-        let body = served.response.len() - head_bytes;
+        let (headers, head_bytes, body) = (served.headers, served.head_bytes, served.body_bytes);
         let s = |k: &[u8]| vars.get_str(k).unwrap_or_default();
+        let (app, app_req) = if served.app < 0 {
+            (-1, "-1".to_string())
+        } else {
+            (served.app, self.ctx.scoreboard.slot(self.ctx.id).delta_requests.load(std::sync::atomic::Ordering::Relaxed).to_string())
+        };
+        let core = self.core;
+        let switches = u8::from(served.app >= 0);
         vlog!(
-            "[pid: {}|app: -1|req: -1/{total}] {} ({}) {{{} vars in {pktsize} bytes}} [{}] {} {} => generated {body} bytes in {} msecs ({} {}) {headers} headers in {head_bytes} bytes (0 switches on core 0)",
+            "[pid: {}|app: {app}|req: {app_req}/{total}] {} ({}) {{{} vars in {pktsize} bytes}} [{}] {} {} => generated {body} bytes in {} msecs ({} {}) {headers} headers in {head_bytes} bytes ({switches} switches on core {core})",
             std::process::id(),
             s(b"REMOTE_ADDR"),
             s(b"REMOTE_USER"),

@@ -12,6 +12,7 @@
 //! with `unsafe`.
 
 pub mod addr;
+pub mod app;
 pub mod conn;
 pub mod emperor;
 pub mod error;
@@ -119,21 +120,34 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if let Some(p) = &settings.pidfile2 {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }
+    let workers = settings.processes.max(1);
+    let scoreboard = scoreboard::Scoreboard::shared(workers).map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
+    // The application plugin (Python) starts its runtime here, in the master.
+    let has_plugin = app::load(config, &settings, scoreboard)?;
     vlog!("your server socket listen backlog is limited to {} connections", settings.listen);
     vlog!("your mercy for graceful operations on workers is {} seconds", settings.worker_reload_mercy);
 
-    let workers = settings.processes.max(1);
-    let scoreboard = scoreboard::Scoreboard::shared(workers).map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
     let mapped = (workers + 1) * std::mem::size_of::<scoreboard::Slot>();
-    vlog!("mapped {mapped} bytes ({} KB) for {workers} cores", mapped / 1024);
-    vlog!("*** Operational MODE: {} ***", if workers > 1 { "preforking" } else { "single process" });
+    vlog!("mapped {mapped} bytes ({} KB) for {} cores", mapped / 1024, workers * settings.threads);
+    let mode = match (workers > 1, settings.threads > 1) {
+        (true, true) => "preforking+threaded",
+        (true, false) => "preforking",
+        (false, true) => "threaded",
+        (false, false) => "single process",
+    };
+    vlog!("*** Operational MODE: {mode} ***");
 
-    // No application host yet: every instance runs without an app.
-    if settings.need_app {
-        vlog!("*** no app loaded. GAME OVER ***");
-        return Ok(FAILED_APP_CODE);
+    // Preload then fork: the apps are loaded here unless lazy-apps loads them in each worker.
+    if !(has_plugin && settings.lazy_apps) {
+        let apps = if has_plugin { app::load_apps() } else { 0 };
+        if apps <= 0 {
+            if settings.need_app {
+                vlog!("*** no app loaded. GAME OVER ***");
+                return Ok(FAILED_APP_CODE);
+            }
+            vlog!("*** no app loaded. going in full dynamic mode ***");
+        }
     }
-    vlog!("*** no app loaded. going in full dynamic mode ***");
     if let Some(dir) = &settings.chdir2 {
         privileges::chdir("chdir2", dir)?;
     }
@@ -167,14 +181,21 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
 /// and nobody respawns them), as in uWSGI.
 fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scoreboard: scoreboard::Scoreboard) -> i32 {
     let pid = std::process::id();
+    let cores = settings.threads;
     if settings.processes <= 1 {
-        vlog!("spawned uWSGI worker 1 (and the only) (pid: {pid}, cores: 1)");
+        vlog!("spawned uWSGI worker 1 (and the only) (pid: {pid}, cores: {cores})");
     } else {
-        vlog!("spawned uWSGI worker 1 (pid: {pid}, cores: 1)");
+        vlog!("spawned uWSGI worker 1 (pid: {pid}, cores: {cores})");
         for id in 2..=settings.processes {
-            match sys::fork() {
+            app::before_fork();
+            let forked = sys::fork();
+            match &forked {
+                Ok(sys::Forked::Child) => app::after_fork_child(),
+                _ => app::after_fork_parent(),
+            }
+            match forked {
                 Ok(sys::Forked::Child) => worker::run(worker::WorkerCtx::new(id, settings, listeners, scoreboard, None)),
-                Ok(sys::Forked::Parent(p)) => vlog!("spawned uWSGI worker {id} (pid: {p}, cores: 1)"),
+                Ok(sys::Forked::Parent(p)) => vlog!("spawned uWSGI worker {id} (pid: {p}, cores: {cores})"),
                 Err(e) => vlog!("fork() of worker {id}: {e}"),
             }
         }
@@ -188,7 +209,11 @@ fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scor
     slot.pid.store(pid as i32, std::sync::atomic::Ordering::Relaxed);
     slot.manage_next_request.store(1, std::sync::atomic::Ordering::Relaxed);
     slot.accepting.store(1, std::sync::atomic::Ordering::Relaxed);
-    worker::serve_loop(&ctx);
+    if !worker::init_app(&ctx) {
+        return FAILED_APP_CODE;
+    }
+    worker::serve(&ctx);
+    app::atexit();
     if settings.vacuum {
         sockets::vacuum(listeners);
     }

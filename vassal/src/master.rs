@@ -132,7 +132,13 @@ impl<'a> Master<'a> {
         slot.accepting.store(0, Relaxed);
         slot.harakiri.store(0, Relaxed);
         slot.in_request.store(0, Relaxed);
-        match sys::fork() {
+        crate::app::before_fork();
+        let forked = sys::fork();
+        match &forked {
+            Ok(Forked::Child) => crate::app::after_fork_child(),
+            _ => crate::app::after_fork_parent(),
+        }
+        match forked {
             Ok(Forked::Child) => {
                 // The child does not serve the master's descriptors.
                 let _ = nix::unistd::close(self.sigpipe.as_raw_fd());
@@ -152,7 +158,7 @@ impl<'a> Master<'a> {
                 if respawn {
                     vlog!("Respawned uWSGI worker {id} (new pid: {pid})");
                 } else {
-                    vlog!("spawned uWSGI worker {id} (pid: {pid}, cores: 1)");
+                    vlog!("spawned uWSGI worker {id} (pid: {pid}, cores: {})", self.settings.threads);
                 }
                 true
             }
@@ -490,6 +496,12 @@ impl<'a> Master<'a> {
             if self.phase != Phase::Running {
                 let secs = cursed.map_or(0, |c| c.elapsed().as_secs());
                 vlog!("worker {id} buried after {secs} seconds");
+                continue;
+            }
+            if self.settings.lazy_apps && self.settings.need_app && status == WaitStatus::Exited(pid, crate::FAILED_APP_CODE) {
+                // need-app + lazy-apps: a worker that could not load its app ends the instance.
+                vlog!("OOPS ! failed loading app in worker {id} (pid {pid})");
+                self.kill_them_all(crate::FAILED_APP_CODE);
                 continue;
             }
             let wanted_to_go_on = slot.manage_next_request.load(Relaxed) == 1;

@@ -49,6 +49,10 @@ pub struct Settings {
     pub default_protocol: Protocol,
     pub master: bool,
     pub processes: usize,
+    /// Request threads per worker (`threads`).
+    pub threads: usize,
+    /// Load the applications in each worker after fork (`lazy-apps`, `lazy`).
+    pub lazy_apps: bool,
     pub harakiri: u64,
     pub harakiri_verbose: bool,
     pub max_requests: u64,
@@ -158,6 +162,8 @@ impl Settings {
             default_protocol,
             master: config.flag("master"),
             processes,
+            threads: int(config, "threads", 1, 0, 8192)?.max(1) as usize,
+            lazy_apps: config.flag("lazy-apps") || config.flag("lazy"),
             harakiri: int(config, "harakiri", 0, 0, i64::from(u32::MAX))? as u64,
             harakiri_verbose: config.flag("harakiri-verbose"),
             max_requests: int(config, "max-requests", 0, 0, i64::MAX)? as u64,

@@ -2,6 +2,10 @@
 //! Emperor (if any) it accepts (5, worker 1 only), served its first request (17) and is
 //! alive (26 every `heartbeat` seconds). It ends after SIGHUP (once its current request is
 //! done), immediately on SIGINT/SIGTERM/SIGQUIT, or after `max-requests` requests.
+//!
+//! With `threads = N` a worker runs N request threads (cores), named
+//! `uWSGIWorker<id>Core<n>` as in uWSGI, each with its own accept loop; they are started
+//! only here, after the fork, so the master stays single-threaded.
 
 use crate::conn::Conn;
 use crate::emperor::{self, Emperor};
@@ -12,9 +16,9 @@ use crate::sys::{clock, fd as sys_fd, signals};
 use crate::vlog;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{accept4, SockFlag};
-use std::cell::Cell;
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Exit status of a worker that stopped gracefully (uWSGI's `UWSGI_RELOAD_CODE`).
@@ -34,8 +38,8 @@ pub struct WorkerCtx<'a> {
     pub spawned_at: u64,
     /// The master's pid (`None` without a master).
     pub master: Option<nix::unistd::Pid>,
-    loyal: Cell<bool>,
-    next_heartbeat: Cell<Option<Instant>>,
+    loyal: AtomicBool,
+    next_heartbeat: Mutex<Option<Instant>>,
 }
 
 impl<'a> WorkerCtx<'a> {
@@ -50,8 +54,8 @@ impl<'a> WorkerCtx<'a> {
             server_name,
             spawned_at: clock::now_secs(),
             master: None,
-            loyal: Cell::new(false),
-            next_heartbeat: Cell::new(None),
+            loyal: AtomicBool::new(false),
+            next_heartbeat: Mutex::new(None),
         }
     }
 
@@ -66,11 +70,10 @@ impl<'a> WorkerCtx<'a> {
     /// Bookkeeping after each request: loyalty to the Emperor, max-requests.
     pub fn after_request(&self) {
         if let Some(e) = &self.emperor
-            && !self.loyal.get()
+            && !self.loyal.swap(true, Relaxed)
         {
             vlog!("announcing my loyalty to the Emperor...");
             e.notify(emperor::LOYAL, "loyalty");
-            self.loyal.set(true);
         }
         let slot = self.scoreboard.slot(self.id);
         let max = self.settings.max_requests;
@@ -90,9 +93,10 @@ impl<'a> WorkerCtx<'a> {
             return;
         }
         let now = Instant::now();
-        if self.next_heartbeat.get().is_none_or(|t| t <= now) {
+        let mut next = self.next_heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+        if next.is_none_or(|t| t <= now) {
             e.notify(emperor::HEARTBEAT, "heartbeat");
-            self.next_heartbeat.set(Some(now + Duration::from_secs(hb)));
+            *next = Some(now + Duration::from_secs(hb));
         }
     }
 
@@ -100,7 +104,7 @@ impl<'a> WorkerCtx<'a> {
     /// send heartbeats on time.
     fn poll_timeout(&self) -> Duration {
         let mut t = Duration::from_millis(1000);
-        if let Some(next) = self.next_heartbeat.get() {
+        if let Some(next) = *self.next_heartbeat.lock().unwrap_or_else(|p| p.into_inner()) {
             t = t.min(next.saturating_duration_since(Instant::now()));
         }
         t
@@ -135,12 +139,52 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
         vlog!("lost communication with the Emperor, goodbye...");
         std::process::exit(1);
     }
-    serve_loop(&ctx);
+    if !init_app(&ctx) {
+        std::process::exit(crate::FAILED_APP_CODE);
+    }
+    serve(&ctx);
+    crate::app::atexit();
     std::process::exit(RELOAD_CODE)
 }
 
-/// The accept loop (also run by a process without a master).
-pub fn serve_loop(ctx: &WorkerCtx<'_>) {
+/// Runs the application plugin's per-worker setup (post-fork hooks, lazy apps); false
+/// when `need-app` is set and this worker has no app.
+pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
+    let apps = crate::app::worker_init(ctx.id);
+    if apps == 0 && ctx.settings.lazy_apps && ctx.settings.need_app {
+        vlog!("*** no app loaded. GAME OVER ***");
+        return false;
+    }
+    true
+}
+
+/// Serves with `threads` request threads (the calling thread is core 0); returns when the
+/// worker must stop and every thread has finished its request.
+pub fn serve(ctx: &WorkerCtx<'_>) {
+    let threads = ctx.settings.threads.max(1);
+    if threads == 1 {
+        crate::app::thread_init(0);
+        serve_loop(ctx, 0);
+        return;
+    }
+    std::thread::scope(|scope| {
+        for core in 1..threads {
+            let name = format!("uWSGIWorker{}Core{core}", ctx.id);
+            let spawned = std::thread::Builder::new().name(name).spawn_scoped(scope, move || {
+                crate::app::thread_init(core);
+                serve_loop(ctx, core);
+            });
+            if let Err(e) = spawned {
+                vlog!("worker {}: cannot start request thread {core}: {e}", ctx.id);
+            }
+        }
+        crate::app::thread_init(0);
+        serve_loop(ctx, 0);
+    });
+}
+
+/// The accept loop of one request thread (also run by a process without a master).
+pub fn serve_loop(ctx: &WorkerCtx<'_>, core: usize) {
     loop {
         if signals::graceful_requested() {
             return;
@@ -148,7 +192,9 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>) {
         if signals::take_usr1() {
             vlog!("worker {} total requests: {}", ctx.id, ctx.scoreboard.slot(ctx.id).requests.load(Relaxed));
         }
-        ctx.heartbeat();
+        if core == 0 {
+            ctx.heartbeat();
+        }
         if ctx.scoreboard.slot(ctx.id).suspended.load(Relaxed) == 1 {
             // Paused: accept nothing until the master resumes (it sends SIGTSTP to wake us).
             let _ = poll(&mut [], PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32).unwrap_or(PollTimeout::MAX));
@@ -167,7 +213,7 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>) {
                 continue;
             }
             match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
-                Ok(raw) => Conn::new(ctx, listener, sys_fd::take(raw)).serve(),
+                Ok(raw) => Conn::new(ctx, core, listener, sys_fd::take(raw)).serve(),
                 Err(nix::Error::EAGAIN | nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
                 Err(e) => {
                     vlog!("accept(): {e} on socket {}", listener.name);

@@ -1,0 +1,213 @@
+//! The app table: WSGI callables loaded by `module`/`wsgi`, `wsgi-file` and `mount`, each
+//! with its mountpoint; the first loaded is the default app. Request routing follows
+//! uWSGI: `UWSGI_APPID`, else `SCRIPT_NAME` (after `manage-script-name`), must equal a
+//! mountpoint exactly, else the default app serves (unless `no-default-app`).
+
+use crate::options::PyOptions;
+use crate::plog;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One loaded application.
+pub struct App {
+    /// Without a trailing slash ('' for the root).
+    pub mountpoint: String,
+    pub callable: Py<PyAny>,
+    pub startup_time: f64,
+    pub name: String,
+}
+
+static APPS: Mutex<Vec<App>> = Mutex::new(Vec::new());
+
+fn apps() -> std::sync::MutexGuard<'static, Vec<App>> {
+    APPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How many apps are loaded.
+pub fn count() -> usize {
+    apps().len()
+}
+
+/// The mountpoints, in load order.
+pub fn mountpoints() -> Vec<String> {
+    apps().iter().map(|a| a.mountpoint.clone()).collect()
+}
+
+/// `(id, mountpoint, startup_time, callable repr)` of each app, for `uwsgi.workers()`.
+pub fn describe(py: Python<'_>) -> Vec<(usize, String, f64, String)> {
+    apps()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i, a.mountpoint.clone(), a.startup_time, a.callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_default()))
+        .collect()
+}
+
+/// The callable for app `id`.
+pub fn callable(py: Python<'_>, id: usize) -> Option<Py<PyAny>> {
+    apps().get(id).map(|a| a.callable.clone_ref(py))
+}
+
+/// Normalises a mountpoint: no trailing slash ('/' becomes '').
+pub fn normalize(mp: &str) -> String {
+    mp.trim_end_matches('/').to_string()
+}
+
+/// Picks the app for a request key (UWSGI_APPID or SCRIPT_NAME).
+pub fn select(key: Option<&str>, no_default: bool) -> Option<usize> {
+    let list = apps();
+    if let Some(k) = key
+        && let Some(i) = list.iter().position(|a| a.mountpoint == normalize(k))
+    {
+        return Some(i);
+    }
+    if no_default || list.is_empty() { None } else { Some(0) }
+}
+
+/// `manage-script-name`: the longest mountpoint that prefixes PATH_INFO at a segment
+/// boundary; returns (SCRIPT_NAME, PATH_INFO) when one matches.
+pub fn split_script_name(path_info: &str) -> Option<(String, String)> {
+    if path_info.len() <= 1 {
+        return None;
+    }
+    let list = apps();
+    let mut best: Option<&str> = None;
+    for a in list.iter() {
+        let m = a.mountpoint.as_str();
+        if m.is_empty() || !path_info.starts_with(m) {
+            continue;
+        }
+        let next = path_info.as_bytes().get(m.len());
+        if (next.is_none() || next == Some(&b'/')) && best.is_none_or(|b| m.len() > b.len()) {
+            best = Some(m);
+        }
+    }
+    best.map(|m| (m.to_string(), path_info[m.len()..].to_string()))
+}
+
+/// Resolves `name` or `name()` in a module namespace (a factory is called once).
+fn resolve<'py>(py: Python<'py>, module: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let (attr, call) = match name.strip_suffix("()") {
+        Some(a) => (a, true),
+        None => (name, false),
+    };
+    let Ok(obj) = module.getattr(attr) else { return Ok(None) };
+    let obj = if call { obj.call0()? } else { obj };
+    let _ = py;
+    Ok(Some(obj))
+}
+
+fn module_name_for_file(path: &str) -> String {
+    let p = path.strip_suffix(".py").unwrap_or(path);
+    format!("uwsgi_file_{}", p.replace(['.', '/', '-'], "_"))
+}
+
+/// Imports a file as a module (a directory as a package).
+fn import_file<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyAny>> {
+    let name = module_name_for_file(path);
+    let code = r#"
+import importlib.util, os, sys
+def _load(name, path):
+    if os.path.isdir(path):
+        path = os.path.join(path, '__init__.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise ImportError('unable to load python file %s' % path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return mod
+"#;
+    let ns = PyDict::new(py);
+    py.run(&std::ffi::CString::new(code).unwrap_or_default(), Some(&ns), None)?;
+    let f = ns.get_item("_load")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("loader missing"))?;
+    f.call1((name, path))
+}
+
+/// What to load for one app.
+enum Spec {
+    Module(String),
+    File(String),
+}
+
+fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> bool {
+    let id = count();
+    let start = Instant::now();
+    let result: PyResult<Option<Bound<'_, PyAny>>> = match &spec {
+        Spec::Module(m) => {
+            let (module, name) = match m.split_once(':') {
+                Some((m, c)) => (m, c.to_string()),
+                None => (m.as_str(), opts.default_callable().to_string()),
+            };
+            PyModule::import(py, module).and_then(|md| resolve(py, md.as_any(), &name))
+        }
+        Spec::File(f) => import_file(py, f).and_then(|md| resolve(py, &md, opts.default_callable())),
+    };
+    let callable = match result {
+        Ok(Some(c)) if c.is_callable() => c,
+        Ok(_) => {
+            if let Spec::File(f) = &spec {
+                plog!("unable to find \"application\" callable in file {f}");
+            }
+            plog!("unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)");
+            return false;
+        }
+        Err(e) => {
+            e.print(py);
+            plog!("unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)");
+            return false;
+        }
+    };
+    let secs = start.elapsed().as_secs();
+    let interp = crate::interp::main_address();
+    let default = if id == 0 { " (default app)" } else { "" };
+    plog!("WSGI app {id} (mountpoint='{mountpoint}') ready in {secs} seconds on interpreter {interp:#x} pid: {}{default}", std::process::id());
+    let name = match &spec {
+        Spec::Module(m) => m.clone(),
+        Spec::File(f) => f.clone(),
+    };
+    apps().push(App { mountpoint: mountpoint.to_string(), callable: callable.unbind(), startup_time: start.elapsed().as_secs_f64(), name });
+    true
+}
+
+/// Loads every configured app: `import` modules, then `module`, `wsgi-file`, then the
+/// mounts. Returns how many apps the table holds.
+pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
+    for m in &opts.imports {
+        let r = if m.contains('/') || m.ends_with(".py") { import_file(py, m).map(|_| ()) } else { PyModule::import(py, m.as_str()).map(|_| ()) };
+        if let Err(e) = r {
+            e.print(py);
+        }
+    }
+    if let Some(m) = &opts.module {
+        load_one(py, opts, "", Spec::Module(m.clone()));
+    }
+    if let Some(f) = &opts.wsgi_file {
+        load_one(py, opts, "", Spec::File(f.clone()));
+    }
+    for m in &opts.mounts {
+        let Some((mp, app)) = m.split_once('=') else {
+            plog!("invalid mountpoint: {m}");
+            continue;
+        };
+        let mp = normalize(mp.trim());
+        if mountpoints().contains(&mp) {
+            plog!("mountpoint {mp} already configured. skip.");
+            continue;
+        }
+        let app = app.trim();
+        plog!("mounting {app} on {}", if mp.is_empty() { "/" } else { &mp });
+        let spec = if app.ends_with(".py") || app.ends_with(".wsgi") || (app.contains('/') && !app.contains(':')) {
+            Spec::File(app.to_string())
+        } else {
+            Spec::Module(app.to_string())
+        };
+        load_one(py, opts, &mp, spec);
+    }
+    count()
+}

@@ -1,0 +1,82 @@
+//! The options the CPython plugin acts on, read from the instance's configuration entries
+//! (aliases already folded by the vassal: `wsgi` arrives as `module`, `pp` as `pythonpath`).
+
+use crate::host::Entry;
+
+/// Every Python option the plugin implements.
+#[derive(Debug, Clone, Default)]
+pub struct PyOptions {
+    pub module: Option<String>,
+    pub wsgi_file: Option<String>,
+    pub callable: Option<String>,
+    pub mounts: Vec<String>,
+    pub manage_script_name: bool,
+    pub no_default_app: bool,
+    pub ignore_script_name: bool,
+    pub home: Option<String>,
+    pub pythonpath: Vec<String>,
+    pub pyargv: Option<String>,
+    pub py_executable: Option<String>,
+    pub py_programname: Option<String>,
+    pub optimize: i32,
+    pub no_site: bool,
+    pub imports: Vec<String>,
+    pub shared_imports: Vec<String>,
+    pub post_buffering: u64,
+    pub catch_exceptions: bool,
+    pub disable_file_wrapper: bool,
+    pub wsgi_env_behaviour: Option<String>,
+    pub locks: u32,
+    pub test: Option<String>,
+    pub eval: Option<String>,
+}
+
+fn truthy(v: &str) -> bool {
+    !(v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("no") || v == "0")
+}
+
+fn nonempty(v: &str) -> Option<String> {
+    let t = v.trim();
+    if t.is_empty() { None } else { Some(t.to_string()) }
+}
+
+impl PyOptions {
+    pub fn from_entries(entries: &[Entry]) -> PyOptions {
+        let mut o = PyOptions::default();
+        for e in entries {
+            let v = e.value.as_str();
+            match e.canonical.as_str() {
+                "module" => o.module = nonempty(v),
+                "wsgi-file" => o.wsgi_file = nonempty(v),
+                "callable" => o.callable = nonempty(v),
+                "mount" | "worker-mount" => o.mounts.extend(nonempty(v)),
+                "manage-script-name" => o.manage_script_name = truthy(v),
+                "no-default-app" => o.no_default_app = truthy(v),
+                "ignore-script-name" => o.ignore_script_name = truthy(v),
+                "home" => o.home = nonempty(v),
+                "pythonpath" => o.pythonpath.extend(nonempty(v)),
+                "pyargv" => o.pyargv = Some(v.to_string()),
+                "py-executable" => o.py_executable = nonempty(v),
+                "py-programname" => o.py_programname = nonempty(v),
+                "optimize" => o.optimize = v.trim().parse().unwrap_or(0),
+                "no-site" => o.no_site = truthy(v),
+                "import" => o.imports.extend(nonempty(v)),
+                "shared-import" => o.shared_imports.extend(nonempty(v)),
+                "post-buffering" => o.post_buffering = v.trim().parse().unwrap_or(0),
+                "catch-exceptions" => o.catch_exceptions = truthy(v),
+                "wsgi-disable-file-wrapper" => o.disable_file_wrapper = truthy(v),
+                "wsgi-env-behaviour" => o.wsgi_env_behaviour = nonempty(v),
+                "locks" => o.locks = v.trim().parse().unwrap_or(0),
+                "test" => o.test = nonempty(v),
+                "eval" => o.eval = nonempty(v),
+                _ => {}
+            }
+        }
+        o
+    }
+
+    /// The callable name used when a spec does not give one.
+    pub fn default_callable(&self) -> &str {
+        self.callable.as_deref().unwrap_or("application")
+    }
+}

@@ -1,0 +1,464 @@
+//! One WSGI request (PEP 3333 as uWSGI's CPython plugin serves it, minus its bugs): the
+//! environ built from the request variables (latin-1 native strings), `start_response`
+//! with uWSGI's validation, the `write` callable, `wsgi.input`, `wsgi.file_wrapper`
+//! (sendfile for real files), and the body loop. The response head goes to the vassal
+//! with the body length when it is known (a bytes result, a list of bytes, an iterable
+//! that yields one chunk, a file), so the vassal can send `Content-Length` and keep the
+//! connection alive. `close()` of the result is called on every path. The GIL is
+//! released around every socket operation.
+
+use crate::apps;
+use crate::host::{self, Req};
+use crate::input::Input;
+use crate::plog;
+use crate::state;
+use pyo3::exceptions::{PyAttributeError, PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+thread_local! {
+    /// The request this thread serves (for `uwsgi.connection_fd()` and friends).
+    static CURRENT: Cell<Option<Req>> = const { Cell::new(None) };
+    /// Requests served by this thread (`uwsgi.request_id()`).
+    static REQUEST_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The request being served on this thread, if any.
+pub fn current() -> Option<Req> {
+    CURRENT.with(Cell::get)
+}
+
+/// `uwsgi.request_id()`: requests this thread served before the current one.
+pub fn request_id() -> u64 {
+    REQUEST_ID.with(Cell::get)
+}
+
+/// A latin-1 native string (PEP 3333), without a copy for ASCII.
+pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(b) {
+        Ok(s) if s.is_ascii() => PyString::new(py, s),
+        _ => PyString::new(py, &latin1_string(b)),
+    }
+}
+
+/// Decodes latin-1 bytes into a Rust string.
+pub fn latin1_string(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+/// Encodes a str as latin-1 (`None` when it has code points above U+00FF).
+fn to_latin1(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+/// The `start_response` callable of one request, also holding the response state.
+#[pyclass(module = "uwsgi", name = "StartResponse")]
+pub struct Responder {
+    req: Req,
+    alive: Arc<AtomicBool>,
+    status: Option<Vec<u8>>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The head went to the vassal.
+    sent: bool,
+    /// The client went away.
+    failed: bool,
+}
+
+impl Responder {
+    fn check_alive(&self) -> PyResult<()> {
+        if self.alive.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(PyOSError::new_err("the request this object belongs to is over"))
+        }
+    }
+
+    /// Sends the head (once), announcing `content_length` when known (-1 otherwise).
+    fn send_head(&mut self, content_length: i64) -> PyResult<()> {
+        if self.sent {
+            return Ok(());
+        }
+        let Some(status) = &self.status else {
+            return Err(PyRuntimeError::new_err("the WSGI app did not call start_response()"));
+        };
+        if !self.req.start(status, &self.headers, content_length) {
+            return Err(PyRuntimeError::new_err(format!("invalid HTTP status: {}", String::from_utf8_lossy(status))));
+        }
+        self.sent = true;
+        Ok(())
+    }
+
+    /// Sends body bytes with the GIL released; false when the client is gone.
+    fn send(&mut self, py: Python<'_>, data: &[u8]) -> bool {
+        if self.failed {
+            return false;
+        }
+        let req = self.req;
+        let ok = py.allow_threads(|| req.write(data));
+        if !ok {
+            self.failed = true;
+        }
+        ok
+    }
+}
+
+fn header_str(item: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = item.downcast::<PyString>().map_err(|_| PyTypeError::new_err(format!("http header {what} must be a string")))?;
+    let s = s.to_str()?;
+    if s.contains(['\r', '\n']) {
+        return Err(PyValueError::new_err(format!("http header {what} must not contain a line break")));
+    }
+    to_latin1(s).ok_or_else(|| PyValueError::new_err(format!("http header {what} must be latin-1 encodable")))
+}
+
+use pyo3::exceptions::PyValueError;
+
+#[pymethods]
+impl Responder {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__(slf: &Bound<'_, Self>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        {
+            let mut me = slf.borrow_mut();
+            me.check_alive()?;
+            if let Some(info) = exc_info.filter(|e| !e.is_none()) {
+                if me.sent {
+                    // PEP 3333: re-raise when the head is already out.
+                    let t = info.downcast::<PyTuple>()?;
+                    if t.len() >= 2 {
+                        return Err(PyErr::from_value(t.get_item(1)?));
+                    }
+                }
+            } else if me.sent {
+                return Err(PyOSError::new_err("headers already sent"));
+            }
+            let status = status.downcast::<PyString>().map_err(|_| PyTypeError::new_err("http status must be a string"))?;
+            let status = to_latin1(status.to_str()?).ok_or_else(|| PyValueError::new_err("http status must be latin-1 encodable"))?;
+            let list = headers.downcast::<PyList>().map_err(|_| PyTypeError::new_err("http headers must be in a python list"))?;
+            let mut parsed = Vec::with_capacity(list.len());
+            for item in list.iter() {
+                let t = item.downcast::<PyTuple>().map_err(|_| PyTypeError::new_err("http header must be defined in a tuple"))?;
+                if t.len() != 2 {
+                    return Err(PyTypeError::new_err("http header must be defined in a tuple"));
+                }
+                parsed.push((header_str(&t.get_item(0)?, "key")?, header_str(&t.get_item(1)?, "value")?));
+            }
+            me.status = Some(status);
+            me.headers = parsed;
+        }
+        Ok(slf.getattr("write")?.unbind())
+    }
+
+    /// The `write(data)` callable returned by start_response.
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut me = slf.borrow_mut();
+        me.check_alive()?;
+        let b = data.downcast::<PyBytes>().map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
+        me.send_head(-1)?;
+        if !me.send(py, b.as_bytes()) {
+            return Err(PyOSError::new_err("write(): the client closed the connection"));
+        }
+        Ok(())
+    }
+}
+
+/// `wsgi.file_wrapper(filelike, blksize=8192)`.
+#[pyclass(module = "uwsgi", name = "FileWrapper")]
+pub struct FileWrapper {
+    filelike: PyObject,
+    blksize: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, blksize = 8192))]
+    fn new(filelike: &Bound<'_, PyAny>, blksize: isize) -> PyResult<FileWrapper> {
+        if !filelike.hasattr("read")? {
+            return Err(PyAttributeError::new_err("object has no attribute 'read'"));
+        }
+        Ok(FileWrapper { filelike: filelike.clone().unbind(), blksize: blksize.max(0) as usize })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let chunk = if self.blksize == 0 { self.filelike.call_method0(py, "read")? } else { self.filelike.call_method1(py, "read", (self.blksize,))? };
+        let empty = chunk.bind(py).len().map_or(true, |n| n == 0);
+        Ok(if empty { None } else { Some(chunk) })
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.filelike.bind(py).hasattr("close")? {
+            self.filelike.call_method0(py, "close")?;
+        }
+        Ok(())
+    }
+}
+
+static ERRORS: GILOnceCell<PyObject> = GILOnceCell::new();
+static VERSION: GILOnceCell<PyObject> = GILOnceCell::new();
+static NODE: GILOnceCell<PyObject> = GILOnceCell::new();
+static WSGI_VERSION: GILOnceCell<PyObject> = GILOnceCell::new();
+
+fn get_var<'a>(vars: &[(&'a [u8], &'a [u8])], key: &[u8]) -> Option<&'a [u8]> {
+    vars.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Builds the environ for a request.
+fn environ<'py>(py: Python<'py>, vars: &[(&[u8], &[u8])], script_name: &str, path_info: Option<&str>, core: u32, input: Bound<'py, Input>) -> PyResult<Bound<'py, PyDict>> {
+    let f = host::facts();
+    let st = state::get();
+    let env = PyDict::new(py);
+    for (k, v) in vars {
+        env.set_item(latin1(py, k), latin1(py, v))?;
+    }
+    env.set_item("SCRIPT_NAME", script_name)?;
+    if let Some(p) = path_info {
+        env.set_item("PATH_INFO", p)?;
+    }
+    let wv = WSGI_VERSION.get_or_try_init(py, || -> PyResult<PyObject> { Ok(PyTuple::new(py, [1, 0])?.into_any().unbind()) })?;
+    env.set_item("wsgi.version", wv)?;
+    let scheme = match get_var(vars, b"UWSGI_SCHEME") {
+        Some(s) => latin1_string(s),
+        None => match get_var(vars, b"HTTPS") {
+            Some(h) if h.eq_ignore_ascii_case(b"on") || h.starts_with(b"1") => "https".into(),
+            _ => "http".into(),
+        },
+    };
+    env.set_item("wsgi.url_scheme", scheme)?;
+    env.set_item("wsgi.input", input)?;
+    let errors = ERRORS.get_or_try_init(py, || -> PyResult<PyObject> { Ok(py.import("sys")?.getattr("stderr")?.unbind()) })?;
+    env.set_item("wsgi.errors", errors)?;
+    env.set_item("wsgi.multithread", f.threads > 1)?;
+    env.set_item("wsgi.multiprocess", f.processes > 1)?;
+    env.set_item("wsgi.run_once", false)?;
+    if !st.opts.disable_file_wrapper {
+        env.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+    }
+    let version = VERSION.get_or_init(py, || PyBytes::new(py, f.version.as_bytes()).into_any().unbind());
+    env.set_item("uwsgi.version", version)?;
+    let node = NODE.get_or_init(py, || PyBytes::new(py, f.hostname.as_bytes()).into_any().unbind());
+    env.set_item("uwsgi.node", node)?;
+    if f.threads > 1 {
+        env.set_item("uwsgi.core", core)?;
+    }
+    Ok(env)
+}
+
+/// The length of a result whose size is known without iterating it.
+fn known_length(result: &Bound<'_, PyAny>) -> Option<i64> {
+    if let Ok(b) = result.downcast::<PyBytes>() {
+        return Some(b.as_bytes().len() as i64);
+    }
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = result.downcast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = result.downcast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return None;
+    };
+    let mut n = 0i64;
+    for i in items {
+        n += i.downcast::<PyBytes>().ok()?.as_bytes().len() as i64;
+    }
+    Some(n)
+}
+
+/// Sends a regular file through sendfile; None when the object is not a real file.
+fn try_sendfile(py: Python<'_>, resp: &Bound<'_, Responder>, fw: &FileWrapper) -> PyResult<Option<()>> {
+    let file = fw.filelike.bind(py);
+    let Ok(fd) = file.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
+        return Ok(None);
+    };
+    let os = py.import("os")?;
+    let stat = os.call_method1("fstat", (fd,))?;
+    let mode: u32 = stat.getattr("st_mode")?.extract()?;
+    if mode & 0o170000 != 0o100000 {
+        return Ok(None);
+    }
+    let size: i64 = stat.getattr("st_size")?.extract()?;
+    // Python's buffered file may have read ahead: its tell() is the logical position.
+    let pos: i64 = file.call_method0("tell").and_then(|p| p.extract()).unwrap_or(0);
+    let len = (size - pos).max(0);
+    let mut me = resp.borrow_mut();
+    me.send_head(len)?;
+    let req = me.req;
+    let sent = py.allow_threads(|| req.sendfile(fd, pos, len));
+    if sent < 0 {
+        me.failed = true;
+    }
+    Ok(Some(()))
+}
+
+/// Iterates the result and sends the body.
+fn send_body(py: Python<'_>, resp: &Bound<'_, Responder>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(fw) = result.downcast::<FileWrapper>()
+        && try_sendfile(py, resp, &fw.borrow())?.is_some()
+    {
+        return Ok(());
+    }
+    if let Some(len) = known_length(result) {
+        resp.borrow_mut().send_head(len)?;
+        if let Ok(b) = result.downcast::<PyBytes>() {
+            resp.borrow_mut().send(py, b.as_bytes());
+            return Ok(());
+        }
+    }
+    let mut iter = result.try_iter()?;
+    // The first chunk is held back: if the iterable ends after it, its length is the
+    // body length.
+    let mut held: Option<Bound<'_, PyBytes>> = None;
+    loop {
+        let next = iter.next().transpose()?;
+        let Some(item) = next else { break };
+        let chunk = match item.downcast_into::<PyBytes>() {
+            Ok(b) => b,
+            Err(e) => {
+                plog!("[ERROR] Unhandled object from iterator: {}", e.into_inner().repr().map(|r| r.to_string()).unwrap_or_default());
+                continue;
+            }
+        };
+        if chunk.as_bytes().is_empty() {
+            continue;
+        }
+        let mut me = resp.borrow_mut();
+        if !me.sent && held.is_none() {
+            held = Some(chunk);
+            continue;
+        }
+        me.send_head(-1)?;
+        if let Some(h) = held.take()
+            && !me.send(py, h.as_bytes())
+        {
+            return Ok(());
+        }
+        if !me.send(py, chunk.as_bytes()) {
+            return Ok(());
+        }
+        drop(me);
+        let _ = &mut iter;
+    }
+    let mut me = resp.borrow_mut();
+    match held {
+        Some(h) => {
+            me.send_head(h.as_bytes().len() as i64)?;
+            me.send(py, h.as_bytes());
+        }
+        None => me.send_head(0)?,
+    }
+    Ok(())
+}
+
+/// A `catch-exceptions` page.
+fn exception_page(py: Python<'_>, err: &PyErr, vars: &[(&[u8], &[u8])]) -> String {
+    let tb = py
+        .import("traceback")
+        .and_then(|t| t.call_method1("format_exception", (err.clone_ref(py).into_value(py),)))
+        .and_then(|l| PyString::new(py, "").call_method1("join", (l,)))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| err.to_string());
+    let method = get_var(vars, b"REQUEST_METHOD").map(latin1_string).unwrap_or_default();
+    let uri = get_var(vars, b"REQUEST_URI").map(latin1_string).unwrap_or_default();
+    format!("uWSGI exceptions catcher for \"{method} {uri}\" (request plugin: \"python\", modifier1: 0)\n\nException: {err}\n\n{tb}")
+}
+
+/// Serves one request; returns the app id, or -1 when no app matched.
+pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i32 {
+    let st = state::get();
+    let mut script_name = get_var(vars, b"SCRIPT_NAME").map(latin1_string).unwrap_or_default();
+    let mut path_info = None;
+    if st.opts.manage_script_name
+        && let Some(p) = get_var(vars, b"PATH_INFO")
+        && let Some((sn, pi)) = apps::split_script_name(&latin1_string(p))
+    {
+        script_name = sn;
+        path_info = Some(pi);
+    }
+    let key = match get_var(vars, b"UWSGI_APPID") {
+        Some(k) => Some(latin1_string(k)),
+        None if !st.opts.ignore_script_name => Some(script_name.clone()),
+        None => None,
+    };
+    let Some(app_id) = apps::select(key.as_deref(), st.opts.no_default_app) else {
+        plog!("--- no python application found, check your startup logs for errors ---");
+        return -1;
+    };
+    let Some(callable) = apps::callable(py, app_id) else { return -1 };
+
+    let alive = Arc::new(AtomicBool::new(true));
+    CURRENT.with(|c| c.set(Some(req)));
+    let outcome = (|| -> PyResult<Bound<'_, Responder>> {
+        let content_length = get_var(vars, b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()).unwrap_or(0);
+        let input = Input::new(py, req, alive.clone(), content_length, st.opts.post_buffering)?;
+        let input = Bound::new(py, input)?;
+        let env = environ(py, vars, &script_name, path_info.as_deref(), core, input)?;
+        let resp = Bound::new(py, Responder { req, alive: alive.clone(), status: None, headers: Vec::new(), sent: false, failed: false })?;
+        if host::facts().threads <= 1 {
+            let _ = state::uwsgi_module(py).and_then(|m| m.setattr("env", &env));
+        }
+        Ok(resp).and_then(|resp| {
+            let result = callable.bind(py).call1((env, resp.clone()));
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => return Err(with_resp(e, &resp)),
+            };
+            let body = send_body(py, &resp, &result);
+            let closed = match result.getattr("close") {
+                Ok(close) if !result.is_instance_of::<PyBytes>() => close.call0().map(|_| ()),
+                _ => Ok(()),
+            };
+            body.and(closed).map_err(|e| with_resp(e, &resp))?;
+            Ok(resp)
+        })
+    })();
+    match outcome {
+        Ok(_) => {}
+        Err(e) => {
+            let resp = RESP_OF_ERROR.with(|r| r.take());
+            let sent = resp.as_ref().is_some_and(|r| r.bind(py).borrow().sent);
+            host::stat(crate::abi::stat::ADD_EXCEPTION, 0);
+            if st.opts.catch_exceptions && !sent && let Some(r) = &resp {
+                let page = exception_page(py, &e, vars);
+                e.print(py);
+                let mut me = r.bind(py).borrow_mut();
+                me.status = Some(b"500 Internal Server Error".to_vec());
+                me.headers = vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())];
+                let _ = me.send_head(page.len() as i64);
+                me.send(py, page.as_bytes());
+            } else {
+                e.print(py);
+                if sent {
+                    req.abort();
+                }
+            }
+        }
+    }
+    alive.store(false, Ordering::Release);
+    CURRENT.with(|c| c.set(None));
+    REQUEST_ID.with(|c| c.set(c.get() + 1));
+    if let Ok(m) = state::uwsgi_module(py)
+        && let Ok(hook) = m.getattr("after_req_hook")
+        && !hook.is_none()
+        && let Err(e) = hook.call0()
+    {
+        e.print(py);
+    }
+    app_id as i32
+}
+
+thread_local! {
+    /// The responder of the request whose error is being handled.
+    static RESP_OF_ERROR: Cell<Option<Py<Responder>>> = const { Cell::new(None) };
+}
+
+fn with_resp(e: PyErr, resp: &Bound<'_, Responder>) -> PyErr {
+    RESP_OF_ERROR.with(|r| r.set(Some(resp.clone().unbind())));
+    e
+}
