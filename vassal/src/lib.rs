@@ -103,6 +103,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     }
 
     if let Some(dir) = &settings.chdir {
+        vlog!("chdir() to {}", dir.display());
         privileges::chdir("chdir", dir)?;
     }
     privileges::apply_env(&settings.env, &settings.unenv);
