@@ -19,6 +19,9 @@ APT_PACKAGES=(
     libxml2-dev       # uWSGI's XML config loader (libxml2 flavour, the one the corpus pins)
     libcap-dev
     curl
+    # ---- python (issue 3): nginx as the uwsgi_pass client of tests/python_frameworks.rs
+    nginx
+    # ---- end python
 )
 UWSGI_VERSION=2.0.31
 
@@ -135,6 +138,22 @@ export IMPERIUM_UWSGI=$UWSGI
 export IMPERIUM_VENV=$VENV
 echo "IMPERIUM_UWSGI=$IMPERIUM_UWSGI"
 echo "IMPERIUM_VENV=$IMPERIUM_VENV"
+
+# ---------------------------------------------------------------------------------------
+# ---- python (issue 3): the CPython plugin and the Flask/Django venv
+banner "CPython plugin and the Flask/Django venv (target/pyvenv)"
+PYVENV=$ROOT/target/pyvenv
+if ! "$PYVENV/bin/python" -c 'import flask, django' >/dev/null 2>&1; then
+    [ -x "$PYVENV/bin/python" ] || python3 -m venv "$PYVENV"
+    "$PYVENV/bin/python" -m pip install --disable-pip-version-check -q flask django
+fi
+"$PYVENV/bin/python" -c 'import flask, django' || die "target/pyvenv lacks Flask or Django"
+export IMPERIUM_PYVENV=$PYVENV
+echo "IMPERIUM_PYVENV=$IMPERIUM_PYVENV"
+# The plugin is a cdylib: `cargo test` does not build its plain artifact, the tests load it
+# from target/debug/ (next to the binary).
+cargo build -p imperium-python
+# ---- end python
 
 # ---------------------------------------------------------------------------------------
 banner "build (cargo test --workspace --no-run)"
