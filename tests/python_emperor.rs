@@ -1,0 +1,101 @@
+//! Python vassals under imperium's Emperor: the Emperor never maps libpython, two vassals
+//! load two copies of the plugin side by side (from their own `plugins-dir`), and
+//! `need-app` + `lazy-apps` with a broken app makes the instance exit 22 (seed-python.md
+//! A32, A34).
+
+mod python_support;
+use python_support::*;
+use std::process::Command;
+
+fn maps(pid: i64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn emperor_has_no_libpython_and_vassals_pick_their_plugin() {
+    let s = Scratch::new("py-emperor");
+    let plugin = plugin_path();
+    let vassals = s.path("vassals");
+    std::fs::create_dir_all(&vassals).unwrap();
+    let mut ports = Vec::new();
+    for (name, file) in [("a", "python311_plugin.so"), ("b", "python3_plugin.so")] {
+        let dir = s.path(&format!("plugins-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&plugin, dir.join(file)).unwrap();
+        let port = free_port();
+        ports.push((port, dir.join(file)));
+        let want = if name == "a" { "python311" } else { "python3" };
+        std::fs::write(
+            vassals.join(format!("{name}.ini")),
+            format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nplugins-dir = {}\nplugins = {want}\nwsgi-file = {}\n", dir.display(), app("checks.py")),
+        )
+        .unwrap();
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--emperor", &vassals.to_string_lossy()]);
+    let i = Instance::spawn(&s, &mut cmd, "emperor.log");
+    for (port, so) in &ports {
+        wait_until("the vassal answering", || std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok() && get(*port, "/hello").status == 200);
+        let j = get(*port, "/uwsgi").json();
+        let master = j["masterpid"].as_i64().unwrap();
+        assert!(master > 0, "a vassal runs a master under the Emperor");
+        let m = maps(master);
+        assert!(m.contains("libpython3"), "the vassal maps libpython");
+        assert!(m.contains(&*so.to_string_lossy()), "vassal {master} maps {}:\n{m}", so.display());
+    }
+    let m = maps(i.pid() as i64);
+    assert!(!m.is_empty());
+    assert!(!m.contains("libpython") && !m.contains("imperium_python") && !m.contains("_plugin.so"), "the Emperor mapped Python:\n{m}");
+}
+
+#[test]
+fn need_app_with_lazy_apps_and_a_broken_app_exits_22() {
+    let s = Scratch::new("py-lazy-needapp");
+    let mut i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--lazy-apps", "--need-app", "--module", "no_such_module_at_all"]);
+    let st = i.wait_exit();
+    assert_eq!(st.code(), Some(22), "{}", i.stderr());
+    assert!(i.stderr().contains("*** no app loaded. GAME OVER ***"));
+}
+
+#[test]
+fn uwsgi_reload_replaces_the_workers_and_keeps_the_socket() {
+    let s = Scratch::new("py-reload");
+    std::fs::write(
+        s.path("reloader.py"),
+        "import os, uwsgi\ndef application(e, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    if e['PATH_INFO'] == '/reload':\n        return [repr(uwsgi.reload()).encode()]\n    return [str(os.getpid()).encode()]\n",
+    )
+    .unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--wsgi-file", &s.s("reloader.py")]);
+    let h = i.port(0);
+    i.wait_ready(1);
+    let before = get(h, "/").text();
+    assert_eq!(get(h, "/reload").text(), "True");
+    i.wait_log("gracefully (RE)spawned uWSGI master process");
+    wait_until("a new worker answering", || {
+        let r = std::panic::catch_unwind(|| get(h, "/").text());
+        r.is_ok_and(|p| p != before && !p.is_empty())
+    });
+}
+
+#[test]
+fn atexit_runs_when_a_worker_ends_gracefully_and_after_req_hook_per_request() {
+    let s = Scratch::new("py-atexit");
+    std::fs::write(
+        s.path("hooks.py"),
+        "import uwsgi\ndef _bye():\n    uwsgi.log('atexit in worker %d' % uwsgi.worker_id())\nuwsgi.atexit = _bye\ndef _after():\n    uwsgi.log('after_req_hook ran')\nuwsgi.after_req_hook = _after\ndef application(e, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [b'ok']\n",
+    )
+    .unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--wsgi-file", &s.s("hooks.py")]);
+    let h = i.port(0);
+    i.wait_ready(2);
+    for _ in 0..3 {
+        assert_eq!(get(h, "/").text(), "ok");
+    }
+    i.wait_count("after_req_hook ran", 3);
+    i.signal("HUP");
+    i.wait_count("atexit in worker ", 2);
+}
