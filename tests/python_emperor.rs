@@ -99,3 +99,22 @@ fn atexit_runs_when_a_worker_ends_gracefully_and_after_req_hook_per_request() {
     i.signal("HUP");
     i.wait_count("atexit in worker ", 2);
 }
+
+#[test]
+fn py_autoreload_reloads_when_a_module_changes() {
+    let s = Scratch::new("py-autoreload");
+    std::fs::write(s.path("helper_mod.py"), "VALUE = 1\n").unwrap();
+    std::fs::write(s.path("reloadme.py"), "import helper_mod\ndef application(e, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [str(helper_mod.VALUE).encode()]\n").unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--py-autoreload", "1", "--wsgi-file", &s.s("reloadme.py")]);
+    let h = i.port(0);
+    // py-autoreload implies the master.
+    i.wait_ready(1);
+    i.wait_log("Python auto-reloader enabled");
+    assert_eq!(get(h, "/").text(), "1");
+    std::fs::write(s.path("helper_mod.py"), "VALUE = 2\n").unwrap();
+    let ok = Command::new("touch").args(["-d", "+1 minute", &s.s("helper_mod.py")]).status().unwrap();
+    assert!(ok.success());
+    i.wait_log(&format!("[uwsgi-python-reloader] module/file {} has been modified", s.s("helper_mod.py")));
+    i.wait_log("gracefully (RE)spawned uWSGI master process");
+    wait_until("the new code served", || std::panic::catch_unwind(|| get(h, "/").text()).is_ok_and(|t| t == "2"));
+}

@@ -269,6 +269,55 @@ def _not_yet(name):
 for _name in _NOT_YET:
     setattr(uwsgi, _name, _not_yet(_name))
 
+
+
+# ---- py-autoreload: a thread in each worker compares the mtimes of every imported
+# module's source with the first ones seen, and asks the master for a graceful reload.
+def _start_autoreloader(interval, ignore):
+    ignore = set(ignore)
+    if uwsgi.worker_id() == 1:
+        _log('Python auto-reloader enabled')
+
+    def source(mod):
+        f = getattr(mod, '__file__', None)
+        if not f:
+            return None
+        if f.endswith(('.pyc', '.pyo', '.pyd')):
+            f = f[:-1]
+        return f
+
+    def scan(seen):
+        for name, mod in list(_sys.modules.items()):
+            if name in ignore or mod is None:
+                continue
+            f = source(mod)
+            if not f:
+                continue
+            try:
+                m = _os.stat(f).st_mtime
+            except OSError:
+                continue
+            if f not in seen:
+                seen[f] = m
+            elif seen[f] != m:
+                _log('[uwsgi-python-reloader] module/file %s has been modified' % f)
+                return True
+        return False
+
+    def loop():
+        seen = {}
+        scan(seen)
+        while True:
+            _time.sleep(interval)
+            if scan(seen):
+                uwsgi.reload()
+                return
+
+    t = _threading.Thread(target=loop, name='uWSGIAutoReloader', daemon=True)
+    t.start()
+
+
+uwsgi._start_autoreloader = _start_autoreloader
 _sys.modules['uwsgi'] = uwsgi
 
 

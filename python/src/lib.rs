@@ -100,8 +100,15 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
             {
                 e.print(py);
             }
+            let opts = &state::get().opts;
             if host::facts().lazy_apps {
-                apps::load_all(py, &state::get().opts);
+                apps::load_all(py, opts);
+            }
+            if opts.py_autoreload > 0 {
+                let start = state::uwsgi_module(py).and_then(|m| m.getattr("_start_autoreloader")).and_then(|f| f.call1((opts.py_autoreload, opts.py_autoreload_ignore.clone())));
+                if let Err(e) = start {
+                    e.print(py);
+                }
             }
             apps::count() as i32
         })

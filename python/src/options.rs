@@ -29,6 +29,9 @@ pub struct PyOptions {
     pub locks: u32,
     pub test: Option<String>,
     pub eval: Option<String>,
+    /// `py-autoreload` interval in seconds (0: off).
+    pub py_autoreload: u64,
+    pub py_autoreload_ignore: Vec<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -69,6 +72,8 @@ impl PyOptions {
                 "locks" => o.locks = v.trim().parse().unwrap_or(0),
                 "test" => o.test = nonempty(v),
                 "eval" => o.eval = nonempty(v),
+                "py-auto-reload" => o.py_autoreload = v.trim().parse().unwrap_or(0),
+                "py-auto-reload-ignore" => o.py_autoreload_ignore.extend(nonempty(v)),
                 _ => {}
             }
         }
