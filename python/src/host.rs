@@ -47,7 +47,7 @@ fn text(s: Str) -> String {
 }
 
 /// Records the host table and facts; returns the options. Called once, from `init`.
-pub fn install(host: *const Host, instance: *const Instance, opts: *const Opt, n: usize) -> Option<Vec<Entry>> {
+pub(crate) fn install(host: *const Host, instance: *const Instance, opts: *const Opt, n: usize) -> Option<Vec<Entry>> {
     if host.is_null() || instance.is_null() {
         return None;
     }
@@ -192,7 +192,7 @@ impl Req {
 }
 
 /// Copies the request variables out of the ABI array.
-pub fn vars<'a>(vars: *const KeyVal, n: usize) -> Vec<(&'a [u8], &'a [u8])> {
+pub(crate) fn vars<'a>(vars: *const KeyVal, n: usize) -> Vec<(&'a [u8], &'a [u8])> {
     if vars.is_null() || n == 0 {
         return Vec::new();
     }

@@ -109,7 +109,7 @@ extern "C" fn h_stat(what: u32, arg: i64) -> i64 {
         return -1;
     }
     let s = board.slot(wid);
-    let v = match what {
+    match what {
         stat::WORKER_PID => s.pid.load(Relaxed) as i64,
         stat::WORKER_REQUESTS => s.requests.load(Relaxed) as i64,
         stat::WORKER_DELTA_REQUESTS => s.delta_requests.load(Relaxed) as i64,
@@ -131,8 +131,7 @@ extern "C" fn h_stat(what: u32, arg: i64) -> i64 {
             me.accepting.swap(u32::from(arg != 0), Relaxed) as i64
         }
         _ => -1,
-    };
-    v
+    }
 }
 
 fn signal_master(sig: nix::sys::signal::Signal) -> i32 {
