@@ -159,7 +159,7 @@ def workers():
             'idle': 0 if busy else 1, 'status': 'busy' if busy else 'idle', 'rss': 0, 'vsz': 0,
             'running_time': max(s(6), 0), 'last_spawn': max(s(7), 0), 'respawn_count': max(s(8), 0),
             'tx': max(s(9), 0), 'avg_rt': max(s(10), 0),
-            'apps': tuple(dict(a) for a in apps) if pid == _os.getpid() or True else (),
+            'apps': tuple(dict(a) for a in apps),
         })
     return tuple(out)
 

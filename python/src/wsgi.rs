@@ -443,8 +443,9 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
     alive.store(false, Ordering::Release);
     CURRENT.with(|c| c.set(None));
     REQUEST_ID.with(|c| c.set(c.get() + 1));
+    // A dict lookup, not getattr: a missing attribute would cost an exception per request.
     if let Ok(m) = state::uwsgi_module(py)
-        && let Ok(hook) = m.getattr("after_req_hook")
+        && let Ok(Some(hook)) = m.dict().get_item("after_req_hook")
         && !hook.is_none()
         && let Err(e) = hook.call0()
     {
