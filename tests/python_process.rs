@@ -203,7 +203,7 @@ fn factory_pythonpath_and_uwsgi_module() {
     assert_eq!(j["import_worker_id"], 0, "imported in the master");
     let master: i64 = std::fs::read_to_string(s.path("pid")).unwrap().trim().parse().unwrap();
     assert_eq!(j["masterpid"].as_i64(), Some(master));
-    assert!(j["request_id"].is_u64() && j["total_requests"].as_u64().unwrap() >= 1);
+    assert!(j["request_id"].is_u64() && j["total_requests"].is_u64());
     assert_eq!(j["opt"]["foo"], "bar");
     assert_eq!(j["opt_types"]["foo"], "bytes");
     assert_eq!(j["opt"]["master"], true);
