@@ -276,3 +276,34 @@ fn locks_serialise_workers() {
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "4000");
     assert_no_python_errors(&i);
 }
+
+#[test]
+fn c_extensions_threads_default_executable_and_log_line() {
+    let s = Scratch::new("py-misc");
+    let i = start(&s, &[
+        "--http-socket", "127.0.0.1:0", "--set", "enable-threads=false", "--py-executable", "/opt/fake/python",
+        "--wsgi-file", &app("checks.py"),
+    ]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    let j = get(h, "/uwsgi").json();
+    for (name, file) in j["c_extensions"].as_object().unwrap() {
+        assert!(!file.as_str().unwrap().starts_with("ImportError"), "{name}: {file}");
+    }
+    assert_eq!(j["executable"], "/opt/fake/python");
+    // B13: uWSGI's request log line.
+    let line = i.wait_log("GET /uwsgi => generated");
+    let re_ok = line.starts_with("[pid: ")
+        && line.contains("|app: 0|req: ")
+        && line.contains(" vars in ")
+        && line.contains("(HTTP/1.1 200)")
+        && line.contains(" headers in ")
+        && line.ends_with("switches on core 0)");
+    assert!(re_ok, "{line}");
+    drop(i);
+    // A bad wsgi-env-behaviour stops the instance.
+    let s = Scratch::new("py-envbehaviour");
+    let mut i = start(&s, &["--http-socket", "127.0.0.1:0", "--wsgi-env-behaviour", "weird", "--wsgi-file", &app("checks.py")]);
+    assert_ne!(i.wait_exit().code(), Some(0));
+    assert!(i.stderr().contains("invalid wsgi-env-behaviour value"));
+}

@@ -192,9 +192,24 @@ def raw(environ, start_response):
             'sys_path_has_dot': '.' in sys.path, 'argv': sys.argv, 'executable': sys.executable,
             'prefix': sys.prefix,
             'not_impl': _not_impl(),
+            'c_extensions': _c_extensions(),
         })
     start_response('404 Not Found', [('Content-Type', 'text/plain')])
     return [b'no such check: ' + path.encode('latin-1')]
+
+
+def _c_extensions():
+    # Extension modules from lib-dynload do not link libpython: they need its symbols
+    # to be global (the plugin is dlopen()ed RTLD_GLOBAL).
+    import importlib
+    out = {}
+    for name in ('_ctypes', '_decimal', '_sqlite3', '_json', 'select'):
+        try:
+            m = importlib.import_module(name)
+            out[name] = getattr(m, '__file__', 'builtin')
+        except ImportError as e:
+            out[name] = 'ImportError: %s' % e
+    return out
 
 
 def _not_impl():
