@@ -143,9 +143,9 @@ echo "IMPERIUM_VENV=$IMPERIUM_VENV"
 # ---- python (issue 3): the CPython plugin and the Flask/Django venv
 banner "CPython plugin and the Flask/Django venv (target/pyvenv)"
 PYVENV=$ROOT/target/pyvenv
-if ! "$PYVENV/bin/python" -c 'import flask, django' >/dev/null 2>&1; then
+if ! "$PYVENV/bin/python" -c 'import flask, django, paste.deploy' >/dev/null 2>&1; then
     [ -x "$PYVENV/bin/python" ] || python3 -m venv "$PYVENV"
-    "$PYVENV/bin/python" -m pip install --disable-pip-version-check -q flask django
+    "$PYVENV/bin/python" -m pip install --disable-pip-version-check -q flask django PasteDeploy
 fi
 "$PYVENV/bin/python" -c 'import flask, django' || die "target/pyvenv lacks Flask or Django"
 export IMPERIUM_PYVENV=$PYVENV

@@ -108,3 +108,16 @@ fn django_project_over_http_socket_and_nginx() {
     // Django's static file went out through wsgi.file_wrapper (a FileResponse).
     assert_no_python_errors(&i);
 }
+
+#[test]
+fn paste_deploy_app() {
+    let venv = venv();
+    let s = Scratch::new("py-paste");
+    std::fs::write(s.path("pasteapp.py"), "def make_app(global_conf, **local):\n    def app(e, sr):\n        sr('200 OK', [('Content-Type', 'text/plain')])\n        return [('paste says ' + local.get('greeting', '?')).encode()]\n    return app\n").unwrap();
+    std::fs::write(s.path("app.ini"), "[app:main]\npaste.app_factory = pasteapp:make_app\ngreeting = hello\n").unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--virtualenv", &venv.to_string_lossy(), "--paste", &format!("config:{}", s.s("app.ini"))]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    assert!(i.stderr().contains(&format!("Loading paste environment: config:{}", s.s("app.ini"))));
+    assert_eq!(get(h, "/").text(), "paste says hello");
+}

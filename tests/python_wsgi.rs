@@ -275,3 +275,23 @@ fn missing_app_answers_500_and_need_app_exits_22() {
     assert_eq!(st.code(), Some(22), "{}", i.stderr());
     assert!(i.stderr().contains("*** no app loaded. GAME OVER ***"));
 }
+
+#[test]
+fn limit_post_refuses_big_bodies_before_the_app() {
+    let s = Scratch::new("py-limitpost");
+    let (i, h, _) = checks(&s, &["--callable", "raw", "--limit-post", "10"]);
+    let r = http(h, "POST", "/post?read", &[b'x'; 100]);
+    assert_eq!(r.status, 413, "{r:?}");
+    i.wait_log("Invalid (too big) CONTENT_LENGTH. skip.");
+    let j = http(h, "POST", "/post?read", b"0123456789").json();
+    assert_eq!(j["chunks"], serde_json::json!(["0123456789"]));
+}
+
+#[test]
+fn eval_defines_the_app() {
+    let s = Scratch::new("py-eval");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--eval", "def application(e, sr):\n    sr('200 OK', [])\n    return [b'from eval']\n"]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    assert_eq!(get(h, "/").text(), "from eval");
+}

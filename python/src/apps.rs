@@ -133,6 +133,24 @@ def _load(name, path):
 enum Spec {
     Module(String),
     File(String),
+    /// A paste.deploy spec (`config:/path/app.ini`).
+    Paste(String),
+    /// Python code defining the callable (`eval`).
+    Eval(String),
+}
+
+/// `paste.deploy.loadapp(spec)`.
+fn load_paste<'py>(py: Python<'py>, spec: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    plog!("Loading paste environment: {spec}");
+    let deploy = PyModule::import(py, "paste.deploy")?;
+    Ok(Some(deploy.call_method1("loadapp", (spec,))?))
+}
+
+/// Runs `code` as the module `uwsgi_eval_config` and takes its callable.
+fn load_eval<'py>(py: Python<'py>, code: &str, callable: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let c = std::ffi::CString::new(code).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let m = PyModule::from_code(py, &c, c"uwsgi_eval_config", c"uwsgi_eval_config")?;
+    resolve(py, m.as_any(), callable)
 }
 
 fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> bool {
@@ -147,6 +165,8 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
             PyModule::import(py, module).and_then(|md| resolve(py, md.as_any(), &name))
         }
         Spec::File(f) => import_file(py, f).and_then(|md| resolve(py, &md, opts.default_callable())),
+        Spec::Paste(p) => load_paste(py, p),
+        Spec::Eval(code) => load_eval(py, code, opts.default_callable()),
     };
     let callable = match result {
         Ok(Some(c)) if c.is_callable() => c,
@@ -168,8 +188,8 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
     let default = if id == 0 { " (default app)" } else { "" };
     plog!("WSGI app {id} (mountpoint='{mountpoint}') ready in {secs} seconds on interpreter {interp:#x} pid: {}{default}", std::process::id());
     let name = match &spec {
-        Spec::Module(m) => m.clone(),
-        Spec::File(f) => f.clone(),
+        Spec::Module(m) | Spec::File(m) | Spec::Paste(m) => m.clone(),
+        Spec::Eval(_) => "eval".to_string(),
     };
     apps().push(App { mountpoint: mountpoint.to_string(), callable: callable.unbind(), startup_time: start.elapsed().as_secs_f64(), name });
     true
@@ -190,6 +210,12 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
     if let Some(f) = &opts.wsgi_file {
         load_one(py, opts, "", Spec::File(f.clone()));
     }
+    if let Some(p) = &opts.paste {
+        load_one(py, opts, "", Spec::Paste(p.clone()));
+    }
+    if let Some(code) = &opts.eval {
+        load_one(py, opts, "", Spec::Eval(code.clone()));
+    }
     for m in &opts.mounts {
         let Some((mp, app)) = m.split_once('=') else {
             plog!("invalid mountpoint: {m}");
@@ -202,7 +228,9 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
         }
         let app = app.trim();
         plog!("mounting {app} on {}", if mp.is_empty() { "/" } else { &mp });
-        let spec = if app.ends_with(".py") || app.ends_with(".wsgi") || (app.contains('/') && !app.contains(':')) {
+        let spec = if app.starts_with("config:") || app.ends_with(".ini") {
+            Spec::Paste(if app.starts_with("config:") { app.to_string() } else { format!("config:{app}") })
+        } else if app.ends_with(".py") || app.ends_with(".wsgi") || (app.contains('/') && !app.contains(':')) {
             Spec::File(app.to_string())
         } else {
             Spec::Module(app.to_string())

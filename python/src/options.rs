@@ -29,6 +29,7 @@ pub struct PyOptions {
     pub locks: u32,
     pub test: Option<String>,
     pub eval: Option<String>,
+    pub paste: Option<String>,
     /// `py-autoreload` interval in seconds (0: off).
     pub py_autoreload: u64,
     pub py_autoreload_ignore: Vec<String>,
@@ -72,6 +73,7 @@ impl PyOptions {
                 "locks" => o.locks = v.trim().parse().unwrap_or(0),
                 "test" => o.test = nonempty(v),
                 "eval" => o.eval = nonempty(v),
+                "paste" => o.paste = nonempty(v),
                 "py-auto-reload" => o.py_autoreload = v.trim().parse().unwrap_or(0),
                 "py-auto-reload-ignore" => o.py_autoreload_ignore.extend(nonempty(v)),
                 _ => {}

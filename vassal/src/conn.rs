@@ -299,16 +299,21 @@ impl<'a> Conn<'a> {
             let _ = self.stream.write_all(response::CONTINUE);
         }
         let keep_alive = keep_alive && !signals::graceful_requested() && !ctx.last_request_due();
-        let (served, write_ok, keep) = match app::plugin() {
-            Some(p) => self.run_app(p, vars, framing, proto, keep_alive),
-            None => {
-                let drained = self.drain_body(framing);
-                let keep_alive = keep_alive && drained;
-                let r = self.no_app(proto, keep_alive);
-                let ok = self.stream.write_all(&r).is_ok();
-                (Served::canned(500, &r), ok, keep_alive)
-            }
+        let too_big = match framing {
+            BodyFraming::Length(n) => ctx.settings.limit_post > 0 && n > ctx.settings.limit_post,
+            _ => false,
         };
+        let (served, write_ok, keep) = if too_big {
+            // `limit-post`: refused before the app sees it (uWSGI drops the connection;
+            // a 413 tells the client why).
+            vlog!("Invalid (too big) CONTENT_LENGTH. skip.");
+            let r = response::simple(proto, 413, "Request Entity Too Large", false, b"Request Entity Too Large");
+            let ok = self.stream.write_all(&r).is_ok();
+            (Served::canned(413, &r), ok, false)
+        } else {
+            self.serve_request(vars, framing, proto, keep_alive)
+        };
+
         let slot = ctx.scoreboard.slot(ctx.id);
         if !write_ok {
             slot.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -320,6 +325,20 @@ impl<'a> Conn<'a> {
         }
         ctx.after_request();
         keep && write_ok
+    }
+
+    /// Serves a request: with the application plugin, or uWSGI's no-app 500.
+    fn serve_request(&mut self, vars: &Vars, framing: BodyFraming, proto: &[u8], keep_alive: bool) -> (Served, bool, bool) {
+        match app::plugin() {
+            Some(p) => self.run_app(p, vars, framing, proto, keep_alive),
+            None => {
+                let drained = self.drain_body(framing);
+                let keep_alive = keep_alive && drained;
+                let r = self.no_app(proto, keep_alive);
+                let ok = self.stream.write_all(&r).is_ok();
+                (Served::canned(500, &r), ok, keep_alive)
+            }
+        }
     }
 
     /// Serves a request with the loaded application plugin.

@@ -53,6 +53,8 @@ pub struct Settings {
     pub threads: usize,
     /// Load the applications in each worker after fork (`lazy-apps`, `lazy`).
     pub lazy_apps: bool,
+    /// Largest request body accepted (`limit-post`, 0: no limit).
+    pub limit_post: u64,
     pub harakiri: u64,
     pub harakiri_verbose: bool,
     pub max_requests: u64,
@@ -164,6 +166,7 @@ impl Settings {
             processes,
             threads: int(config, "threads", 1, 0, 8192)?.max(1) as usize,
             lazy_apps: config.flag("lazy-apps") || config.flag("lazy"),
+            limit_post: int(config, "limit-post", 0, 0, i64::MAX)? as u64,
             harakiri: int(config, "harakiri", 0, 0, i64::from(u32::MAX))? as u64,
             harakiri_verbose: config.flag("harakiri-verbose"),
             max_requests: int(config, "max-requests", 0, 0, i64::MAX)? as u64,
