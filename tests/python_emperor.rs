@@ -118,3 +118,21 @@ fn py_autoreload_reloads_when_a_module_changes() {
     i.wait_log("gracefully (RE)spawned uWSGI master process");
     wait_until("the new code served", || std::panic::catch_unwind(|| get(h, "/").text()).is_ok_and(|t| t == "2"));
 }
+
+#[test]
+fn atexit_runs_in_every_worker_on_sigint() {
+    let s = Scratch::new("py-atexit-int");
+    std::fs::write(
+        s.path("hooks.py"),
+        "import uwsgi\ndef _bye():\n    uwsgi.log('atexit in worker %d' % uwsgi.worker_id())\nuwsgi.atexit = _bye\ndef application(e, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [b'ok']\n",
+    )
+    .unwrap();
+    let mut i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--wsgi-file", &s.s("hooks.py")]);
+    let h = i.port(0);
+    i.wait_ready(2);
+    assert_eq!(get(h, "/").text(), "ok");
+    i.signal("INT");
+    let st = i.wait_exit();
+    assert_eq!(st.code(), Some(0), "{}", i.stderr());
+    assert_eq!(i.count("atexit in worker "), 2, "{}", i.stderr());
+}

@@ -148,8 +148,31 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
 }
 
 /// Runs the application plugin's per-worker setup (post-fork hooks, lazy apps); false
-/// when `need-app` is set and this worker has no app.
+/// when `need-app` is set and this worker has no app. With a plugin, SIGINT/SIGTERM/SIGQUIT
+/// end the worker from a watcher thread that runs the app's atexit hooks first (as
+/// uWSGI's workers do).
 pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
+    if crate::app::loaded() {
+        match signals::end_via_pipe() {
+            Ok(fd) => {
+                let watcher = std::thread::Builder::new().name("uWSGIWorkerEnd".into()).spawn(move || {
+                    let mut b = [0u8; 1];
+                    loop {
+                        match nix::unistd::read(&fd, &mut b) {
+                            Err(nix::Error::EINTR) => continue,
+                            _ => break,
+                        }
+                    }
+                    crate::app::atexit();
+                    signals::end_now()
+                });
+                if let Err(e) = watcher {
+                    vlog!("worker {}: cannot start the end watcher: {e}", ctx.id);
+                }
+            }
+            Err(e) => vlog!("worker {}: pipe(): {e}", ctx.id),
+        }
+    }
     let apps = crate::app::worker_init(ctx.id);
     if apps == 0 && ctx.settings.lazy_apps && ctx.settings.need_app {
         vlog!("*** no app loaded. GAME OVER ***");

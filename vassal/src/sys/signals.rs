@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
 static USR1: AtomicBool = AtomicBool::new(false);
+/// When set (a worker hosting an application plugin), SIGINT/SIGTERM/SIGQUIT write here
+/// and a watcher thread ends the worker after the application's atexit hooks.
+static END_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// Exit status of a worker ended by a signal, uWSGI's `UWSGI_END_CODE`.
 pub const END_CODE: i32 = 30;
@@ -58,7 +61,31 @@ extern "C" fn worker_wakeup(_: libc::c_int) {
 }
 
 extern "C" fn worker_end(_: libc::c_int) {
+    let fd = END_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte.
+        if unsafe { libc::write(fd, (&b as *const u8).cast(), 1) } == 1 {
+            return;
+        }
+    }
     // SAFETY: _exit(2) is async-signal-safe and never returns.
+    unsafe { libc::_exit(END_CODE) }
+}
+
+/// Routes this worker's SIGINT/SIGTERM/SIGQUIT to the returned descriptor (one byte per
+/// signal) instead of ending at once: the caller's watcher ends the worker with
+/// [`end_now`] after running the application's atexit hooks.
+pub fn end_via_pipe() -> nix::Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    END_PIPE.store(w.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(w); // lives as long as the process: the handler writes to it
+    Ok(r)
+}
+
+/// Ends the process at once with uWSGI's `UWSGI_END_CODE`.
+pub fn end_now() -> ! {
+    // SAFETY: _exit(2) never returns and needs no cleanup of Rust state.
     unsafe { libc::_exit(END_CODE) }
 }
 
