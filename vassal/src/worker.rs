@@ -157,12 +157,7 @@ pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
             Ok(fd) => {
                 let watcher = std::thread::Builder::new().name("uWSGIWorkerEnd".into()).spawn(move || {
                     let mut b = [0u8; 1];
-                    loop {
-                        match nix::unistd::read(&fd, &mut b) {
-                            Err(nix::Error::EINTR) => continue,
-                            _ => break,
-                        }
-                    }
+                    while let Err(nix::Error::EINTR) = nix::unistd::read(&fd, &mut b) {}
                     crate::app::atexit();
                     signals::end_now()
                 });
