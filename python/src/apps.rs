@@ -87,14 +87,13 @@ pub fn split_script_name(path_info: &str) -> Option<(String, String)> {
 }
 
 /// Resolves `name` or `name()` in a module namespace (a factory is called once).
-fn resolve<'py>(py: Python<'py>, module: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn resolve<'py>(module: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
     let (attr, call) = match name.strip_suffix("()") {
         Some(a) => (a, true),
         None => (name, false),
     };
     let Ok(obj) = module.getattr(attr) else { return Ok(None) };
     let obj = if call { obj.call0()? } else { obj };
-    let _ = py;
     Ok(Some(obj))
 }
 
@@ -150,7 +149,7 @@ fn load_paste<'py>(py: Python<'py>, spec: &str) -> PyResult<Option<Bound<'py, Py
 fn load_eval<'py>(py: Python<'py>, code: &str, callable: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
     let c = std::ffi::CString::new(code).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     let m = PyModule::from_code(py, &c, c"uwsgi_eval_config", c"uwsgi_eval_config")?;
-    resolve(py, m.as_any(), callable)
+    resolve(m.as_any(), callable)
 }
 
 fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> bool {
@@ -162,9 +161,9 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
                 Some((m, c)) => (m, c.to_string()),
                 None => (m.as_str(), opts.default_callable().to_string()),
             };
-            PyModule::import(py, module).and_then(|md| resolve(py, md.as_any(), &name))
+            PyModule::import(py, module).and_then(|md| resolve(md.as_any(), &name))
         }
-        Spec::File(f) => import_file(py, f).and_then(|md| resolve(py, &md, opts.default_callable())),
+        Spec::File(f) => import_file(py, f).and_then(|md| resolve(&md, opts.default_callable())),
         Spec::Paste(p) => load_paste(py, p),
         Spec::Eval(code) => load_eval(py, code, opts.default_callable()),
     };

@@ -12,7 +12,7 @@ use crate::host::{self, Req};
 use crate::input::Input;
 use crate::plog;
 use crate::state;
-use pyo3::exceptions::{PyAttributeError, PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -114,8 +114,6 @@ fn header_str(item: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     }
     to_latin1(s).ok_or_else(|| PyValueError::new_err(format!("http header {what} must be latin-1 encodable")))
 }
-
-use pyo3::exceptions::PyValueError;
 
 #[pymethods]
 impl Responder {
@@ -342,8 +340,6 @@ fn send_body(py: Python<'_>, resp: &Bound<'_, Responder>, result: &Bound<'_, PyA
         if !me.send(py, chunk.as_bytes()) {
             return Ok(());
         }
-        drop(me);
-        let _ = &mut iter;
     }
     let mut me = resp.borrow_mut();
     match held {
@@ -394,29 +390,22 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
 
     let alive = Arc::new(AtomicBool::new(true));
     CURRENT.with(|c| c.set(Some(req)));
-    let outcome = (|| -> PyResult<Bound<'_, Responder>> {
+    let outcome = (|| -> PyResult<()> {
         let content_length = get_var(vars, b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()).unwrap_or(0);
-        let input = Input::new(py, req, alive.clone(), content_length, st.opts.post_buffering)?;
-        let input = Bound::new(py, input)?;
+        let input = Bound::new(py, Input::new(py, req, alive.clone(), content_length, st.opts.post_buffering)?)?;
         let env = environ(py, vars, &script_name, path_info.as_deref(), core, input)?;
         let resp = Bound::new(py, Responder { req, alive: alive.clone(), status: None, headers: Vec::new(), sent: false, failed: false })?;
         if host::facts().threads <= 1 {
             let _ = state::uwsgi_module(py).and_then(|m| m.setattr("env", &env));
         }
-        Ok(resp).and_then(|resp| {
-            let result = callable.bind(py).call1((env, resp.clone()));
-            let result = match result {
-                Ok(r) => r,
-                Err(e) => return Err(with_resp(e, &resp)),
-            };
-            let body = send_body(py, &resp, &result);
-            let closed = match result.getattr("close") {
-                Ok(close) if !result.is_instance_of::<PyBytes>() => close.call0().map(|_| ()),
-                _ => Ok(()),
-            };
-            body.and(closed).map_err(|e| with_resp(e, &resp))?;
-            Ok(resp)
-        })
+        let result = callable.bind(py).call1((env, resp.clone())).map_err(|e| with_resp(e, &resp))?;
+        let body = send_body(py, &resp, &result);
+        // close() on every path, the body's error (if any) reported first.
+        let closed = match result.getattr("close") {
+            Ok(close) if !result.is_instance_of::<PyBytes>() => close.call0().map(|_| ()),
+            _ => Ok(()),
+        };
+        body.and(closed).map_err(|e| with_resp(e, &resp))
     })();
     match outcome {
         Ok(_) => {}
