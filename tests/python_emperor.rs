@@ -136,3 +136,24 @@ fn atexit_runs_in_every_worker_on_sigint() {
     assert_eq!(st.code(), Some(0), "{}", i.stderr());
     assert_eq!(i.count("atexit in worker "), 2, "{}", i.stderr());
 }
+
+#[test]
+fn py_tracebacker_dumps_every_thread() {
+    use std::io::Read;
+    let s = Scratch::new("py-tb");
+    let base = s.s("tb");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--threads", "2", "--py-tracebacker", &base, "--wsgi-file", &app("checks.py"), "--callable", "raw"]);
+    let h = i.port(0);
+    i.wait_log(&format!("python tracebacker for worker 1 available on {base}1"));
+    let slow = std::thread::spawn(move || get(h, "/sleep?3").status);
+    let mut dump = String::new();
+    wait_until("a traceback showing the sleeping request", || {
+        dump.clear();
+        let Ok(mut c) = std::os::unix::net::UnixStream::connect(format!("{base}1")) else { return false };
+        let _ = c.read_to_string(&mut dump);
+        dump.contains("function = raw") && dump.contains("time.sleep")
+    });
+    assert!(dump.starts_with("*** uWSGI Python traceback output ***"), "{dump}");
+    assert!(dump.contains("thread_id = uWSGIWorker1Core"), "{dump}");
+    assert_eq!(slow.join().unwrap(), 200);
+}

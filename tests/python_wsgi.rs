@@ -246,6 +246,7 @@ fn framing_keepalive_chunked_head() {
             _ => assert_eq!(r.text(), "Hello World"),
         }
     }
+    drop(c);
     // HTTP/1.0 with an unknown length: delimited by the end of the connection.
     let mut c = std::net::TcpStream::connect(("127.0.0.1", h)).unwrap();
     c.set_read_timeout(Some(LONG)).unwrap();

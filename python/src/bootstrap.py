@@ -318,6 +318,54 @@ def _start_autoreloader(interval, ignore):
 
 
 uwsgi._start_autoreloader = _start_autoreloader
+
+
+# ---- py-tracebacker: a UNIX socket <base><worker id> per worker; each connection gets the
+# stack of every thread in uWSGI's format (read with `uwsgi --connect-and-read`).
+def _start_tracebacker(base):
+    import socket
+    import traceback
+    path = '%s%d' % (base, uwsgi.worker_id())
+    try:
+        _os.unlink(path)
+    except OSError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    _log('python tracebacker for worker %d available on %s' % (uwsgi.worker_id(), path))
+
+    def dump():
+        names = {t.ident: t.name for t in _threading.enumerate()}
+        me = _threading.get_ident()
+        out = ['*** uWSGI Python traceback output ***', '']
+        for ident, frame in _sys._current_frames().items():
+            if ident == me:
+                continue
+            name = names.get(ident, str(ident))
+            for fs in traceback.extract_stack(frame):
+                out.append('thread_id = %s filename = %s lineno = %d function = %s line = %s'
+                           % (name, fs.filename, fs.lineno, fs.name, fs.line or ''))
+            out.append('')
+        return ('\n'.join(out) + '\n').encode('utf-8', 'replace')
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(dump())
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    _threading.Thread(target=loop, name='uWSGITraceBacker', daemon=True).start()
+
+
+uwsgi._start_tracebacker = _start_tracebacker
 _sys.modules['uwsgi'] = uwsgi
 
 

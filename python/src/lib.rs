@@ -104,6 +104,12 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
             if host::facts().lazy_apps {
                 apps::load_all(py, opts);
             }
+            if let Some(base) = &opts.py_tracebacker {
+                let start = state::uwsgi_module(py).and_then(|m| m.getattr("_start_tracebacker")).and_then(|f| f.call1((base.as_str(),)));
+                if let Err(e) = start {
+                    e.print(py);
+                }
+            }
             if opts.py_autoreload > 0 {
                 let start = state::uwsgi_module(py).and_then(|m| m.getattr("_start_autoreloader")).and_then(|f| f.call1((opts.py_autoreload, opts.py_autoreload_ignore.clone())));
                 if let Err(e) = start {

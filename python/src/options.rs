@@ -33,6 +33,8 @@ pub struct PyOptions {
     /// `py-autoreload` interval in seconds (0: off).
     pub py_autoreload: u64,
     pub py_autoreload_ignore: Vec<String>,
+    /// `py-tracebacker` socket path prefix.
+    pub py_tracebacker: Option<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -76,6 +78,7 @@ impl PyOptions {
                 "paste" => o.paste = nonempty(v),
                 "py-auto-reload" => o.py_autoreload = v.trim().parse().unwrap_or(0),
                 "py-auto-reload-ignore" => o.py_autoreload_ignore.extend(nonempty(v)),
+                "py-tracebacker" => o.py_tracebacker = nonempty(v),
                 _ => {}
             }
         }

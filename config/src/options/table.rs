@@ -971,7 +971,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     o(  "python",                                    Arg::Required, None,      Kind::Str,       NONE,           "python", "python", "run a python script inside the instance instead of serving"),
     a(  "py", "python",                              Arg::Required, None,      Kind::Str,       NONE,           "python", "python", "run a python script inside the instance instead of serving"),
     a(  "pyrun", "python",                           Arg::Required, None,      Kind::Str,       NONE,           "python", "python", "run a python script inside the instance instead of serving"),
-    o(  "py-tracebacker",                            Arg::Required, None,      Kind::Str,       MASTER_THREADS, "python", "python", "serve thread tracebacks on UNIX sockets named with this prefix"),
+    oi( "py-tracebacker",                            Arg::Required, None,      Kind::Str,       MASTER_THREADS, "python", "python", "serve thread tracebacks on UNIX sockets named with this prefix"),
     oi( "py-auto-reload",                            Arg::Required, None,      Kind::Int,       MASTER_THREADS, "python", "python", "reload when an imported module changes, checking every N seconds (dev only)"),
     ai( "py-autoreload", "py-auto-reload",           Arg::Required, None,      Kind::Int,       MASTER_THREADS, "python", "python", "reload when an imported module changes, checking every N seconds (dev only)"),
     ai( "python-auto-reload", "py-auto-reload",      Arg::Required, None,      Kind::Int,       MASTER_THREADS, "python", "python", "reload when an imported module changes, checking every N seconds (dev only)"),
