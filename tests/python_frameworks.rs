@@ -121,3 +121,32 @@ fn paste_deploy_app() {
     assert!(i.stderr().contains(&format!("Loading paste environment: config:{}", s.s("app.ini"))));
     assert_eq!(get(h, "/").text(), "paste says hello");
 }
+
+#[test]
+fn flask_and_django_pass_wsgiref_validate() {
+    let venv = venv();
+    let s = Scratch::new("py-fw-validate");
+    let project = s.path("project");
+    let ok = Command::new(venv.join("bin/python")).args([&app("django_setup.py"), &project.to_string_lossy().into_owned()]).status().unwrap();
+    assert!(ok.success());
+    let runs: [(&str, String, &str, String, &[&str]); 2] = [
+        ("flask", app("flaskapp.py"), "app", apps_dir().to_string_lossy().into_owned(), &["/", "/static/site.css", "/where"]),
+        ("django", project.join("mysite/wsgi.py").to_string_lossy().into_owned(), "application", project.to_string_lossy().into_owned(), &["/form/", "/static/hello.txt"]),
+    ];
+    for (name, file, callable, dir, paths) in runs {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--http-socket", "127.0.0.1:0", "--virtualenv", &venv.to_string_lossy(), "--chdir", &dir, "--wsgi-file", &app("validated.py")])
+            .env("VALIDATE_APP", &file)
+            .env("VALIDATE_CALLABLE", callable)
+            .env("DJANGO_SETTINGS_MODULE", "mysite.settings");
+        let i = Instance::spawn(&s, &mut cmd, &format!("{name}.log"));
+        let h = i.port(0);
+        i.wait_log("spawned uWSGI worker 1");
+        for p in paths {
+            assert_eq!(get(h, p).status, 200, "{name} {p}\n{}", i.stderr());
+        }
+        let r = http(h, "POST", if name == "flask" { "/form" } else { "/form/" }, b"name=v");
+        assert_eq!(r.status, 200, "{name} POST\n{}", i.stderr());
+        assert_no_python_errors(&i);
+    }
+}

@@ -307,3 +307,39 @@ fn c_extensions_threads_default_executable_and_log_line() {
     assert_ne!(i.wait_exit().code(), Some(0));
     assert!(i.stderr().contains("invalid wsgi-env-behaviour value"));
 }
+
+/// Serves `file` wrapped in wsgiref.validate and requests `paths`; no validator assertion
+/// may reach the log.
+fn validated(tag: &str, file: &str, callable: &str, extra: &[&str], env: &[(&str, String)], paths: &[&str]) {
+    let s = Scratch::new(tag);
+    let mut args = vec!["--http-socket".to_string(), "127.0.0.1:0".to_string(), "--wsgi-file".to_string(), app("validated.py")];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(&args).env("VALIDATE_APP", file).env("VALIDATE_CALLABLE", callable);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    plugin_path();
+    let i = Instance::spawn(&s, &mut cmd, "instance.log");
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    for p in paths {
+        let r = get(h, p);
+        assert_eq!(r.status, 200, "{file} {p}: {r:?}\n{}", i.stderr());
+    }
+    assert_no_python_errors(&i);
+}
+
+#[test]
+fn every_test_app_passes_wsgiref_validate() {
+    validated("py-val-fork", &app("forksafe.py"), "application", &["--master", "--processes", "2"], &[], &["/", "/x"]);
+    validated("py-val-mount-a", &app("mount_a.py"), "application", &[], &[], &["/a"]);
+    validated("py-val-mount-b", &app("mount_b.py"), "application", &[], &[], &["/b"]);
+    validated("py-val-deco", &app("decorated.py"), "application", &["--master"], &[], &["/"]);
+    let counter = std::env::temp_dir().join(format!("imperium-val-counter-{}", std::process::id()));
+    validated("py-val-counter", &app("counter.py"), "application", &["--master"], &[("COUNTER_FILE", counter.to_string_lossy().into_owned())], &["/"]);
+    let _ = std::fs::remove_file(counter);
+    let count = std::env::temp_dir().join(format!("imperium-val-factory-{}", std::process::id()));
+    validated("py-val-factory", &app("pkgfactory/factory.py"), "make_app()", &[], &[("FACTORY_COUNT_FILE", count.to_string_lossy().into_owned())], &["/"]);
+    let _ = std::fs::remove_file(count);
+}
