@@ -343,3 +343,35 @@ fn every_test_app_passes_wsgiref_validate() {
     validated("py-val-factory", &app("pkgfactory/factory.py"), "make_app()", &[], &[("FACTORY_COUNT_FILE", count.to_string_lossy().into_owned())], &["/"]);
     let _ = std::fs::remove_file(count);
 }
+
+#[test]
+fn no_default_app_harakiri_and_shared_import() {
+    // B03: with no-default-app an unmatched path gets the no-app 500.
+    let s = Scratch::new("py-nodefault");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--manage-script-name", "--no-default-app", "--mount", &format!("/a={}", app("mount_a.py"))]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    assert_eq!(get(h, "/a/x").json()["app"], "a");
+    assert_eq!(get(h, "/elsewhere").status, 500);
+    drop(i);
+    // B09: a request stuck past harakiri is killed and the worker respawned.
+    let s = Scratch::new("py-harakiri");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--harakiri", "2", "--wsgi-file", &app("checks.py"), "--callable", "raw"]);
+    let h = i.port(0);
+    i.wait_ready(1);
+    let r = std::panic::catch_unwind(|| get(h, "/sleep?30"));
+    assert!(r.map(|r| r.status != 200).unwrap_or(true), "the stuck request must not get a 200");
+    i.wait_log("HARAKIRI ON WORKER 1");
+    i.wait_log("Respawned uWSGI worker 1");
+    assert_eq!(get(h, "/hello").status, 200);
+    drop(i);
+    // B16: shared-import runs in the master even with lazy-apps.
+    let s = Scratch::new("py-sharedimport");
+    std::fs::write(s.path("side_effect.py"), "import os, uwsgi\nuwsgi.log('shared import in pid %d worker %d' % (os.getpid(), uwsgi.worker_id()))\n").unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--lazy-apps", "--pythonpath", &s.s(""), "--shared-import", "side_effect", "--wsgi-file", &app("mount_a.py")]);
+    i.wait_ready(2);
+    i.wait_count("WSGI app 0", 2);
+    let log = i.stderr();
+    assert_eq!(log.matches("shared import in pid").count(), 1, "{log}");
+    assert!(log.contains(&format!("shared import in pid {} worker 0", i.pid())), "{log}");
+}
