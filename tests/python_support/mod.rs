@@ -11,10 +11,24 @@ pub use vs::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The plugin cargo builds beside the binary (`cargo build` builds it: the python crate
-/// is a default member of the workspace).
+/// The plugin cargo builds beside the binary. `cargo test` alone does not produce a
+/// cdylib's plain artifact, so the first call in each test binary runs
+/// `cargo build -p imperium-python` for the binary's profile (cargo does not hold its
+/// build lock while tests run); the plugin is then always as fresh as the sources.
 pub fn plugin_path() -> PathBuf {
-    let p = Path::new(BIN).parent().unwrap().join("libimperium_python.so");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = Path::new(BIN).parent().unwrap();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "imperium-python"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("running cargo build -p imperium-python");
+        assert!(out.status.success(), "cargo build -p imperium-python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+    let p = dir.join("libimperium_python.so");
     assert!(p.is_file(), "the CPython plugin is missing at {} (run `cargo build -p imperium-python`)", p.display());
     p
 }
