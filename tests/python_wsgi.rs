@@ -296,3 +296,28 @@ fn eval_defines_the_app() {
     i.wait_log("spawned uWSGI worker 1");
     assert_eq!(get(h, "/").text(), "from eval");
 }
+
+#[test]
+fn pipelined_requests_and_chunked_request_bodies() {
+    use std::io::Write;
+    let s = Scratch::new("py-pipeline");
+    let (_i, h, _) = checks(&s, &["--callable", "raw"]);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", h)).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
+    // Two requests in one write, the first with a body the app reads only in part.
+    c.write_all(b"POST /post?readn HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let r = read_resp(&mut c, false).unwrap();
+    assert_eq!(r.json()["chunks"], serde_json::json!(["012", "3456", "789abcdefghij"]));
+    let r = read_resp(&mut c, false).unwrap();
+    assert_eq!(r.text(), "Hello World");
+    // A chunked request body arrives decoded, and the connection goes on.
+    c.write_all(b"POST /post?read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").unwrap();
+    let r = read_resp(&mut c, false).unwrap();
+    assert_eq!(r.json()["chunks"], serde_json::json!(["hello world"]));
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
+    // A body the app does not read at all is drained before the next request.
+    c.write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nxxxxxGET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
+    assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
+}
