@@ -145,6 +145,16 @@ def cl():
 uwsgi.cl = cl
 
 
+def _mem_of(pid):
+    try:
+        with open('/proc/%d/statm' % pid) as f:
+            vsz, rss = (int(x) for x in f.read().split()[:2])
+        page = _os.sysconf('SC_PAGE_SIZE')
+        return (rss * page, vsz * page)
+    except (OSError, ValueError):
+        return (0, 0)
+
+
 def workers():
     apps = [{'id': i, 'modifier1': 0, 'mountpoint': mp, 'startup_time': int(st), 'interpreter': 0,
              'callable': 0, 'requests': 0, 'exceptions': 0, 'chdir': ''} for (i, mp, st, _r) in _u.apps()]
@@ -156,7 +166,7 @@ def workers():
         out.append({
             'id': wid, 'pid': max(pid, 0), 'requests': max(s(3), 0), 'delta_requests': max(s(4), 0),
             'signals': 0, 'exceptions': max(s(5), 0), 'cheap': 0, 'pause': 0, 'busy': 1 if busy else 0,
-            'idle': 0 if busy else 1, 'status': 'busy' if busy else 'idle', 'rss': 0, 'vsz': 0,
+            'idle': 0 if busy else 1, 'status': 'busy' if busy else 'idle', 'rss': _mem_of(pid)[0], 'vsz': _mem_of(pid)[1],
             'running_time': max(s(6), 0), 'last_spawn': max(s(7), 0), 'respawn_count': max(s(8), 0),
             'tx': max(s(9), 0), 'avg_rt': max(s(10), 0),
             'apps': tuple(dict(a) for a in apps),
