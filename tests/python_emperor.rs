@@ -157,3 +157,50 @@ fn py_tracebacker_dumps_every_thread() {
     assert!(dump.contains("thread_id = uWSGIWorker1Core"), "{dump}");
     assert_eq!(slow.join().unwrap(), 200);
 }
+
+/// libpython's directory for a Python executable.
+fn libdir(python: &str) -> String {
+    let out = Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn two_python_builds_serve_side_by_side() {
+    // The second build: the plugin against the system's /usr/bin/python3 (on this machine
+    // Debian's 3.11.2 beside pyenv's 3.11.7; on a plain Debian machine the same Python
+    // twice), in its own target dir.
+    let first = plugin_path();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-system");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-p", "imperium-python", "--target-dir", &dir.to_string_lossy()])
+        .env("PYO3_PYTHON", "/usr/bin/python3")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = dir.join("debug/libimperium_python.so");
+    let s = Scratch::new("py-two-builds");
+    let mut vassals = Vec::new();
+    for (name, so) in [("a", &first), ("b", &second)] {
+        let pdir = s.path(&format!("plugins-{name}"));
+        std::fs::create_dir_all(&pdir).unwrap();
+        std::fs::copy(so, pdir.join("python311_plugin.so")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--http-socket", "127.0.0.1:0", "--plugins-dir", &pdir.to_string_lossy(), "--plugin", "python311", "--wsgi-file", &app("checks.py")]);
+        let i = Instance::spawn(&s, &mut cmd, &format!("{name}.log"));
+        vassals.push((i, pdir.join("python311_plugin.so")));
+    }
+    let system_lib = format!("{}/libpython3", libdir("/usr/bin/python3"));
+    let mut versions = Vec::new();
+    for (i, so) in &vassals {
+        let h = i.port(0);
+        i.wait_log("spawned uWSGI worker 1");
+        let j = get(h, "/uwsgi").json();
+        let m = maps(j["pid"].as_i64().unwrap());
+        assert!(m.contains(&*so.to_string_lossy()), "{} not mapped", so.display());
+        versions.push((j["py_version"].as_str().unwrap().to_string(), m.contains(&system_lib)));
+    }
+    assert!(versions[1].1, "the second vassal runs the system's libpython ({system_lib})");
+    eprintln!("side by side: {versions:?}");
+}

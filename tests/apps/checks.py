@@ -190,7 +190,7 @@ def raw(environ, start_response):
             'workers': len(uwsgi.workers()), 'apps': len(uwsgi.workers()[0]['apps']),
             'log': uwsgi.log('uwsgi.log says hi'),
             'sys_path_has_dot': '.' in sys.path, 'argv': sys.argv, 'executable': sys.executable,
-            'prefix': sys.prefix,
+            'prefix': sys.prefix, 'py_version': sys.version,
             'not_impl': _not_impl(),
             'c_extensions': _c_extensions(),
         })
