@@ -375,3 +375,25 @@ fn no_default_app_harakiri_and_shared_import() {
     assert_eq!(log.matches("shared import in pid").count(), 1, "{log}");
     assert!(log.contains(&format!("shared import in pid {} worker 0", i.pid())), "{log}");
 }
+
+#[test]
+fn home_that_is_not_a_venv_sets_python_home() {
+    // Learn the plugin's own prefix, then pass it as `home`.
+    let s = Scratch::new("py-home-probe");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("checks.py")]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    let prefix = get(h, "/uwsgi").json()["prefix"].as_str().unwrap().to_string();
+    drop(i);
+    let s = Scratch::new("py-home");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--home", &prefix, "--wsgi-file", &app("checks.py")]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    assert!(i.stderr().contains(&format!("Set PythonHome to {prefix}")), "{}", i.stderr());
+    assert!(!i.stderr().contains("PEP 405 virtualenv detected"));
+    assert_eq!(get(h, "/uwsgi").json()["prefix"], prefix);
+    drop(i);
+    let s = Scratch::new("py-home-missing");
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--home", "/nonexistent/python/home", "--eval", "def application(e, sr):\n    sr('200 OK', [])\n    return [b'x']\n"]);
+    i.wait_log("!!! Python Home is not a directory: /nonexistent/python/home !!!");
+}
