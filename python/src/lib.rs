@@ -5,18 +5,21 @@
 //!
 //! Modules: [`host`] (the vassal's callbacks, unsafe FFI), [`interp`] (interpreter start
 //! and fork protocol, unsafe FFI), [`options`], [`apps`] (the app table and routing),
-//! [`wsgi`] (environ, start_response, body), [`input`] (`wsgi.input`), [`module`] (the
+//! [`wsgi`] (environ, the body loop), [`start_response`], [`file_wrapper`], [`input`]
+//! (`wsgi.input`), [`module`] (the
 //! native `_uwsgi` and the `uwsgi`/`uwsgidecorators` bootstrap), [`state`].
 
 #[allow(dead_code)]
 #[path = "../../vassal/src/app/abi.rs"]
 pub mod abi;
 pub mod apps;
+pub mod file_wrapper;
 pub mod host;
 pub mod input;
 pub mod interp;
 pub mod module;
 pub mod options;
+pub mod start_response;
 pub mod state;
 pub mod wsgi;
 

@@ -120,7 +120,7 @@ pub fn native(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(instance, &m)?)?;
     m.add_function(wrap_pyfunction!(options, &m)?)?;
     m.add_function(wrap_pyfunction!(apps, &m)?)?;
-    m.add_class::<wsgi::FileWrapper>()?;
+    m.add_class::<crate::file_wrapper::FileWrapper>()?;
     Ok(m)
 }
 

@@ -12,7 +12,8 @@ use crate::host::{self, Req};
 use crate::input::Input;
 use crate::plog;
 use crate::state;
-use pyo3::exceptions::{PyAttributeError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use crate::file_wrapper::{try_sendfile, FileWrapper};
+use crate::start_response::Responder;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -48,156 +49,6 @@ pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
 /// Decodes latin-1 bytes into a Rust string.
 pub fn latin1_string(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
-}
-
-/// Encodes a str as latin-1 (`None` when it has code points above U+00FF).
-fn to_latin1(s: &str) -> Option<Vec<u8>> {
-    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
-}
-
-/// The `start_response` callable of one request, also holding the response state.
-#[pyclass(module = "uwsgi", name = "StartResponse")]
-pub struct Responder {
-    req: Req,
-    alive: Arc<AtomicBool>,
-    status: Option<Vec<u8>>,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The head went to the vassal.
-    sent: bool,
-    /// The client went away.
-    failed: bool,
-}
-
-impl Responder {
-    fn check_alive(&self) -> PyResult<()> {
-        if self.alive.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(PyOSError::new_err("the request this object belongs to is over"))
-        }
-    }
-
-    /// Sends the head (once), announcing `content_length` when known (-1 otherwise).
-    fn send_head(&mut self, content_length: i64) -> PyResult<()> {
-        if self.sent {
-            return Ok(());
-        }
-        let Some(status) = &self.status else {
-            return Err(PyRuntimeError::new_err("the WSGI app did not call start_response()"));
-        };
-        if !self.req.start(status, &self.headers, content_length) {
-            return Err(PyRuntimeError::new_err(format!("invalid HTTP status: {}", String::from_utf8_lossy(status))));
-        }
-        self.sent = true;
-        Ok(())
-    }
-
-    /// Sends body bytes with the GIL released; false when the client is gone.
-    fn send(&mut self, py: Python<'_>, data: &[u8]) -> bool {
-        if self.failed {
-            return false;
-        }
-        let req = self.req;
-        let ok = py.allow_threads(|| req.write(data));
-        if !ok {
-            self.failed = true;
-        }
-        ok
-    }
-}
-
-fn header_str(item: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
-    let s = item.downcast::<PyString>().map_err(|_| PyTypeError::new_err(format!("http header {what} must be a string")))?;
-    let s = s.to_str()?;
-    if s.contains(['\r', '\n']) {
-        return Err(PyValueError::new_err(format!("http header {what} must not contain a line break")));
-    }
-    to_latin1(s).ok_or_else(|| PyValueError::new_err(format!("http header {what} must be latin-1 encodable")))
-}
-
-#[pymethods]
-impl Responder {
-    #[pyo3(signature = (status, headers, exc_info = None))]
-    fn __call__(slf: &Bound<'_, Self>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
-        {
-            let mut me = slf.borrow_mut();
-            me.check_alive()?;
-            if let Some(info) = exc_info.filter(|e| !e.is_none()) {
-                if me.sent {
-                    // PEP 3333: re-raise when the head is already out.
-                    let t = info.downcast::<PyTuple>()?;
-                    if t.len() >= 2 {
-                        return Err(PyErr::from_value(t.get_item(1)?));
-                    }
-                }
-            } else if me.sent {
-                return Err(PyOSError::new_err("headers already sent"));
-            }
-            let status = status.downcast::<PyString>().map_err(|_| PyTypeError::new_err("http status must be a string"))?;
-            let status = to_latin1(status.to_str()?).ok_or_else(|| PyValueError::new_err("http status must be latin-1 encodable"))?;
-            let list = headers.downcast::<PyList>().map_err(|_| PyTypeError::new_err("http headers must be in a python list"))?;
-            let mut parsed = Vec::with_capacity(list.len());
-            for item in list.iter() {
-                let t = item.downcast::<PyTuple>().map_err(|_| PyTypeError::new_err("http header must be defined in a tuple"))?;
-                if t.len() != 2 {
-                    return Err(PyTypeError::new_err("http header must be defined in a tuple"));
-                }
-                parsed.push((header_str(&t.get_item(0)?, "key")?, header_str(&t.get_item(1)?, "value")?));
-            }
-            me.status = Some(status);
-            me.headers = parsed;
-        }
-        Ok(slf.getattr("write")?.unbind())
-    }
-
-    /// The `write(data)` callable returned by start_response.
-    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let mut me = slf.borrow_mut();
-        me.check_alive()?;
-        let b = data.downcast::<PyBytes>().map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
-        me.send_head(-1)?;
-        if !me.send(py, b.as_bytes()) {
-            return Err(PyOSError::new_err("write(): the client closed the connection"));
-        }
-        Ok(())
-    }
-}
-
-/// `wsgi.file_wrapper(filelike, blksize=8192)`.
-#[pyclass(module = "uwsgi", name = "FileWrapper")]
-pub struct FileWrapper {
-    filelike: PyObject,
-    blksize: usize,
-}
-
-#[pymethods]
-impl FileWrapper {
-    #[new]
-    #[pyo3(signature = (filelike, blksize = 8192))]
-    fn new(filelike: &Bound<'_, PyAny>, blksize: isize) -> PyResult<FileWrapper> {
-        if !filelike.hasattr("read")? {
-            return Err(PyAttributeError::new_err("object has no attribute 'read'"));
-        }
-        Ok(FileWrapper { filelike: filelike.clone().unbind(), blksize: blksize.max(0) as usize })
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let chunk = if self.blksize == 0 { self.filelike.call_method0(py, "read")? } else { self.filelike.call_method1(py, "read", (self.blksize,))? };
-        let empty = chunk.bind(py).len().map_or(true, |n| n == 0);
-        Ok(if empty { None } else { Some(chunk) })
-    }
-
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        if self.filelike.bind(py).hasattr("close")? {
-            self.filelike.call_method0(py, "close")?;
-        }
-        Ok(())
-    }
 }
 
 static ERRORS: GILOnceCell<PyObject> = GILOnceCell::new();
@@ -267,32 +118,6 @@ fn known_length(result: &Bound<'_, PyAny>) -> Option<i64> {
         n += i.downcast::<PyBytes>().ok()?.as_bytes().len() as i64;
     }
     Some(n)
-}
-
-/// Sends a regular file through sendfile; None when the object is not a real file.
-fn try_sendfile(py: Python<'_>, resp: &Bound<'_, Responder>, fw: &FileWrapper) -> PyResult<Option<()>> {
-    let file = fw.filelike.bind(py);
-    let Ok(fd) = file.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
-        return Ok(None);
-    };
-    let os = py.import("os")?;
-    let stat = os.call_method1("fstat", (fd,))?;
-    let mode: u32 = stat.getattr("st_mode")?.extract()?;
-    if mode & 0o170000 != 0o100000 {
-        return Ok(None);
-    }
-    let size: i64 = stat.getattr("st_size")?.extract()?;
-    // Python's buffered file may have read ahead: its tell() is the logical position.
-    let pos: i64 = file.call_method0("tell").and_then(|p| p.extract()).unwrap_or(0);
-    let len = (size - pos).max(0);
-    let mut me = resp.borrow_mut();
-    me.send_head(len)?;
-    let req = me.req;
-    let sent = py.allow_threads(|| req.sendfile(fd, pos, len));
-    if sent < 0 {
-        me.failed = true;
-    }
-    Ok(Some(()))
 }
 
 /// Iterates the result and sends the body.
