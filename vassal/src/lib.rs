@@ -87,7 +87,11 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     // Facts for the banner and for the reload.
     let reloads: Option<u64> = std::env::var("UWSGI_RELOADS").ok().and_then(|v| v.trim().parse().ok());
     let cwd = std::env::current_dir().map_err(|e| VassalError::sys("getcwd()", e))?;
-    let binary = std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?;
+    // `binary-path` names what a reload re-executes (uWSGI's "force binary path").
+    let binary = match config.get("binary-path").filter(|b| !b.is_empty()) {
+        Some(b) => std::path::PathBuf::from(b),
+        None => std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?,
+    };
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     sys::env::set("UWSGI_RELOADS", &reloads.unwrap_or(0).to_string());
 
