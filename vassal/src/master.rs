@@ -308,7 +308,7 @@ impl<'a> Master<'a> {
     fn sos(&self) {
         match &self.emperor {
             Some(e) => {
-                e.notify(30, "vassal_sos()");
+                e.notify(emperor::BROODLORD, "vassal_sos()");
             }
             None => vlog!("[broodlord] instance not governed by an Emperor !!!"),
         }
@@ -387,7 +387,7 @@ impl<'a> Master<'a> {
                 if !self.settings.die_on_idle {
                     vlog!("*** cheap mode (idle without die-on-idle) is not implemented yet: the workers stay ***");
                 } else if let Some(e) = self.emperor {
-                    if !e.notify(22, "die-on-idle") {
+                    if !e.notify(emperor::VOLUNTARY_SHUTDOWN, "die-on-idle") {
                         self.kill_them_all(0);
                     }
                 } else {
