@@ -84,6 +84,8 @@ pub struct Emperor {
     pub startup_cwd: PathBuf,
     pub last_status: Option<usize>,
     pub pid: i32,
+    /// Tyrant mode, namespaces, cgroups (`isolation.rs`).
+    pub isolation: crate::isolation::Isolation,
 }
 
 impl Emperor {
@@ -138,6 +140,9 @@ impl Emperor {
             None => None,
         };
         drop(activated);
+        // After the sockets are bound, before any vassal exists: the Emperor's own
+        // privilege drop, the tyrant capability check, the cgroup base.
+        let isolation = crate::isolation::Isolation::boot(settings.isolation.clone())?;
         let now = Instant::now();
         let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         let mut e = Emperor {
@@ -171,6 +176,7 @@ impl Emperor {
             startup_cwd,
             last_status: None,
             pid: std::process::id() as i32,
+            isolation,
             settings,
         };
         if let Some(l) = &e.stats {
@@ -265,6 +271,9 @@ impl Emperor {
                         let evs = self.monitors[i].scan();
                         self.on_monitor_events(i, evs);
                         self.timers.set(TimerKey::Rescan(i), Instant::now() + self.settings.freq);
+                        if i == 0 {
+                            self.check_isolation();
+                        }
                     }
                 }
                 TimerKey::Watchdog => {

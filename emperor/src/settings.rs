@@ -63,6 +63,8 @@ pub struct Settings {
     pub safe_fds: Vec<i32>,
     /// `emperor-broodlord`: logged only until the broodlord issue.
     pub broodlord: i64,
+    /// Tyrant mode, namespaces, capabilities and cgroups (see `isolation.rs`).
+    pub isolation: crate::isolation::IsolationSettings,
 }
 
 /// Reads options by name with aliases, independent of the option table: the last entry
@@ -162,6 +164,7 @@ impl Settings {
             listen: r.int(&["listen", "l"], 100)?.clamp(1, i32::MAX as i64) as i32,
             safe_fds,
             broodlord: r.int(&["emperor-broodlord"], 0)?,
+            isolation: crate::isolation::IsolationSettings::from_config(config)?,
         })
     }
 }

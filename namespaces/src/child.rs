@@ -226,6 +226,12 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
@@ -438,6 +444,14 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, sync_r: RawFd, sync_w: RawFd, err_
                 fail(err_w, Step::Gid);
             }
             if libc::setresuid(c.uid, c.uid, c.uid) != 0 {
+                fail(err_w, Step::Uid);
+            }
+            // Nothing the Emperor held may leak into a tenant's process (an unprivileged
+            // Emperor keeps setuid/setgid, which a non-root to non-root switch keeps).
+            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+            let mut h = CapHeader { version: 0x2008_0522, pid: 0 };
+            let d = [0u32; 6];
+            if libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) != 0 {
                 fail(err_w, Step::Uid);
             }
         }
