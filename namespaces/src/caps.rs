@@ -102,9 +102,11 @@ mod ops {
     /// with the switch itself still possible. Call [`after_setuid`] once switched.
     pub fn before_setuid(keep: CapSet) -> Result<()> {
         sys::set_keepcaps(true).map_err(|e| IsolationError::sys("prctl(PR_SET_KEEPCAPS)", e))?;
-        let (eff, prm, _) = sys::capget().map_err(|e| IsolationError::sys("capget()", e))?;
+        let (_, prm, _) = sys::capget().map_err(|e| IsolationError::sys("capget()", e))?;
         let needed = CapSet(0).with(SETUID).with(SETGID).with(SETPCAP).0 & prm;
-        sys::capset(eff | needed, (keep.0 & prm) | needed, keep.0 & prm).map_err(|e| IsolationError::sys("capset()", e))
+        let p = (keep.0 & prm) | needed;
+        // The effective set must stay within the new permitted set.
+        sys::capset(p, p, keep.0 & prm).map_err(|e| IsolationError::sys("capset()", e))
     }
 
     /// After the uid switch: effective = permitted = inheritable = ambient = `keep`, so the
