@@ -194,8 +194,10 @@ impl Isolation {
             }
         }
         if let Some(cg) = &self.cgroups {
-            let g = cg.prepare(name).map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
-            iso.cgroup_dir = g.open_v2_dir();
+            let (g, fresh) = cg.prepare(name).map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            if fresh {
+                iso.cgroup_dir = g.open_v2_dir();
+            }
             iso.cgroup_procs = g.open_procs().map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
         }
         Ok(iso)

@@ -18,6 +18,8 @@ Script steps, in order:
     accept          accept one connection on fd 0, answer "hello\\n", close it
     orphan          start `sleep 600` twice: a child, and a daemon escaping the group
     serve           like accept, in the loop, for every connection
+    forkbomb[:N]    fork sleeping children until fork fails (isolation tests)
+    hog:MB          allocate MB MiB of memory (isolation tests)
     idle:S          after S seconds without a connection, send 22 (die-on-idle)
 After the script it loops: stop bytes (0, 2) make it exit 0, a reload byte (1) is logged
 and answered with 1 (a reloaded vassal announces itself again), EOF makes it exit 1.
@@ -142,6 +144,31 @@ def orphan():
     log("orphans", daemon=gpid, child=child)
 
 
+def forkbomb(limit):
+    """(isolation tests) Fork sleeping children until fork fails or `limit` is reached."""
+    n, err = 0, ""
+    while n < limit:
+        try:
+            pid = os.fork()
+        except OSError as e:
+            err = e.strerror.replace(" ", "_")
+            break
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+        n += 1
+    log("forkbomb", forked=n, error=err)
+
+
+def hog(mb):
+    """(isolation tests) Allocate and touch `mb` MiB, one MiB at a time."""
+    log("hog", mb=mb)
+    chunks = []
+    for _ in range(mb):
+        chunks.append(bytearray(1 << 20))
+    log("hogged", mb=mb)
+
+
 def main():
     efd = int(os.environ.get("UWSGI_EMPEROR_FD", "-1"))
     env = ",".join(sorted("%s=%s" % (k, v) for k, v in os.environ.items() if k.startswith("UWSGI_")))
@@ -203,6 +230,10 @@ def main():
             serve = True
         elif op == "idle":
             idle = float(arg)
+        elif op == "forkbomb":
+            forkbomb(int(arg or "100000"))
+        elif op == "hog":
+            hog(int(arg))
 
     last_hb = time.monotonic()
     while True:

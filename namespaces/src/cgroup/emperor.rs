@@ -108,9 +108,13 @@ impl EmperorCgroups {
     }
 
     /// Makes a vassal's group ready for a new process: leftovers of an earlier run are
-    /// killed, the directories exist, the limits are written.
-    pub fn prepare(&self, vassal: &str) -> Result<Group> {
+    /// killed, the directories exist, the limits are written. The flag says whether the
+    /// v2 directory is new: only then may the child be cloned straight into it (see
+    /// [`Group::kill`] on why a group that was ever killed is joined through
+    /// `cgroup.procs` instead).
+    pub fn prepare(&self, vassal: &str) -> Result<(Group, bool)> {
         let g = self.group_of(vassal);
+        let existed = g.v2.as_ref().is_some_and(|d| d.exists());
         if g.dirs().any(|d| d.exists()) && g.populated() {
             g.kill();
         }
@@ -118,7 +122,7 @@ impl EmperorCgroups {
         for (f, v) in &self.limits.0 {
             g.set(f, v)?;
         }
-        Ok(g)
+        Ok((g, !existed))
     }
 
     /// Resource use of a vassal's group.

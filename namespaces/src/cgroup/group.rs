@@ -193,6 +193,11 @@ impl Group {
     /// Kills every process in the group: `cgroup.kill` on v2 (Linux 5.14+), which also
     /// catches processes forking while they are being killed; otherwise SIGKILL each pid
     /// until the list is empty (bounded). Returns the number of pids seen.
+    ///
+    /// Kernel note (seen on 6.18): once a group has been killed through `cgroup.kill`, a
+    /// child created with `clone3(CLONE_INTO_CGROUP)` into it is killed at birth (the
+    /// kill sequence is compared against the parent's group). Callers join such a group
+    /// through `cgroup.procs` instead.
     pub fn kill(&self) -> usize {
         let seen = self.pids().len();
         if let Some(d) = &self.v2
