@@ -33,16 +33,19 @@ impl Base {
 
 impl Drop for Base {
     fn drop(&mut self) {
-        for d in self.group.dirs() {
-            if let Ok(rd) = fs::read_dir(d) {
-                for e in rd.flatten() {
-                    if e.path().is_dir() {
-                        let _ = fs::remove_dir(e.path());
-                    }
+        // Vassals of a killed Emperor may still be dying: kill them and retry the rmdir.
+        let names: Vec<String> = self.group.dirs().flat_map(|d| fs::read_dir(d).into_iter().flatten().flatten()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        for n in names {
+            let g = self.group.child(&n);
+            for _ in 0..500 {
+                g.kill();
+                if g.remove() {
+                    break;
                 }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            let _ = fs::remove_dir(d);
         }
+        self.group.remove();
     }
 }
 
