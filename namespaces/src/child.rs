@@ -11,6 +11,7 @@
 //!    already entered by `CLONE_INTO_CGROUP` when the kernel supports it);
 //! 3. wait for the parent (it writes `uid_map`/`gid_map` of a new user namespace first);
 //!    in a new user namespace become its root (`setgroups`, `setresgid(0)`, `setresuid(0)`);
+//!    in a new mount namespace make every mount private (nothing propagates to the host);
 //! 4. shrink the bounding set (`emperor-cap`);
 //! 5. tyrant credentials: `setgroups` (none, or the owner's with initgroups),
 //!    `setresgid`, `setresuid`;
@@ -92,6 +93,7 @@ pub enum Step {
     Cgroup,
     Sync,
     UserNs,
+    Mounts,
     Bounding,
     Groups,
     Gid,
@@ -108,8 +110,8 @@ pub enum Step {
     Prepare,
 }
 
-const STEPS: [Step; 19] = [
-    Step::Clone, Step::Signals, Step::Cgroup, Step::Sync, Step::UserNs, Step::Bounding, Step::Groups, Step::Gid, Step::Uid,
+const STEPS: [Step; 20] = [
+    Step::Clone, Step::Signals, Step::Cgroup, Step::Sync, Step::UserNs, Step::Mounts, Step::Bounding, Step::Groups, Step::Gid, Step::Uid,
     Step::NoNewPrivs, Step::DeathSignal, Step::ParentGone, Step::ProcessGroup, Step::Chdir, Step::Stdin, Step::Descriptors,
     Step::Exec, Step::IdMap, Step::Prepare,
 ];
@@ -122,6 +124,7 @@ impl Step {
             Step::Cgroup => "joining the cgroup",
             Step::Sync => "waiting for the parent",
             Step::UserNs => "becoming root in the new user namespace",
+            Step::Mounts => "making the new mount namespace private",
             Step::Bounding => "limiting the capability bounding set",
             Step::Groups => "setgroups()",
             Step::Gid => "setgid()",
@@ -423,6 +426,14 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, sync_r: RawFd, sync_w: RawFd, err_
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
                 fail(err_w, Step::UserNs);
             }
+        }
+        // A new mount namespace starts as a copy whose mounts may still propagate to the
+        // host (shared mounts under systemd): make it private first, so the vassal's own
+        // mounts (a fresh /proc, bind mounts) stay its own.
+        if s.namespaces.has(nsflags::NEWNS)
+            && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+        {
+            fail(err_w, Step::Mounts);
         }
         // 4. Bounding set.
         if let Some(keep) = s.bounding {
