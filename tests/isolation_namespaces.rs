@@ -117,3 +117,28 @@ fn own_hostname_and_own_proc_as_in_the_seed() {
     assert!(fs::read_dir("/proc").unwrap().count() > 20);
     assert!(fs::metadata(format!("/proc/{}", e.pid())).is_ok());
 }
+
+#[test]
+fn emperor_cap_limits_the_bounding_set_of_root_vassals() {
+    let s = Scratch::new("ns-cap");
+    s.vassal("a.ini", "");
+    let e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-cap", "setuid,net_bind_service"]));
+    let pid = host_pid(&e, "a.ini");
+    let want = (1u64 << 7) | (1 << 10) | (1 << 8);
+    assert_eq!(cap(pid, "CapBnd"), want);
+    assert_eq!(cap(pid, "CapEff"), want, "a root vassal holds only what the bounding set allows");
+    drop(e);
+    // exec-as-vassal runs with the same limits: a root vassal cannot mount (no sys_admin).
+    let s = Scratch::new("ns-cap-mount");
+    s.vassal("a.ini", "");
+    let dir = s.path("m");
+    fs::create_dir_all(&dir).unwrap();
+    let cmd = format!("mount -t tmpfs none {} || touch {}", dir.display(), s.path("mount-refused").display());
+    let e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-cap", "setuid", "--emperor-use-clone", "fs", "--exec-as-vassal", &cmd]));
+    wait_until("the mount refused", || s.path("mount-refused").exists());
+    drop(e);
+    let s = Scratch::new("ns-cap-bad");
+    let mut e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-cap", "setuid,frobnicate"]));
+    assert!(!e.wait_exit().success());
+    assert!(e.stderr().contains("unknown capability \"frobnicate\""), "{}", e.stderr());
+}
