@@ -189,3 +189,79 @@ fn unprivileged_emperor_with_setuid_setgid_capabilities() {
     assert_eq!(cap(pid, "CapPrm"), 0, "nothing of the Emperor's capabilities reaches the vassal");
     assert_eq!(cap(pid, "CapAmb"), 0);
 }
+
+/// A tenant's config for the real imperium vassal.
+fn real_vassal(s: &Scratch, name: &str, owner: Tenant, body: &str) -> std::path::PathBuf {
+    let p = s.vassals().join(name);
+    fs::write(&p, format!("[uwsgi]\nmaster = true\nprocesses = 1\n{body}")).unwrap();
+    chown(&p, owner);
+    p
+}
+
+fn real_args(s: &Scratch) -> Vec<String> {
+    ["--emperor", &s.vassals().to_string_lossy(), "--binary-path", BIN, "--emperor-freq", "1", "--emperor-tyrant"].iter().map(|x| x.to_string()).collect()
+}
+
+#[test]
+fn a_tenant_config_asking_for_root_gets_nothing() {
+    let t1 = tenant("imp-tenant1");
+    let s = tyrant_scratch("tyr-hostile");
+    let vault = s.path("root-only");
+    fs::create_dir_all(&vault).unwrap();
+    chmod(&vault, 0o700);
+    let marker = vault.join("pwned");
+    let port = free_port();
+    real_vassal(
+        &s,
+        "evil.ini",
+        t1,
+        &format!(
+            "socket = 127.0.0.1:{port}\nuid = 0\ngid = 0\ncap = sys_admin,setuid,dac_override\nunshare = net\nexec-as-root = touch {m}\nexec-as-user = touch {m}\nimmediate-uid = 0\n",
+            m = marker.display()
+        ),
+    );
+    let e = Emperor::start(&s, &real_args(&s));
+    let pid = {
+        let mut p = None;
+        wait_until("the vassal spawned", || {
+            p = spawned_pid(&e.stderr(), "evil.ini");
+            p.is_some()
+        });
+        p.unwrap()
+    };
+    wait_until("the vassal serving", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert_eq!(ids(pid, "Uid"), vec![t1.uid; 4], "{}", e.stderr());
+    assert_eq!(ids(pid, "Gid"), vec![t1.gid; 4]);
+    assert_eq!(cap(pid, "CapEff"), 0);
+    assert_eq!(cap(pid, "CapPrm"), 0);
+    assert_eq!(cap(pid, "CapAmb"), 0);
+    assert_eq!(status(pid, "NoNewPrivs"), "1");
+    assert_eq!(ns(&pid.to_string(), "net"), ns("self", "net"), "unshare needs the Emperor (emperor-use-clone)");
+    assert!(!marker.exists(), "a tenant hook wrote into a root-only directory");
+    let log = e.stderr();
+    assert!(log.contains("uid ignored: this instance is not root"), "{log}");
+    assert!(log.contains("unshare ignored"), "{log}");
+    assert!(log.contains("cap ignored"), "{log}");
+}
+
+#[test]
+fn a_tenant_cannot_write_into_another_tenants_directory() {
+    let t1 = tenant("imp-tenant1");
+    let t2 = tenant("imp-tenant2");
+    let s = tyrant_scratch("tyr-pidfile");
+    let home2 = s.path("home-t2");
+    fs::create_dir_all(&home2).unwrap();
+    chown(&home2, t2);
+    chmod(&home2, 0o700);
+    let port = free_port();
+    real_vassal(&s, "pid.ini", t1, &format!("socket = 127.0.0.1:{port}\npidfile = {}/stolen.pid\n", home2.display()));
+    real_vassal(&s, "sock.ini", t1, &format!("socket = {}/stolen.sock\n", home2.display()));
+    let e = Emperor::start(&s, &real_args(&s));
+    e.wait_log("stolen.pid");
+    e.wait_log("stolen.sock");
+    wait_until("both refused and respawned at least once", || e.count_log("spawned (pid:") >= 3);
+    assert!(!home2.join("stolen.pid").exists());
+    assert!(!home2.join("stolen.sock").exists());
+    assert!(fs::read_dir(&home2).unwrap().next().is_none(), "nothing was written into the other tenant's directory");
+    assert!(alive(e.pid()));
+}

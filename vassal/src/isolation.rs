@@ -161,6 +161,12 @@ impl Isolation {
             if uid.is_some_and(|u| crate::privileges::parse_uid(u).ok() != Some(Uid::effective())) {
                 vlog!("*** uid ignored: this instance is not root and runs as uid {} ***", Uid::effective());
             }
+            if gid.is_some_and(|g| crate::privileges::parse_gid(g).ok() != Some(Gid::effective())) {
+                vlog!("*** gid ignored: this instance is not root and runs as gid {} ***", Gid::effective());
+            }
+            if !self.cap.is_empty() {
+                vlog!("*** cap ignored: this instance is not root, it has no capabilities to keep ***");
+            }
             return Ok(());
         }
         if uid.is_none() && gid.is_none() {
