@@ -121,6 +121,7 @@ pub fn groups_for(uid: u32, gid: u32, initgroups: bool) -> Vec<u32> {
     if let Some(name) = crate::sys::user_name(uid) {
         return crate::sys::grouplist(&name, gid).unwrap_or_default().into_iter().filter(|g| *g != 0).collect();
     }
+    let _ = (uid, gid);
     Vec::new()
 }
 
