@@ -153,3 +153,29 @@ fn a_memory_hog_is_oom_killed_in_its_group_logged_and_respawned() {
     assert!(!s.events().iter().any(|ev| ev.event == "hogged"), "the hog got its memory");
     assert!(alive(e.pid()), "the Emperor itself is not touched");
 }
+
+#[test]
+fn per_vassal_limits_from_a_trusted_file() {
+    let base = Base::new("pervassal");
+    let s = Scratch::new("cg-pervassal");
+    let limits = s.path("limits");
+    fs::create_dir_all(&limits).unwrap();
+    fs::write(limits.join("b.ini.limits"), "# set by the platform, not by the tenant\npids-max = 7\n").unwrap();
+    fs::write(limits.join("c.ini.limits"), "pids-max = 1000\n").unwrap();
+    isolation_support::chmod(&limits.join("c.ini.limits"), 0o666);
+    s.vassal("a.ini", "");
+    s.vassal("b.ini", "");
+    s.vassal("c.ini", "");
+    let e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-cgroup", &base.spec, "--emperor-cgroup-pids-max", "40", "--emperor-cgroup-limits-dir", &limits.to_string_lossy()]));
+    wait_until("two probes", || starts(&s).len() >= 2);
+    let pids_max = |name: &str| {
+        let g = base.vassal(name);
+        let d = g.v1.iter().find(|(c, _)| c.iter().any(|x| x == "pids")).map(|(_, d)| d.clone()).or(g.v2.clone()).unwrap();
+        fs::read_to_string(d.join("pids.max")).unwrap().trim().to_owned()
+    };
+    assert_eq!(pids_max("a.ini"), "40");
+    assert_eq!(pids_max("b.ini"), "7");
+    // A limits file others can write is not trusted: that vassal does not start.
+    e.wait_log("c.ini.limits: not a regular file owned by root");
+    assert!(!starts(&s).iter().any(|st| st.get("argv").contains("c.ini")));
+}

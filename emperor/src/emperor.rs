@@ -404,6 +404,7 @@ impl Emperor {
         for (name, pid) in pids {
             vlog!("[emperor] NO MERCY for vassal {name} !!!");
             reaper::kill_tree(pid);
+            self.isolation.kill(&name);
         }
         // SIGKILL cannot be ignored; give the kernel a moment, then leave regardless.
         self.timers.set(TimerKey::Mercy, Instant::now() + Duration::from_secs(5));
@@ -419,6 +420,10 @@ impl Emperor {
         }
         // Whatever the vassals left behind (reparented to us as subreaper) goes too.
         reaper::exterminate(&self.helpers.keys().copied().collect::<Vec<_>>());
+        let names: Vec<String> = self.vassals.values().map(|v| v.name.clone()).collect();
+        for name in names {
+            self.isolation.vassal_removed(&name);
+        }
         self.vassals.clear();
         vlog!("The Emperor is buried.");
         if let Some(n) = &self.notifier {

@@ -33,6 +33,9 @@ pub struct IsolationSettings {
     /// `emperor-cgroup` and its limits.
     pub cgroup: Option<String>,
     pub limits: Limits,
+    /// `emperor-cgroup-limits-dir`: per-vassal limits files (`<vassal>.limits`) the
+    /// Emperor trusts (owned by root or by the Emperor's user, not writable by others).
+    pub limits_dir: Option<String>,
     /// The Emperor's own `uid`, `gid` and `cap` (an unprivileged tyrant Emperor).
     pub uid: Option<String>,
     pub gid: Option<String>,
@@ -67,26 +70,10 @@ fn id_pair(option: &str, v: &str) -> Result<(u32, u32), EmperorError> {
 impl IsolationSettings {
     pub fn from_config(c: &Config) -> Result<IsolationSettings, EmperorError> {
         let mut limits = Limits::default();
-        if let Some(v) = last(c, &["emperor-cgroup-memory-max"]) {
-            limits.set("memory.max", imperium_namespaces::cgroup::translate::size("emperor-cgroup-memory-max", v).map_err(bad)?);
-        }
-        if let Some(v) = last(c, &["emperor-cgroup-memory-high"]) {
-            limits.set("memory.high", imperium_namespaces::cgroup::translate::size("emperor-cgroup-memory-high", v).map_err(bad)?);
-        }
-        if let Some(v) = last(c, &["emperor-cgroup-pids-max"]) {
-            let n = v.trim();
-            if n != "max" && n.parse::<u64>().is_err() {
-                return Err(EmperorError::setting("emperor-cgroup-pids-max", format!("expects a number or max, got '{v}'")));
-            }
-            limits.set("pids.max", n.to_owned());
-        }
-        if let Some(v) = last(c, &["emperor-cgroup-cpu-max"]) {
-            limits.set("cpu.max", Limits::cpu_max("emperor-cgroup-cpu-max", v).map_err(bad)?);
-        }
-        if let Some(v) = last(c, &["emperor-cgroup-cpu-weight"]) {
-            match v.trim().parse::<u64>() {
-                Ok(w) if (1..=10_000).contains(&w) => limits.set("cpu.weight", w.to_string()),
-                _ => return Err(EmperorError::setting("emperor-cgroup-cpu-weight", format!("expects 1-10000, got '{v}'"))),
+        for name in ["memory-max", "memory-high", "pids-max", "cpu-max", "cpu-weight"] {
+            let option = format!("emperor-cgroup-{name}");
+            if let Some(v) = last(c, &[option.as_str()]) {
+                limits.apply_named(&option, name, v).map_err(bad)?;
             }
         }
         for v in all(c, "emperor-cgroup-opt") {
@@ -105,6 +92,7 @@ impl IsolationSettings {
             vassal_cap: last(c, &["emperor-cap", "vassals-cap", "vassal-cap"]).map(|v| caps::parse("emperor-cap", v)).transpose().map_err(bad)?,
             cgroup,
             limits,
+            limits_dir: last(c, &["emperor-cgroup-limits-dir"]).map(str::to_owned),
             uid: last(c, &["uid"]).map(str::to_owned),
             gid: last(c, &["gid"]).map(str::to_owned),
             cap: last(c, &["cap"]).map(|v| caps::parse("cap", v)).transpose().map_err(bad)?,
@@ -194,13 +182,28 @@ impl Isolation {
             }
         }
         if let Some(cg) = &self.cgroups {
-            let (g, fresh) = cg.prepare(name).map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            let limits = self.vassal_limits(name, &cg.limits)?;
+            let (g, fresh) = cg.prepare(name, &limits).map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
             if fresh {
                 iso.cgroup_dir = g.open_v2_dir();
             }
             iso.cgroup_procs = g.open_procs().map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
         }
         Ok(iso)
+    }
+
+    /// The limits of one vassal: the Emperor's, overridden by its trusted limits file.
+    fn vassal_limits(&self, name: &str, defaults: &Limits) -> Result<Limits, String> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(dir) = &self.settings.limits_dir else { return Ok(defaults.clone()) };
+        let file = Path::new(dir).join(format!("{}.limits", name.replace('/', "_")));
+        let Ok(md) = std::fs::symlink_metadata(&file) else { return Ok(defaults.clone()) };
+        let me = nix::unistd::geteuid().as_raw();
+        if !md.file_type().is_file() || (md.uid() != 0 && md.uid() != me) || md.mode() & 0o022 != 0 {
+            return Err(format!("{}: not a regular file owned by root (or the Emperor's user) and writable only by it: refusing to start the vassal", file.display()));
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        defaults.with_file(&file.to_string_lossy(), &text).map_err(|e| e.to_string())
     }
 
     /// A vassal's main process is gone: nothing it started may survive it (a daemon

@@ -465,6 +465,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "emperor-cgroup-pids-max",                              Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "most processes and threads in each vassal's cgroup"),
     oi( "emperor-cgroup-cpu-max",                               Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "CPU limit of each vassal's cgroup (N% of one CPU, or 'quota period' in microseconds)"),
     oi( "emperor-cgroup-cpu-weight",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "CPU weight of each vassal's cgroup (1-10000, default 100)"),
+    oi( "emperor-cgroup-limits-dir",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "directory of per-vassal cgroup limits files (<vassal>.limits) the Emperor trusts"),
     oi( "emperor-cgroup-opt",                                   Arg::Required, None, Kind::List,   NONE, "core", "emperor", "cgroup v2 setting written into each vassal's cgroup (syntax: file=value)"),
     oi( "emperor-use-clone-map",                                Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "with emperor-use-clone=user, the host uid:gid that root inside a vassal's user namespace maps to (default: the tyrant owner, else 65534:65534)"),
     o(  "imperial-monitor-list",                                Arg::None,     None, Kind::Action, NONE, "core", "emperor", "print the available vassal source monitors and exit"),

@@ -51,6 +51,40 @@ impl Limits {
         Ok(())
     }
 
+    /// One limit by its option name: `memory-max`, `memory-high`, `pids-max`, `cpu-max`,
+    /// `cpu-weight` (the `emperor-cgroup-<name>` options), or a v2 file name.
+    pub fn apply_named(&mut self, option: &str, name: &str, v: &str) -> Result<()> {
+        use super::translate::size;
+        match name {
+            "memory-max" => self.set("memory.max", size(option, v)?),
+            "memory-high" => self.set("memory.high", size(option, v)?),
+            "pids-max" => {
+                let n = v.trim();
+                if n != "max" && n.parse::<u64>().is_err() {
+                    return Err(IsolationError::option(option, v, "expects a number or max"));
+                }
+                self.set("pids.max", n.to_owned());
+            }
+            "cpu-max" => self.set("cpu.max", Limits::cpu_max(option, v)?),
+            "cpu-weight" => match v.trim().parse::<u64>() {
+                Ok(w) if (1..=10_000).contains(&w) => self.set("cpu.weight", w.to_string()),
+                _ => return Err(IsolationError::option(option, v, "expects 1-10000")),
+            },
+            file => self.raw(&format!("{file}={v}"))?,
+        }
+        Ok(())
+    }
+
+    /// A per-vassal limits file (`name = value` lines, `#` comments), layered over `self`.
+    pub fn with_file(&self, what: &str, text: &str) -> Result<Limits> {
+        let mut out = self.clone();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';')) {
+            let (k, v) = line.split_once('=').ok_or_else(|| IsolationError::option(what, line, "expects name = value"))?;
+            out.apply_named(what, k.trim(), v.trim())?;
+        }
+        Ok(out)
+    }
+
     /// Checks every limit can be written somewhere on this host (v2 file or v1 translation).
     pub fn check(&self, layout: &Layout, v2_enabled: &[String]) -> Result<()> {
         for (f, v) in &self.0 {
@@ -112,14 +146,14 @@ impl EmperorCgroups {
     /// v2 directory is new: only then may the child be cloned straight into it (see
     /// [`Group::kill`] on why a group that was ever killed is joined through
     /// `cgroup.procs` instead).
-    pub fn prepare(&self, vassal: &str) -> Result<(Group, bool)> {
+    pub fn prepare(&self, vassal: &str, limits: &Limits) -> Result<(Group, bool)> {
         let g = self.group_of(vassal);
         let existed = g.v2.as_ref().is_some_and(|d| d.exists());
         if g.dirs().any(|d| d.exists()) && g.populated() {
             g.kill();
         }
         g.create(0o755)?;
-        for (f, v) in &self.limits.0 {
+        for (f, v) in &limits.0 {
             g.set(f, v)?;
         }
         Ok((g, !existed))
@@ -155,6 +189,25 @@ mod tests {
         assert_eq!(Limits::cpu_max("x", "20000 50000").unwrap(), "20000 50000");
         assert_eq!(Limits::cpu_max("x", "max").unwrap(), "max 100000");
         assert!(Limits::cpu_max("x", "fast").is_err());
+    }
+
+    #[test]
+    fn per_vassal_files_layer_over_the_defaults() {
+        let mut base = Limits::default();
+        base.apply_named("x", "memory-max", "64M").unwrap();
+        base.apply_named("x", "pids-max", "20").unwrap();
+        let l = base.with_file("a.limits", "# tenant a\nmemory-max = 128M\ncpu-max = 50%\nio.weight = 10\n").unwrap();
+        assert_eq!(
+            l.0,
+            [
+                ("pids.max".to_owned(), "20".to_owned()),
+                ("memory.max".to_owned(), "134217728".to_owned()),
+                ("cpu.max".to_owned(), "50000 100000".to_owned()),
+                ("io.weight".to_owned(), "10".to_owned())
+            ]
+        );
+        assert!(base.with_file("a.limits", "pids-max = lots").is_err());
+        assert!(base.with_file("a.limits", "cgroup.procs = 1").is_err());
     }
 
     #[test]
