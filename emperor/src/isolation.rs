@@ -107,6 +107,9 @@ pub struct Isolation {
     pub cgroups: Option<EmperorCgroups>,
     /// OOM kills already reported, per vassal name.
     oom_seen: HashMap<String, u64>,
+    /// Groups of removed vassals whose killed processes were not gone yet (retried at
+    /// every rescan rather than waited for: the loop never blocks).
+    pending_removal: Vec<String>,
 }
 
 fn lookup_id(v: &str, user: bool) -> Result<u32, EmperorError> {
@@ -159,7 +162,7 @@ impl Isolation {
             }
             None => None,
         };
-        Ok(Isolation { settings, cgroups, oom_seen: HashMap::new() })
+        Ok(Isolation { settings, cgroups, oom_seen: HashMap::new(), pending_removal: Vec::new() })
     }
 
     /// Reads a tyrant vassal's config through the descriptor the Emperor opens itself.
@@ -226,13 +229,17 @@ impl Isolation {
         if let Some(cg) = &self.cgroups {
             cg.kill(name);
             // The directory can be removed only once the killed processes are gone.
-            for _ in 0..100 {
-                if cg.remove(name) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+            if !cg.remove(name) && !self.pending_removal.iter().any(|n| n == name) {
+                self.pending_removal.push(name.to_owned());
             }
         }
+    }
+
+    /// Retries the removal of emptied groups (called at every rescan); a name that is
+    /// in use again (the vassal came back) is left alone.
+    pub fn retry_removals(&mut self, in_use: &dyn Fn(&str) -> bool) {
+        let Some(cg) = &self.cgroups else { return };
+        self.pending_removal.retain(|n| !in_use(n) && !cg.remove(n));
     }
 
     /// Kills every process of a vassal's cgroup now (stop, curse, Ragnarok).
@@ -286,4 +293,46 @@ fn drop_emperor_privileges(uid: Option<u32>, gid: Option<u32>, keep: CapSet) -> 
     }
     sys::set_keepcaps(false).map_err(|e| IsolationError::sys("prctl(PR_SET_KEEPCAPS)", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imperium_config::{Entry, Origin};
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        Config::from_entries(pairs.iter().map(|(k, v)| Entry { key: (*k).into(), value: (*v).into(), origin: Origin::Internal }).collect())
+    }
+
+    #[test]
+    fn options_are_read_and_checked() {
+        let s = IsolationSettings::from_config(&cfg(&[
+            ("emperor-use-clone", "pid,net"),
+            ("emperor-use-clone", "fs"),
+            ("vassal-cap", "setuid,net_bind_service"),
+            ("emperor-cgroup", "imperium"),
+            ("emperor-cgroup-memory-max", "64M"),
+            ("emperor-cgroup-cpu-max", "25%"),
+            ("emperor-use-clone-map", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(s.use_clone.names(), "fs,pid,net");
+        assert_eq!(s.vassal_cap.unwrap().names(), "setuid,net_bind_service");
+        assert_eq!(s.clone_map, Some((5000, 5000)));
+        assert_eq!(s.limits.0, [("memory.max".to_owned(), "67108864".to_owned()), ("cpu.max".to_owned(), "25000 100000".to_owned())]);
+    }
+
+    #[test]
+    fn bad_values_stop_the_emperor() {
+        for pairs in [
+            vec![("emperor-use-clone", "pid,bogus")],
+            vec![("emperor-cap", "frobnicate")],
+            vec![("emperor-cgroup-memory-max", "64M")],
+            vec![("emperor-cgroup", "x"), ("emperor-cgroup-cpu-weight", "0")],
+            vec![("emperor-cgroup", "x"), ("emperor-cgroup-opt", "cgroup.procs=1")],
+            vec![("emperor-use-clone-map", "root")],
+        ] {
+            assert!(IsolationSettings::from_config(&cfg(&pairs)).is_err(), "{pairs:?}");
+        }
+    }
 }

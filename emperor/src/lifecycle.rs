@@ -489,9 +489,10 @@ impl Emperor {
             return;
         }
         let names: Vec<String> = self.vassals.values().map(|v| v.name.clone()).collect();
-        for n in names {
-            self.isolation.check_oom(&n);
+        for n in &names {
+            self.isolation.check_oom(n);
         }
+        self.isolation.retry_removals(&|n| names.iter().any(|x| x == n));
     }
 
     /// Vassal ids whose name matches, for the command socket.
