@@ -265,3 +265,20 @@ fn a_tenant_cannot_write_into_another_tenants_directory() {
     assert!(fs::read_dir(&home2).unwrap().next().is_none(), "nothing was written into the other tenant's directory");
     assert!(alive(e.pid()));
 }
+
+#[test]
+fn the_death_signal_survives_the_uid_change() {
+    let t1 = tenant("imp-tenant1");
+    let s = tyrant_scratch("tyr-deathsig");
+    let cfg = s.vassal("a.ini", "detach");
+    chown(&cfg, t1);
+    let mut e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-tyrant"]));
+    let pid = probe_start(&s, 1).pid;
+    assert_eq!(ids(pid, "Uid")[0], t1.uid);
+    // The probe no longer watches its Emperor pipe: only PR_SET_PDEATHSIG, armed after
+    // the setuid (which clears it), can take it down with the Emperor.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(e.pid(), 9);
+    e.wait_exit();
+    wait_until("the tyrant vassal killed with its Emperor", || !alive(pid));
+}

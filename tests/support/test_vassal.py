@@ -18,6 +18,7 @@ Script steps, in order:
     accept          accept one connection on fd 0, answer "hello\\n", close it
     orphan          start `sleep 600` twice: a child, and a daemon escaping the group
     serve           like accept, in the loop, for every connection
+    detach          close the Emperor fd (isolation tests: only PDEATHSIG kills it)
     forkbomb[:N]    fork sleeping children until fork fails (isolation tests)
     hog:MB          allocate MB MiB of memory (isolation tests)
     idle:S          after S seconds without a connection, send 22 (die-on-idle)
@@ -230,6 +231,10 @@ def main():
             serve = True
         elif op == "idle":
             idle = float(arg)
+        elif op == "detach":
+            # (isolation tests) forget the Emperor: only the death signal can end us now.
+            os.close(efd)
+            efd = -1
         elif op == "forkbomb":
             forkbomb(int(arg or "100000"))
         elif op == "hog":
