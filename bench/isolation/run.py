@@ -5,7 +5,8 @@ Emperor, side by side in the same run, for
   - emperor-use-clone = pid,net,fs (new pid, network and mount namespaces),
   - a per-vassal cgroup (emperor-cgroup, with memory and pids limits),
   - both together.
-Each sample writes a new vassal config (a UNIX socket, which works across network
+Each round runs one sample of every mode, in a shuffled order, with a pause after each
+vassal's teardown. Each sample writes a new vassal config (a UNIX socket, which works across network
 namespaces) into the watched directory and polls connect() on the socket until it
 succeeds; then the config is removed and the next one written. The same binary, machine
 and vassal config for every mode; samples alternate between modes, so load drifts hit
@@ -17,6 +18,7 @@ Requires target/release/imperium (cargo build --release -p imperium) and root.
 """
 import argparse
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -82,8 +84,13 @@ def main():
         for (name, d, p, _) in emperors:
             if p.poll() is not None:
                 raise SystemExit("the Emperor for %r exited; see %s/emperor.log" % (name, d))
+        rng = random.Random(1)
         for n in range(args.samples + 1):
-            for (name, d, p, samples) in emperors:
+            # A shuffled order each round, and a pause after each teardown, so that no
+            # mode pays for the previous one's vassal still exiting.
+            order = list(emperors)
+            rng.shuffle(order)
+            for (name, d, p, samples) in order:
                 sock = os.path.join(d, "v%d.sock" % n)
                 cfg = os.path.join(d, "vassals", "v%d.ini" % n)
                 tmp = cfg + ".tmp"
@@ -101,6 +108,7 @@ def main():
                 deadline = time.monotonic() + 5
                 while os.path.exists(sock) and time.monotonic() < deadline:
                     time.sleep(0.01)
+                time.sleep(0.15)
         base = statistics.median(emperors[0][3])
         print("| mode | median spawn→accepting (ms) | p90 (ms) | ratio to no isolation |")
         print("| --- | --- | --- | --- |")

@@ -190,7 +190,11 @@ impl Isolation {
             if fresh {
                 iso.cgroup_dir = g.open_v2_dir();
             }
-            iso.cgroup_procs = g.open_procs().map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            let mut procs = g.open_procs().map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            if g.v2.is_some() && !procs.is_empty() {
+                iso.cgroup_dir_procs = Some(procs.remove(0));
+            }
+            iso.cgroup_procs = procs;
         }
         Ok(iso)
     }

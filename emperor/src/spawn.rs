@@ -50,7 +50,9 @@ pub struct Isolated {
     pub namespaces: imperium_namespaces::nsflags::NsFlags,
     /// The vassal's v2 cgroup directory (`CLONE_INTO_CGROUP`).
     pub cgroup_dir: Option<OwnedFd>,
-    /// `cgroup.procs` of every hierarchy, opened for the child to join.
+    /// `cgroup.procs` of the v2 group (written only if the clone could not enter it).
+    pub cgroup_dir_procs: Option<OwnedFd>,
+    /// `cgroup.procs` of every other hierarchy, opened for the child to join.
     pub cgroup_procs: Vec<OwnedFd>,
     pub id_maps: Option<imperium_namespaces::child::IdMaps>,
     pub bounding: Option<imperium_namespaces::caps::CapSet>,
@@ -223,6 +225,7 @@ fn spawn_with(plan: SpawnPlan, deathsig: bool) -> io::Result<u32> {
         keep_fds: plan.keep_fds,
         namespaces: iso.namespaces,
         cgroup_dir: iso.cgroup_dir.as_ref().map(|f| f.as_raw_fd()),
+        cgroup_dir_procs: iso.cgroup_dir_procs.as_ref().map(|f| f.as_raw_fd()),
         cgroup_procs: iso.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect(),
         id_maps: iso.id_maps.clone(),
         bounding: iso.bounding,

@@ -72,6 +72,9 @@ pub struct ChildSpec {
     pub namespaces: NsFlags,
     /// The v2 cgroup directory to clone into.
     pub cgroup_dir: Option<RawFd>,
+    /// That group's `cgroup.procs`, written by the child only when the kernel could not
+    /// clone straight into the group.
+    pub cgroup_dir_procs: Option<RawFd>,
     /// `cgroup.procs` files (opened for writing) the child puts itself into.
     pub cgroup_procs: Vec<RawFd>,
     /// Maps of a new user namespace (required with `user`).
@@ -253,7 +256,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 /// # Safety
 /// The caller must be single-threaded and, in the child, run only async-signal-safe
 /// code until `execve` or `_exit`.
-unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
+/// The second value says whether the child was created inside `cgroup`.
+unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<(libc::pid_t, bool)> {
     let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
@@ -262,7 +266,7 @@ unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
     // SAFETY: clone3 reads the argument struct; stack 0 means fork-like behaviour.
     let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     if r >= 0 {
-        return Ok(r as libc::pid_t);
+        return Ok((r as libc::pid_t, cgroup.is_some()));
     }
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
@@ -272,7 +276,7 @@ unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
         Some(libc::ENOSYS) => {
             // SAFETY: the legacy clone with a NULL stack is fork with flags.
             let r = unsafe { libc::syscall(libc::SYS_clone, (flags as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-            if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as libc::pid_t) }
+            if r < 0 { Err(io::Error::last_os_error()) } else { Ok((r as libc::pid_t, false)) }
         }
         _ => Err(e),
     }
@@ -301,11 +305,11 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
     // SAFETY: single-threaded caller; the child runs only child_main (async-signal-safe).
     let r = unsafe { clone(spec.namespaces.0, spec.cgroup_dir) };
     match r {
-        Ok(0) => {
+        Ok((0, into)) => {
             let stdin = spec.stdin.or(null.as_ref().map(|n| n.as_raw_fd())).unwrap_or(-1);
-            child_main(&p, stdin, sync_r.as_raw_fd(), sync_w.as_raw_fd(), err_w.as_raw_fd())
+            child_main(&p, stdin, into, sync_r.as_raw_fd(), sync_w.as_raw_fd(), err_w.as_raw_fd())
         }
-        Ok(pid) => {
+        Ok((pid, _)) => {
             // SAFETY: restoring the mask saved above.
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
             drop(err_w);
@@ -381,7 +385,7 @@ fn fail(err_w: RawFd, step: Step) -> ! {
 
 /// The child, between clone and exec. Only async-signal-safe system calls; no
 /// allocation, no panics (every slice was prepared by the parent).
-fn child_main(p: &Prepared<'_>, stdin: RawFd, sync_r: RawFd, sync_w: RawFd, err_w: RawFd) -> ! {
+fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sync_w: RawFd, err_w: RawFd) -> ! {
     let s = p.spec;
     // SAFETY: every call below is a raw, async-signal-safe system call on integers or on
     // memory prepared before the clone that stays valid in this copy of the address space.
@@ -400,7 +404,14 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, sync_r: RawFd, sync_w: RawFd, err_
         if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
             fail(err_w, Step::Signals);
         }
-        // 2. cgroups.
+        // 2. cgroups (each move into a v2 group waits for an RCU grace period: the
+        // clone already did it when it could).
+        if let Some(fd) = s.cgroup_dir_procs
+            && !in_cgroup
+            && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+        {
+            fail(err_w, Step::Cgroup);
+        }
         for &fd in &s.cgroup_procs {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                 fail(err_w, Step::Cgroup);

@@ -154,8 +154,8 @@ impl Group {
         OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(d).ok().map(OwnedFd::from)
     }
 
-    /// Opens every `cgroup.procs` for writing, so a new child can put itself in the
-    /// group with one `write("0")` before it execs.
+    /// Opens every `cgroup.procs` for writing (v2 first), so a new child can put itself
+    /// in the group with one `write("0")` before it execs.
     pub fn open_procs(&self) -> Result<Vec<OwnedFd>> {
         self.dirs()
             .map(|d| {
