@@ -459,15 +459,15 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     ai( "vassal-cap", "emperor-cap",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
     // ---- isolation (imperium): per-vassal cgroups owned by the Emperor, tyrant groups
     oi( "emperor-tyrant-initgroups",                            Arg::None,     None, Kind::Flag,   NONE, "core", "emperor", "in tyrant mode, give each vassal the supplementary groups of its owner"),
-    oi( "emperor-cgroup",                                       Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "put every vassal in its own cgroup under this base (relative: below the Emperor's own cgroup)"),
+    oi( "emperor-cgroup",                                       Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "put every vassal in its own cgroup under this base (relative to the Emperor's cgroup)"),
     oi( "emperor-cgroup-memory-max",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "memory limit of each vassal's cgroup (bytes, or with K/M/G)"),
     oi( "emperor-cgroup-memory-high",                           Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "memory throttling threshold of each vassal's cgroup (bytes, or with K/M/G)"),
     oi( "emperor-cgroup-pids-max",                              Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "most processes and threads in each vassal's cgroup"),
-    oi( "emperor-cgroup-cpu-max",                               Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "CPU limit of each vassal's cgroup (N% of one CPU, or 'quota period' in microseconds)"),
-    oi( "emperor-cgroup-cpu-weight",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "CPU weight of each vassal's cgroup (1-10000, default 100)"),
-    oi( "emperor-cgroup-limits-dir",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "directory of per-vassal cgroup limits files (<vassal>.limits) the Emperor trusts"),
+    oi( "emperor-cgroup-cpu-max",                               Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "limit on the CPU time of each vassal's cgroup (N% of one CPU, or 'quota period' µs)"),
+    oi( "emperor-cgroup-cpu-weight",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "relative CPU weight of each vassal's cgroup (1-10000, default 100)"),
+    oi( "emperor-cgroup-limits-dir",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "directory of trusted per-vassal cgroup limits files (<vassal>.limits)"),
     oi( "emperor-cgroup-opt",                                   Arg::Required, None, Kind::List,   NONE, "core", "emperor", "cgroup v2 setting written into each vassal's cgroup (syntax: file=value)"),
-    oi( "emperor-use-clone-map",                                Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "with emperor-use-clone=user, the host uid:gid that root inside a vassal's user namespace maps to (default: the tyrant owner, else 65534:65534)"),
+    oi( "emperor-use-clone-map",                                Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "host uid[:gid] that root in a vassal's user namespace maps to (emperor-use-clone=user)"),
     o(  "imperial-monitor-list",                                Arg::None,     None, Kind::Action, NONE, "core", "emperor", "print the available vassal source monitors and exit"),
     a(  "imperial-monitors-list", "imperial-monitor-list",      Arg::None,     None, Kind::Action, NONE, "core", "emperor", "print the available vassal source monitors and exit"),
     o(  "vassals-inherit",                                      Arg::Required, None, Kind::List,   NONE, "core", "emperor", "template each vassal loads with --inherit, after its own file"),
@@ -1139,7 +1139,9 @@ mod tests {
             assert!(o.implies.master || !o.implies.log_master, "{}: log-master without master", o.name);
         }
         let count = |p: &str| OPTIONS.iter().filter(|o| o.plugin == p).count();
-        assert_eq!((count("core"), count("python"), count("http")), (792, 68, 49));
+        // 792 core options of uWSGI 2.0, plus imperium's own: 10 isolation options (emperor-cgroup*,
+        // emperor-use-clone-map, emperor-tyrant-initgroups).
+        assert_eq!((count("core"), count("python"), count("http")), (792 + 10, 68, 49));
     }
 
     #[test]
