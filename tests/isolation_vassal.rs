@@ -142,3 +142,40 @@ fn a_non_root_instance_cannot_gain_privileges() {
     assert!(log.contains("uid ignored: this instance is not root"), "{log}");
     assert!(log.contains("unshare ignored"), "{log}");
 }
+
+#[test]
+fn chroot_and_pivot_root() {
+    let s = Scratch::new("iso-chroot");
+    let root = s.path("root");
+    fs::create_dir_all(&root).unwrap();
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--chroot".to_owned(), root.to_string_lossy().into_owned()]);
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    assert_eq!(fs::read_link(format!("/proc/{}/root", inst.pid())).unwrap(), root);
+    inst.signal("INT");
+    inst.wait_exit();
+
+    // pivot_root in a private mount namespace: the new root must be a mount point (a bind
+    // mount of itself, made here on the host and undone at the end).
+    let new = s.path("newroot");
+    let old = new.join(".old_root");
+    fs::create_dir_all(&old).unwrap();
+    let n = new.to_string_lossy().into_owned();
+    assert!(std::process::Command::new("mount").args(["--bind", &n, &n]).status().unwrap().success());
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--unshare".to_owned(), "fs".to_owned(), "--pivot-root".to_owned(), format!("{} {}", n, old.display())]);
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    let mounts = fs::read_to_string(format!("/proc/{}/mountinfo", inst.pid())).unwrap();
+    inst.signal("INT");
+    inst.wait_exit();
+    let _ = std::process::Command::new("umount").arg(&n).status();
+    // Its "/" is the bind mount of the new root (mountinfo: root-in-fs, mount point).
+    let root_line = mounts.lines().find(|l| l.split(' ').nth(4) == Some("/")).expect("a / mount");
+    assert_eq!(root_line.split(' ').nth(3), Some(n.as_str()), "{root_line}");
+    assert!(mounts.lines().any(|l| l.split(' ').nth(4) == Some("/.old_root")), "the old root is under /.old_root inside:\n{mounts}");
+    assert!(!fs::read_to_string("/proc/self/mountinfo").unwrap().contains(".old_root"), "nothing leaked into the host's mount table");
+}
