@@ -156,6 +156,7 @@ mod tests {
         assert!(e.contains("invalid permissions"), "{e}");
         chown(&f, 4321, 0, true);
         assert!(open_config(&f, false).is_err(), "gid 0 is refused too");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -177,6 +178,7 @@ mod tests {
         let c = open_config(&link, true).unwrap();
         assert_eq!((c.uid, c.gid), (4321, 4321));
         assert_eq!(open_config(&link, false).unwrap().uid, 1234);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -184,5 +186,6 @@ mod tests {
         let d = tmp("dir");
         assert!(open_config(&d, false).is_err());
         assert!(open_config(&d.join("missing.ini"), false).is_err());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
