@@ -90,7 +90,10 @@ impl Isolation {
 
     /// cgroups, then namespaces (and FreeBSD jails). Root only, except an `unshare`
     /// that creates a user namespace (allowed to anyone the kernel allows it to).
-    pub fn jail(&self) -> Result<(), VassalError> {
+    /// Returns whether the instance is now jailed (namespaces or a jail entered): the
+    /// post-jail hooks run only then.
+    pub fn jail(&self) -> Result<bool, VassalError> {
+        let mut jailed = false;
         if !self.cgroups.is_empty() {
             if Self::root() {
                 #[cfg(target_os = "linux")]
@@ -105,6 +108,7 @@ impl Isolation {
             if Self::root() || self.unshare.has(nsflags::NEWUSER) {
                 #[cfg(target_os = "linux")]
                 imperium_namespaces::privs::unshare(self.unshare).map_err(err)?;
+                jailed = true;
                 vlog!("unshared namespaces: {}", self.unshare.names());
                 if self.unshare.has(nsflags::NEWPID) {
                     vlog!("*** unshare = pid: only the processes this instance forks from now on are in the new pid namespace ***");
@@ -118,10 +122,12 @@ impl Isolation {
             let params = imperium_namespaces::jail::build(self.jail.as_deref(), &self.jail_ip4, &self.jail_ip6, &self.jail2).map_err(err)?;
             if !params.is_empty() {
                 let jid = imperium_namespaces::jail::create_and_attach(&params).map_err(err)?;
+                jailed = true;
                 vlog!("--- running in FreeBSD jail {jid} ---");
             }
             if let Some(j) = &self.jail_attach {
                 imperium_namespaces::jail::attach(j).map_err(err)?;
+                jailed = true;
                 vlog!("--- attached to FreeBSD jail {j} ---");
             }
         }
@@ -129,7 +135,7 @@ impl Isolation {
         if self.jail.is_some() || !self.jail2.is_empty() || self.jail_attach.is_some() {
             return Err(VassalError::Config("jail, jail2 and jail-attach are FreeBSD features".into()));
         }
-        Ok(())
+        Ok(jailed)
     }
 
     /// `chroot`, then `pivot_root`.
