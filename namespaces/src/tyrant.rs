@@ -46,7 +46,7 @@ fn read_all(mut f: &File, what: &Path) -> Result<Vec<u8>> {
 /// symlink to one), and content its owner could not read.
 pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
     let refuse = |m: String| Err(IsolationError::Refused(m));
-    let (uid, gid, mtime, content) = if owner_nofollow {
+    let (uid, gid, mtime, content, mode) = if owner_nofollow {
         // The link (or file) itself, never followed.
         let link = OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
         let lmd = link.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
@@ -56,7 +56,7 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
             if (md.dev(), md.ino()) != (lmd.dev(), lmd.ino()) {
                 return refuse(format!("{} was replaced while it was being opened", path.display()));
             }
-            (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?)
+            (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?, md.mode())
         } else if lmd.file_type().is_symlink() {
             let f = OpenOptions::new().read(true).custom_flags(open_flags(false)).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
             let md = f.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
@@ -71,7 +71,7 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
                     md.uid()
                 ));
             }
-            (lmd.uid(), lmd.gid(), md.mtime().max(lmd.mtime()), read_all(&f, path)?)
+            (lmd.uid(), lmd.gid(), md.mtime().max(lmd.mtime()), read_all(&f, path)?, md.mode())
         } else {
             return refuse(format!("{} is not a regular file", path.display()));
         }
@@ -81,10 +81,13 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
         if !md.file_type().is_file() {
             return refuse(format!("{} is not a regular file", path.display()));
         }
-        (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?)
+        (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?, md.mode())
     };
     if uid == 0 || gid == 0 {
         return refuse(format!("invalid permissions for vassal {}: owned by uid {uid} gid {gid} (tyrant mode never runs a vassal as root)", path.display()));
+    }
+    if mode & 0o002 != 0 {
+        return refuse(format!("{} is writable by every user: refusing to run it as uid {uid} (anyone could choose what runs as that user)", path.display()));
     }
     Ok(TyrantConfig { uid, gid, mtime, content })
 }
@@ -178,6 +181,19 @@ mod tests {
         let c = open_config(&link, true).unwrap();
         assert_eq!((c.uid, c.gid), (4321, 4321));
         assert_eq!(open_config(&link, false).unwrap().uid, 1234);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn world_writable_configs_are_refused() {
+        let d = tmp("writable");
+        let f = d.join("a.ini");
+        std::fs::write(&f, "[uwsgi]\n").unwrap();
+        chown(&f, 4321, 4321, true);
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        assert!(open_config(&f, false).unwrap_err().to_string().contains("writable by every user"));
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
+        assert!(open_config(&f, false).is_ok(), "group-writable stays allowed (shared groups)");
         let _ = std::fs::remove_dir_all(&d);
     }
 
