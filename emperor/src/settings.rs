@@ -63,6 +63,8 @@ pub struct Settings {
     pub safe_fds: Vec<i32>,
     /// `emperor-broodlord`: logged only until the broodlord issue.
     pub broodlord: i64,
+    /// Tyrant mode, namespaces, capabilities and cgroups (see `isolation.rs`).
+    pub isolation: crate::isolation::IsolationSettings,
 }
 
 /// Reads options by name: an entry matches when its key is one of the names or an alias
@@ -173,6 +175,7 @@ impl Settings {
             listen: r.int(&["listen", "l"], 100)?.clamp(1, i32::MAX as i64) as i32,
             safe_fds,
             broodlord: r.int(&["emperor-broodlord"], 0)?,
+            isolation: crate::isolation::IsolationSettings::from_config(config)?,
         })
     }
 }

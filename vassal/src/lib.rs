@@ -18,6 +18,7 @@ pub mod error;
 pub mod fifo;
 pub mod log;
 pub mod master;
+pub mod isolation;
 pub mod privileges;
 pub mod proto;
 pub mod reload;
@@ -114,12 +115,16 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if let Some(p) = &settings.pidfile {
         privileges::write_pidfile("pidfile", p, pid)?;
     }
+    // Isolation while still root (see isolation.rs for where the hooks go around it).
+    let isolation = isolation::Isolation::from_config(config)?;
+    isolation.jail()?;
+    isolation.rootfs()?;
     let listeners = sockets::setup(&settings)?;
     if listeners.is_empty() {
         vlog!("The -s/--socket option is missing and stdin is not a socket.");
         return Ok(1);
     }
-    privileges::drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    isolation.drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
     if let Some(p) = &settings.pidfile2 {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }

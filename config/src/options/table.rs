@@ -290,8 +290,8 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     o(  "add-gid",       Arg::Required, None,      Kind::List,      NONE, "core", "process", "supplementary group id to add to the process credentials"),
     o(  "immediate-uid", Arg::Required, None,      Kind::Immediate, NONE, "core", "process", "switch to this user as soon as the option is read"),
     o(  "immediate-gid", Arg::Required, None,      Kind::Immediate, NONE, "core", "process", "switch to this group as soon as the option is read"),
-    o(  "no-initgroups", Arg::None,     None,      Kind::Flag,      NONE, "core", "process", "do not set supplementary groups with initgroups()"),
-    o(  "cap",           Arg::Required, None,      Kind::Str,       NONE, "core", "process", "capabilities (comma-separated Linux names) kept after dropping privileges"),
+    oi( "no-initgroups", Arg::None,     None,      Kind::Flag,      NONE, "core", "process", "do not set supplementary groups with initgroups()"),
+    oi( "cap",           Arg::Required, None,      Kind::Str,       NONE, "core", "process", "capabilities (comma-separated Linux names) kept after dropping privileges"),
     o(  "force-cwd",     Arg::Required, None,      Kind::Str,       NONE, "core", "process", "use this directory as the initial working directory"),
     o(  "binsh",         Arg::Required, None,      Kind::List,      NONE, "core", "process", "shell used to run exec hooks and commands (falls back to /bin/sh)"),
     oi( "chdir",         Arg::Required, None,      Kind::Str,       NONE, "core", "process", "change to this directory before loading apps"),
@@ -303,10 +303,10 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     o(  "file-write",    Arg::Required, None,      Kind::List,      NONE, "core", "process", "write content to a file before dropping privileges (syntax: path=content)"),
 
     // ---- namespaces: jails, chroot and Linux namespaces
-    o(  "chroot",                                Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "directory to chroot() into"),
-    o(  "pivot-root",                            Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "pivot_root() to a new root (syntax: new_root put_old)"),
-    a(  "pivot_root", "pivot-root",              Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "pivot_root() to a new root (syntax: new_root put_old)"),
-    o(  "unshare",                               Arg::Required, None, Kind::List, NONE,   "core", "namespaces", "move processes into new Linux namespaces (comma-separated list)"),
+    oi( "chroot",                                Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "directory to chroot() into"),
+    oi( "pivot-root",                            Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "pivot_root() to a new root (syntax: new_root put_old)"),
+    ai( "pivot_root", "pivot-root",              Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "pivot_root() to a new root (syntax: new_root put_old)"),
+    oi( "unshare",                               Arg::Required, None, Kind::List, NONE,   "core", "namespaces", "move processes into new Linux namespaces (comma-separated list)"),
     o(  "unshare2",                              Arg::Required, None, Kind::List, NONE,   "core", "namespaces", "move processes into new Linux namespaces once the root has changed"),
     o(  "setns-socket",                          Arg::Required, None, Kind::Str,  MASTER, "core", "namespaces", "serve this instance's namespace file descriptors on a UNIX socket"),
     o(  "setns-socket-skip",                     Arg::Required, None, Kind::List, NONE,   "core", "namespaces", "namespace entry not to send over the setns socket"),
@@ -335,9 +335,9 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     a(  "ns-net", "namespace-net",               Arg::Required, None, Kind::Str,  NONE,   "core", "namespaces", "join or create a network namespace"),
 
     // ---- cgroups: Linux cgroups
-    o(  "cgroup",          Arg::Required, None, Kind::List, NONE, "core", "cgroups", "run the processes in this cgroup (directory)"),
-    o(  "cgroup-opt",      Arg::Required, None, Kind::List, NONE, "core", "cgroups", "write a value to a cgroup setting (syntax: name=value)"),
-    o(  "cgroup-dir-mode", Arg::Required, None, Kind::Str,  NONE, "core", "cgroups", "mode of the cgroup directories created (octal, default 700)"),
+    oi( "cgroup",          Arg::Required, None, Kind::List, NONE, "core", "cgroups", "run the processes in this cgroup (directory)"),
+    oi( "cgroup-opt",      Arg::Required, None, Kind::List, NONE, "core", "cgroups", "write a value to a cgroup setting (syntax: name=value)"),
+    oi( "cgroup-dir-mode", Arg::Required, None, Kind::Str,  NONE, "core", "cgroups", "mode of the cgroup directories created (octal, default 700)"),
 
     // ---- hooks: hooks run at each startup phase
     o(  "hook-asap",                                            Arg::Required, None, Kind::List, NONE, "core", "hooks", "hook action to run first thing at startup (syntax: action:args)"),
@@ -452,11 +452,22 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "emperor-extra-extension",                              Arg::Required, None, Kind::List,   NONE, "core", "emperor", "accept vassal files with this extension too (loaded with --config)"),
     ai( "emperor-extra-ext", "emperor-extra-extension",         Arg::Required, None, Kind::List,   NONE, "core", "emperor", "accept vassal files with this extension too (loaded with --config)"),
     oi( "emperor-no-blacklist",                                 Arg::None,     None, Kind::Flag,   NONE, "core", "emperor", "never blacklist vassals that keep failing"),
-    o(  "emperor-use-clone",                                    Arg::Required, None, Kind::List,   NONE, "core", "emperor", "spawn vassals with clone() in new namespaces (unshare flags, comma-separated)"),
+    oi( "emperor-use-clone",                                    Arg::Required, None, Kind::List,   NONE, "core", "emperor", "spawn vassals with clone() in new namespaces (unshare flags, comma-separated)"),
     oi( "emperor-graceful-shutdown",                            Arg::None,     None, Kind::Flag,   NONE, "core", "emperor", "stop vassals gracefully when the Emperor shuts down"),
-    o(  "emperor-cap",                                          Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
-    a(  "vassals-cap", "emperor-cap",                           Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
-    a(  "vassal-cap", "emperor-cap",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
+    oi( "emperor-cap",                                          Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
+    ai( "vassals-cap", "emperor-cap",                           Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
+    ai( "vassal-cap", "emperor-cap",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "capabilities (comma-separated Linux names) granted to vassals"),
+    // ---- isolation (imperium): per-vassal cgroups owned by the Emperor, tyrant groups
+    oi( "emperor-tyrant-initgroups",                            Arg::None,     None, Kind::Flag,   NONE, "core", "emperor", "in tyrant mode, give each vassal the supplementary groups of its owner"),
+    oi( "emperor-cgroup",                                       Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "put every vassal in its own cgroup under this base (relative to the Emperor's cgroup)"),
+    oi( "emperor-cgroup-memory-max",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "memory limit of each vassal's cgroup (bytes, or with K/M/G)"),
+    oi( "emperor-cgroup-memory-high",                           Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "memory throttling threshold of each vassal's cgroup (bytes, or with K/M/G)"),
+    oi( "emperor-cgroup-pids-max",                              Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "most processes and threads in each vassal's cgroup"),
+    oi( "emperor-cgroup-cpu-max",                               Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "limit on the CPU time of each vassal's cgroup (N% of one CPU, or 'quota period' µs)"),
+    oi( "emperor-cgroup-cpu-weight",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "relative CPU weight of each vassal's cgroup (1-10000, default 100)"),
+    oi( "emperor-cgroup-limits-dir",                            Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "directory of trusted per-vassal cgroup limits files (<vassal>.limits)"),
+    oi( "emperor-cgroup-opt",                                   Arg::Required, None, Kind::List,   NONE, "core", "emperor", "cgroup v2 setting written into each vassal's cgroup (syntax: file=value)"),
+    oi( "emperor-use-clone-map",                                Arg::Required, None, Kind::Str,    NONE, "core", "emperor", "host uid[:gid] that root in a vassal's user namespace maps to (emperor-use-clone=user)"),
     o(  "imperial-monitor-list",                                Arg::None,     None, Kind::Action, NONE, "core", "emperor", "print the available vassal source monitors and exit"),
     a(  "imperial-monitors-list", "imperial-monitor-list",      Arg::None,     None, Kind::Action, NONE, "core", "emperor", "print the available vassal source monitors and exit"),
     oi( "vassals-inherit",                                      Arg::Required, None, Kind::List,   NONE, "core", "emperor", "template each vassal loads with --inherit, after its own file"),
@@ -1128,7 +1139,9 @@ mod tests {
             assert!(o.implies.master || !o.implies.log_master, "{}: log-master without master", o.name);
         }
         let count = |p: &str| OPTIONS.iter().filter(|o| o.plugin == p).count();
-        assert_eq!((count("core"), count("python"), count("http")), (792, 68, 49));
+        // 792 core options of uWSGI 2.0, plus imperium's own: 10 isolation options (emperor-cgroup*,
+        // emperor-use-clone-map, emperor-tyrant-initgroups).
+        assert_eq!((count("core"), count("python"), count("http")), (792 + 10, 68, 49));
     }
 
     #[test]

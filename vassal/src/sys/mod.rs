@@ -28,7 +28,8 @@ pub enum Forked {
 /// allocator, and may go on running ordinary Rust code (the prefork model) rather than
 /// only async-signal-safe calls before an exec.
 pub fn fork() -> nix::Result<Forked> {
-    debug_assert_eq!(thread_count(), Some(1), "fork() from a multi-threaded process");
+    // (Unknown after a chroot without /proc.)
+    debug_assert!(matches!(thread_count(), None | Some(1)), "fork() from a multi-threaded process");
     let old = signals::block_all()?;
     // SAFETY: the process is single-threaded (see above), which is the condition under
     // which POSIX allows the child to use any function, not only async-signal-safe ones.
