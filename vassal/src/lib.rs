@@ -13,11 +13,14 @@
 
 pub mod addr;
 pub mod conn;
+pub mod daemons;
 pub mod emperor;
 pub mod error;
 pub mod fifo;
+pub mod hooks;
 pub mod log;
 pub mod master;
+pub mod patch;
 pub mod privileges;
 pub mod proto;
 pub mod reload;
@@ -68,6 +71,9 @@ fn daemonize(file: &str, governed: bool) -> Result<(), VassalError> {
 
 fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     let mut settings = Settings::from_config(config)?;
+    // ---- hooks: `asap` runs before anything else, logging included (vassal helper) ----
+    hooks::validate(config).map_err(|e| VassalError::Config(e.0))?;
+    hooks::run_or_exit(config, hooks::Phase::Asap);
     let emperor = emperor::Emperor::from_env();
     if let Some(e) = &emperor {
         settings.master = true;
@@ -101,6 +107,19 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         vlog!("detected max file descriptor number: {soft}");
     }
 
+    // ---- hooks and binary patching around the jail (vassal helper) ----
+    if reloads.is_none() {
+        hooks::run_or_exit(config, hooks::Phase::PreJail);
+    }
+    patch::apply(config, patch::When::Privileged, &argv);
+    // The jail (chroot, namespaces) is entered here; `post-jail` runs after it when it did.
+    let jailed = false;
+    if jailed {
+        hooks::run_or_exit(config, hooks::Phase::PostJail);
+    }
+    hooks::run_or_exit(config, hooks::Phase::InJail);
+    // ---- end of hooks ----
+
     if let Some(dir) = &settings.chdir {
         privileges::chdir("chdir", dir)?;
     }
@@ -115,7 +134,13 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         vlog!("The -s/--socket option is missing and stdin is not a socket.");
         return Ok(1);
     }
+    // `as-root` runs only as root, the last thing before the drop (as in uWSGI).
+    if nix::unistd::getuid().is_root() {
+        hooks::run_or_exit(config, hooks::Phase::AsRoot);
+    }
     privileges::drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    hooks::run_or_exit(config, hooks::Phase::AsUser);
+    patch::apply(config, patch::When::Unprivileged, &argv);
     if let Some(p) = &settings.pidfile2 {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }
@@ -128,12 +153,14 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     vlog!("mapped {mapped} bytes ({} KB) for {workers} cores", mapped / 1024);
     vlog!("*** Operational MODE: {} ***", if workers > 1 { "preforking" } else { "single process" });
 
+    hooks::run_or_exit(config, hooks::Phase::PreApp);
     // No application host yet: every instance runs without an app.
     if settings.need_app {
         vlog!("*** no app loaded. GAME OVER ***");
         return Ok(FAILED_APP_CODE);
     }
     vlog!("*** no app loaded. going in full dynamic mode ***");
+    hooks::run_or_exit(config, hooks::Phase::PostApp);
     if let Some(dir) = &settings.chdir2 {
         privileges::chdir("chdir2", dir)?;
     }
@@ -158,6 +185,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if let Some(addr) = &settings.stats {
         master.stats = Some(stats::StatsServer::bind(addr, settings.stats_http, settings.stats_minified)?);
     }
+    master.daemons = daemons::Daemons::new(config, settings.reload_mercy).map_err(VassalError::Config)?;
     master.notify_ready();
     master.spawn_all();
     Ok(master.run())

@@ -86,6 +86,10 @@ pub struct Master<'a> {
     /// Set once `die-on-idle` asked the Emperor to stop the instance.
     idle_reported: bool,
     respawns_this_second: (u64, usize),
+    /// Attached daemons (vassal helper: daemons.rs).
+    pub daemons: crate::daemons::Daemons,
+    /// `hook-touch` (vassal helper: hooks.rs).
+    touch_hooks: crate::hooks::TouchHooks,
 }
 
 impl<'a> Master<'a> {
@@ -121,6 +125,8 @@ impl<'a> Master<'a> {
             idle_since: (0, Instant::now()),
             idle_reported: false,
             respawns_this_second: (0, 0),
+            daemons: crate::daemons::Daemons::default(),
+            touch_hooks: crate::hooks::TouchHooks::new(config),
         }
     }
 
@@ -144,6 +150,7 @@ impl<'a> Master<'a> {
                 }
                 let mut ctx = WorkerCtx::new(id, self.settings, &self.listeners, self.scoreboard, self.emperor);
                 ctx.master = Some(self.pid);
+                self.worker_hooks(id, slot.respawn_count.load(Relaxed));
                 worker::run(ctx)
             }
             Ok(Forked::Parent(pid)) => {
@@ -160,6 +167,28 @@ impl<'a> Master<'a> {
                 vlog!("fork() of worker {id}: {e}");
                 self.workers[id].respawn_at = Some(Instant::now() + Duration::from_secs(1));
                 false
+            }
+        }
+    }
+
+    /// In a new worker: `post-fork`, then the `accepting*` hooks (vassal helper). A fatal
+    /// failure stops the whole instance, as in uWSGI.
+    fn worker_hooks(&self, id: usize, spawns: u64) {
+        use crate::hooks::{run, Phase};
+        let mut phases = vec![Phase::PostFork, Phase::Accepting];
+        if spawns == 1 {
+            phases.push(Phase::AcceptingOnce);
+        }
+        if id == 1 {
+            phases.push(Phase::Accepting1);
+            if spawns == 1 {
+                phases.push(Phase::Accepting1Once);
+            }
+        }
+        for p in phases {
+            if run(self.config, p).is_err() {
+                let _ = kill(self.pid, Signal::SIGINT);
+                std::process::exit(1);
             }
         }
     }
@@ -358,6 +387,9 @@ impl<'a> Master<'a> {
         if self.phase != Phase::Running {
             return;
         }
+        // ---- daemons and hook-touch (vassal helper) ----
+        self.daemons.tick();
+        self.touch_hooks.check(self.config);
         if let Some(p) = self.touch_reload.check() {
             vlog!("*** {} has been touched... grace them all !!! ***", p.display());
             self.grace_them_all();
@@ -437,16 +469,19 @@ impl<'a> Master<'a> {
         match e.read_command() {
             Command::Stop => {
                 vlog!("received message 0 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorStop);
                 e.close();
                 self.emperor = None;
                 self.kill_them_all(0);
             }
             Command::Reload => {
                 vlog!("received message 1 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorReload);
                 self.grace_them_all();
             }
             Command::GracefulStop => {
                 vlog!("received message 2 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorStop);
                 e.close();
                 self.emperor = None;
                 self.gracefully_kill_them_all();
@@ -454,6 +489,7 @@ impl<'a> Master<'a> {
             Command::Unknown(b) => vlog!("received message {b} from emperor"),
             Command::Lost => {
                 vlog!("lost connection with my emperor !!!");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorLost);
                 e.close();
                 self.emperor = None;
                 self.kill_them_all(1);
@@ -474,6 +510,15 @@ impl<'a> Master<'a> {
                 _ => continue,
             };
             let Some(id) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
+                // ---- attached daemons (vassal helper) ----
+                match self.daemons.reaped(pid, self.phase != Phase::Running) {
+                    crate::daemons::Death::Handled => continue,
+                    crate::daemons::Death::Control => {
+                        self.gracefully_kill_them_all();
+                        continue;
+                    }
+                    crate::daemons::Death::Unknown => {}
+                }
                 match status {
                     WaitStatus::Exited(_, c) => vlog!("subprocess {pid} exited with code {c}"),
                     _ => vlog!("subprocess {pid} exited by signal {}", signal.unwrap_or(0)),
@@ -576,8 +621,16 @@ impl<'a> Master<'a> {
     /// The loop; returns the exit code (a reload does not return).
     pub fn run(&mut self) -> i32 {
         let mut last_check = Instant::now();
+        // ---- master start: daemons, then `master-start` hooks (vassal helper) ----
+        self.daemons.spawn_all();
+        if crate::hooks::run(self.config, crate::hooks::Phase::MasterStart).is_err() {
+            self.kill_them_all(1);
+        }
         loop {
             if self.phase != Phase::Running && self.alive().next().is_none() {
+                // ---- before exit or reload: stop the daemons, `as-user-atexit` (vassal helper) ----
+                self.daemons.stop_all(self.phase == Phase::Reloading);
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::AsUserAtexit);
                 match self.phase {
                     Phase::Reloading => crate::reload::exec(self),
                     Phase::Dying(code) => {
