@@ -18,7 +18,9 @@ pub mod emperor;
 pub mod error;
 pub mod fifo;
 pub mod hooks;
+pub mod limits;
 pub mod log;
+pub mod logging;
 pub mod master;
 pub mod patch;
 pub mod privileges;
@@ -59,14 +61,14 @@ pub fn run(config: &imperium_config::Config) -> i32 {
 fn daemonize(file: &str, governed: bool) -> Result<(), VassalError> {
     if governed {
         vlog!("*** daemonize = {file} refused: an Emperor governs this instance and a vassal must not detach; logging to {file} instead ***");
-        return log::logto(file);
+        return Ok(());
     }
     match sys::fork().map_err(|e| VassalError::sys("daemonize: fork()", e))? {
         sys::Forked::Parent(_) => std::process::exit(0),
         sys::Forked::Child => sys::signals::unblock_all().map_err(|e| VassalError::sys("daemonize: sigprocmask()", e))?,
     }
     nix::unistd::setsid().map_err(|e| VassalError::sys("daemonize: setsid()", e))?;
-    log::logto(file)
+    Ok(())
 }
 
 fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
@@ -79,10 +81,15 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         settings.master = true;
         vlog!("*** has_emperor mode detected (fd: {}) ***", e.fd);
     }
+    // ---- logging: logto/daemonize, log-date, log-format, the log master (vassal helper) ----
+    let reloading = std::env::var_os("UWSGI_RELOADS").is_some();
     if let Some(file) = settings.daemonize.clone() {
-        daemonize(&file, emperor.is_some())?;
-    } else if let Some(file) = &settings.logto {
-        log::logto(file)?;
+        if !reloading {
+            daemonize(&file, emperor.is_some())?;
+        }
+        logging::setup(config, Some(&file), reloading)?;
+    } else {
+        logging::setup(config, settings.logto.as_deref(), reloading)?;
     }
 
     let notifier = imperium_systemd::Notifier::from_env();
@@ -140,6 +147,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     }
     privileges::drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
     hooks::run_or_exit(config, hooks::Phase::AsUser);
+    logging::setup_after_drop(config)?;
     patch::apply(config, patch::When::Unprivileged, &argv);
     if let Some(p) = &settings.pidfile2 {
         privileges::write_pidfile("pidfile2", p, pid)?;

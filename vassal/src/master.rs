@@ -90,6 +90,12 @@ pub struct Master<'a> {
     pub daemons: crate::daemons::Daemons,
     /// `hook-touch` (vassal helper: hooks.rs).
     touch_hooks: crate::hooks::TouchHooks,
+    /// FIFO `S` (no subscription system yet: only the state is kept).
+    subscriptions_blocked: bool,
+    /// FIFO `C`: the workers are gone until a connection arrives.
+    cheap: bool,
+    /// `reload-on-rss`/`-as` and their evil forms (vassal helper: limits.rs).
+    memory: crate::limits::MemoryLimits,
 }
 
 impl<'a> Master<'a> {
@@ -127,6 +133,9 @@ impl<'a> Master<'a> {
             respawns_this_second: (0, 0),
             daemons: crate::daemons::Daemons::default(),
             touch_hooks: crate::hooks::TouchHooks::new(config),
+            subscriptions_blocked: false,
+            cheap: false,
+            memory: crate::limits::MemoryLimits::from_config(config),
         }
     }
 
@@ -210,6 +219,48 @@ impl<'a> Master<'a> {
         for (id, pid) in pids {
             let _ = kill(pid, sig);
             self.workers[id].cursed_at.get_or_insert(now);
+        }
+    }
+
+    /// FIFO `f`: fork a copy of the master that re-executes itself as a new, independent
+    /// master on the same sockets (not governed by the Emperor). Dangerous, as in uWSGI.
+    fn refork(&mut self) {
+        match sys::fork() {
+            Ok(Forked::Child) => {
+                let _ = nix::unistd::setsid();
+                crate::reload::exec_copy(self)
+            }
+            Ok(Forked::Parent(pid)) => vlog!("new master copy spawned with pid {pid}"),
+            Err(e) => vlog!("fork(): {e}"),
+        }
+    }
+
+    /// FIFO `C`: kill the workers and respawn them at the next connection.
+    fn go_cheap(&mut self) {
+        if self.phase != Phase::Running || self.cheap {
+            return;
+        }
+        vlog!("going cheap...");
+        self.cheap = true;
+        let pids: Vec<(usize, Pid)> = self.alive().collect();
+        for (id, pid) in pids {
+            let _ = kill(pid, Signal::SIGKILL);
+            self.workers[id].cursed_at.get_or_insert(Instant::now());
+        }
+        vlog!("cheap mode enabled: waiting for socket connection...");
+    }
+
+    /// SIGUSR2: what every worker is doing, from the scoreboard.
+    fn workers_status(&self) {
+        for id in 1..=self.settings.processes {
+            let slot = self.scoreboard.slot(id);
+            let pid = slot.pid.load(Relaxed);
+            if slot.in_request.load(Relaxed) == 1 {
+                let since = clock::ctime(slot.request_start.load(Relaxed) / 1_000_000);
+                vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is managing a request since {since} ---");
+            } else if pid > 0 {
+                vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is idle ---");
+            }
         }
     }
 
@@ -377,7 +428,33 @@ impl<'a> Master<'a> {
                         }
                     }
                 }
-                FifoCommand::NotImplemented(b) => vlog!("[master-fifo] command '{}' is not implemented yet: ignored", b as char),
+                // ---- the remaining letters (vassal helper) ----
+                FifoCommand::ReopenLog => {
+                    if !crate::logging::reopen() {
+                        vlog!("[master-fifo] log reopen needs log-master and a logto file: ignored");
+                    }
+                }
+                FifoCommand::RotateLog => {
+                    if !crate::logging::rotate() {
+                        vlog!("[master-fifo] log rotation needs log-master and a logto file: ignored");
+                    }
+                }
+                FifoCommand::Refork => self.refork(),
+                FifoCommand::Cheap => self.go_cheap(),
+                FifoCommand::Subscriptions => {
+                    self.subscriptions_blocked = !self.subscriptions_blocked;
+                    vlog!("{}", if self.subscriptions_blocked { "subscriptions blocked" } else { "subscriptions re-enabled" });
+                }
+                FifoCommand::EmperorRescan => match self.emperor {
+                    Some(_) => {
+                        vlog!("asking the Emperor for a rescan...");
+                        let _ = kill(nix::unistd::getppid(), Signal::SIGWINCH);
+                    }
+                    None => vlog!("[master-fifo] no Emperor to ask for a rescan"),
+                },
+                FifoCommand::CheaperDelta(d) => {
+                    vlog!("[master-fifo] cheaper mode is not enabled: '{}' ignored", if d > 0 { '+' } else { '-' })
+                }
             }
         }
     }
@@ -459,6 +536,7 @@ impl<'a> Master<'a> {
             Signal::SIGQUIT if self.settings.die_on_term => self.reap_them_all(),
             Signal::SIGQUIT | Signal::SIGINT => self.kill_them_all(0),
             Signal::SIGUSR1 => self.stats_to_log(),
+            Signal::SIGUSR2 => self.workers_status(),
             Signal::SIGTSTP => self.suspend_resume(),
             _ => {}
         }
@@ -537,6 +615,10 @@ impl<'a> Master<'a> {
                 vlog!("worker {id} buried after {secs} seconds");
                 continue;
             }
+            if self.cheap {
+                vlog!("worker {id} (pid: {pid}) gone (cheap mode)");
+                continue;
+            }
             let wanted_to_go_on = slot.manage_next_request.load(Relaxed) == 1;
             if wanted_to_go_on && cursed.is_none() {
                 match signal {
@@ -588,6 +670,27 @@ impl<'a> Master<'a> {
                 self.workers[id].cursed_at.get_or_insert(Instant::now());
                 continue;
             }
+            // ---- memory limits (vassal helper) ----
+            if self.memory.any()
+                && self.workers[id].cursed_at.is_none()
+                && let Some((vsz, rss)) = crate::limits::usage(pid.as_raw())
+            {
+                let lived = now.saturating_sub(slot.last_spawn.load(Relaxed)) >= self.settings.min_worker_lifetime;
+                match self.memory.judge(vsz, rss, lived) {
+                    crate::limits::Verdict::Fine => {}
+                    crate::limits::Verdict::Kill(what, n) => {
+                        vlog!("*** EVIL RELOAD ON WORKER {id} {what}: {n} (pid: {pid}) ***");
+                        let _ = kill(pid, Signal::SIGKILL);
+                        self.workers[id].cursed_at = Some(Instant::now());
+                        continue;
+                    }
+                    crate::limits::Verdict::Recycle(what, n) => {
+                        vlog!("worker {id} (pid: {pid}) {what} usage {n} bytes is over its limit: recycling it");
+                        let _ = kill(pid, Signal::SIGHUP);
+                        self.workers[id].cursed_at = Some(Instant::now());
+                    }
+                }
+            }
             let lifetime = self.settings.max_worker_lifetime;
             let spawned = slot.last_spawn.load(Relaxed);
             if lifetime > 0 && self.phase == Phase::Running && self.workers[id].cursed_at.is_none() && now.saturating_sub(spawned) >= lifetime {
@@ -632,13 +735,18 @@ impl<'a> Master<'a> {
                 self.daemons.stop_all(self.phase == Phase::Reloading);
                 let _ = crate::hooks::run(self.config, crate::hooks::Phase::AsUserAtexit);
                 match self.phase {
-                    Phase::Reloading => crate::reload::exec(self),
+                    Phase::Reloading => {
+                        crate::logging::drain();
+                        crate::logging::before_exec();
+                        crate::reload::exec(self)
+                    }
                     Phase::Dying(code) => {
                         if let Some(n) = &self.notifier {
                             let _ = n.stopping("uWSGI is shutting down");
                         }
                         self.shutdown_cleanup();
                         vlog!("goodbye to uWSGI.");
+                        crate::logging::drain();
                         return code;
                     }
                     Phase::Running => unreachable!(),
@@ -654,6 +762,19 @@ impl<'a> Master<'a> {
                 fds.push(PollFd::new(f.fd.as_fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            // ---- cheap mode: the listeners wake the master (vassal helper) ----
+            let cheap_at = fds.len();
+            if self.cheap {
+                for l in &self.listeners {
+                    fds.push(PollFd::new(l.fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            // ---- the log master's pipes (vassal helper) ----
+            let log_fds = crate::logging::poll_fds();
+            let log_at = fds.len();
+            for f in &log_fds {
+                fds.push(PollFd::new(sys::fd::borrow(*f), PollFlags::POLLIN));
+            }
             let stats_at = fds.len();
             for f in &stats_fds {
                 fds.push(PollFd::new(*f, PollFlags::POLLIN));
@@ -674,6 +795,14 @@ impl<'a> Master<'a> {
                         self.on_signal(i32::from(s));
                     }
                 }
+            }
+            if self.cheap && ready[cheap_at..log_at].iter().any(|r| *r) && self.alive().next().is_none() {
+                vlog!("[cheap] a connection arrived: spawning the workers");
+                self.cheap = false;
+                self.spawn_all();
+            }
+            if ready[log_at..stats_at].iter().any(|r| *r) {
+                crate::logging::drain();
             }
             if let Some(i) = emperor_at
                 && ready[i]
@@ -696,6 +825,7 @@ impl<'a> Master<'a> {
                 last_check = Instant::now();
                 self.checks();
                 self.periodic();
+                crate::logging::tick();
             }
         }
     }

@@ -1,0 +1,172 @@
+//! Logging through the real binary: `log-format` variables, `log-micros`, `log-date`,
+//! `logto` to a UDP address, `logger`/`req-logger` (file: and syslog:) through the log
+//! master, and the log file's rotation (`log-maxsize`, FIFO `L`) and reopening (FIFO `l`).
+
+mod vassal_support;
+
+use std::io::Write;
+use vassal_support::*;
+
+fn get(port: u16, path: &str) -> String {
+    let mut c = connect(&Target::Tcp(format!("127.0.0.1:{port}")));
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: tester\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    String::from_utf8_lossy(&read_to_close(&mut c)).into_owned()
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn wait_file(p: &std::path::Path, needle: &str) -> String {
+    let mut got = String::new();
+    wait_until(&format!("{needle:?} in {}", p.display()), || {
+        got = read(p);
+        got.contains(needle)
+    });
+    got
+}
+
+#[test]
+fn log_format_variables_and_micros() {
+    let s = Scratch::new("log-format");
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--log-format", "\"%(method) %(uri) %(proto)\" %(status) %(var.PATH_INFO) %(uagent) %(nope) wid=%(wid) pid=%(pid)"],
+    );
+    let port = i.port(0);
+    i.wait_ready(1);
+    assert!(get(port, "/x?a=1").starts_with("HTTP/1.1 500"));
+    let line = i.wait_log("\"GET /x?a=1 HTTP/1.1\"");
+    assert_eq!(line, format!("\"GET /x?a=1 HTTP/1.1\" 500 /x tester - wid=1 pid={}", i.worker_pids(1)[0]));
+
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-micros"]);
+    let port = i.port(0);
+    i.wait_ready(1);
+    get(port, "/m");
+    let line = i.wait_log("GET /m =>");
+    assert!(line.contains(" micros (HTTP/1.1 500)"), "{line}");
+}
+
+#[test]
+fn log_date_prefixes_lines() {
+    let s = Scratch::new("log-date");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-date=%Y-%m-stamp"]);
+    i.wait_ready(1);
+    let line = i.wait_log("spawned uWSGI master process");
+    let year = std::process::Command::new("date").arg("+%Y-%m").output().unwrap();
+    let want = format!("{}-stamp - spawned uWSGI master process", String::from_utf8_lossy(&year.stdout).trim());
+    assert!(line.starts_with(&want), "{line}");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-date"]);
+    let line = i.wait_log("spawned uWSGI master process");
+    // ctime: "Mon Nov 30 01:02:03 2026 - "
+    assert_eq!(&line[24..27], " - ", "{line}");
+}
+
+#[test]
+fn logto_udp_sends_datagrams() {
+    let s = Scratch::new("logto-udp");
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(LONG)).unwrap();
+    let addr = rx.local_addr().unwrap().to_string();
+    let _i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--logto", &addr]);
+    let mut buf = [0u8; 65536];
+    let mut seen = Vec::new();
+    wait_until("the master's spawn line over UDP", || {
+        if let Ok(n) = rx.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        seen.iter().any(|d| d.contains("spawned uWSGI worker 1"))
+    });
+    // One line per datagram.
+    assert!(seen.iter().all(|d| d.ends_with('\n') && d.matches('\n').count() == 1), "{seen:?}");
+}
+
+#[test]
+fn req_logger_and_logger_split_the_lines() {
+    let s = Scratch::new("loggers");
+    let (req, err) = (s.path("req.log"), s.path("err.log"));
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--processes", "2", "--req-logger", &format!("file:{}", req.display()), "--logger", &format!("file:{}", err.display())],
+    );
+    let errlog = wait_file(&err, "bound to TCP address");
+    let port: u16 = errlog.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    wait_file(&err, "spawned uWSGI worker 2");
+    get(port, "/req-only");
+    let r = wait_file(&req, "GET /req-only");
+    assert!(!r.contains("spawned uWSGI"), "{r}");
+    // The worker's own lines go through the master to the general logger.
+    wait_file(&err, "no python application found");
+    assert!(!read(&err).contains("GET /req-only =>"));
+    assert!(!i.stderr().contains("spawned uWSGI worker"), "nothing on the original stderr: {}", i.stderr());
+}
+
+#[test]
+fn syslog_logger_sends_rfc3164_datagrams() {
+    let s = Scratch::new("syslog");
+    // The test owns /dev/log (the machine runs no syslog daemon; the test command installs none).
+    let dev_log = std::path::Path::new("/dev/log");
+    assert!(!dev_log.exists(), "/dev/log exists: a syslog daemon runs here; this test needs the path");
+    let rx = std::os::unix::net::UnixDatagram::bind(dev_log).unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--logger", "syslog:myapp,local6"]);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let end = std::time::Instant::now() + LONG;
+    while std::time::Instant::now() < end && !got.iter().any(|d: &String| d.contains("spawned uWSGI worker 1")) {
+        if let Ok(n) = rx.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    i.signal("INT");
+    i.wait_exit();
+    let _ = std::fs::remove_file(dev_log);
+    let line = got.iter().find(|d| d.contains("spawned uWSGI worker 1")).unwrap_or_else(|| panic!("no syslog datagram: {got:?}"));
+    // local6 (22) * 8 + info (6) = 182.
+    assert!(line.starts_with("<182>"), "{line}");
+    assert!(line.contains(" myapp: spawned uWSGI worker 1"), "{line}");
+    assert!(!line.ends_with('\n'));
+}
+
+#[test]
+fn log_file_rotation_and_reopen() {
+    let s = Scratch::new("log-rotate");
+    let log = s.path("u.log");
+    let fifo = s.path("fifo");
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--log-master", "--logto", &log.to_string_lossy(), "--master-fifo", &fifo.to_string_lossy(), "--log-backupname", &s.s("u.old")],
+    );
+    let first = wait_file(&log, "bound to TCP address");
+    let port: u16 = first.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    wait_file(&log, "spawned uWSGI worker 1");
+    wait_until("the fifo", || fifo.exists());
+    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"L").unwrap();
+    let old = wait_file(&s.path("u.old"), "triggering rotation to");
+    assert!(old.contains("spawned uWSGI worker 1"));
+    get(port, "/after-rotation");
+    let new = wait_file(&log, "GET /after-rotation");
+    assert!(!new.contains("spawned uWSGI worker 1"), "{new}");
+    // Reopen: the file was moved away by someone else; `l` writes to a new one at the path.
+    std::fs::rename(&log, s.path("moved.log")).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"l").unwrap();
+    wait_file(&s.path("moved.log"), "triggering log-reopen...");
+    wait_file(&log, "reopened.");
+    get(port, "/after-reopen");
+    wait_file(&log, "GET /after-reopen");
+    drop(i);
+
+    // log-maxsize rotates by itself to <file>.<unixtime>.
+    let s = Scratch::new("log-maxsize");
+    let log = s.path("m.log");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--logto", &log.to_string_lossy(), "--log-maxsize", "1000"]);
+    let first = wait_file(&log, "bound to TCP address");
+    let port: u16 = first.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    for n in 0..5 {
+        get(port, &format!("/fill/{n}"));
+    }
+    wait_until("a rotated log file", || {
+        std::fs::read_dir(&s.dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("m.log."))
+    });
+    drop(i);
+}

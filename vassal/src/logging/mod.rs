@@ -1,0 +1,369 @@
+//! Logging beyond one standard error: `logto` (file or UDP), `logto2`, `log-date`,
+//! `log-format` (see [`format`]), `log-micros`, and the log master (`log-master`, implied
+//! by `logger`, `req-logger` and `log-maxsize`): every process's standard output and error
+//! go into a datagram socketpair that the master reads and hands to its loggers
+//! ([`sinks`]); request lines go into a second one when `req-logger` is set. The master
+//! writes its own lines straight to the loggers (it never waits on its own pipe).
+//! `log-reopen`, `log-maxsize`/`log-backupname` and the FIFO's `l`/`L` reopen or rotate the
+//! log file.
+
+pub mod format;
+pub mod sinks;
+
+pub use format::{LogFormat, RequestFacts};
+
+use crate::error::VassalError;
+use crate::vlog;
+use imperium_config::Config;
+use sinks::Sink;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+
+/// Process-wide settings read by every log call.
+#[derive(Debug, Default)]
+struct Global {
+    /// `log-date`: `Some("")` for ctime, `Some(fmt)` for a strftime format.
+    date: Option<String>,
+    format: Option<LogFormat>,
+    micros: bool,
+}
+
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+/// Where request lines go (standard error, or the request pipe of the log master).
+static REQ_FD: AtomicI32 = AtomicI32::new(2);
+/// The pid of the process that owns the log master (it dispatches its own lines).
+static OWNER: AtomicI32 = AtomicI32::new(0);
+static MASTER: Mutex<Option<LogMaster>> = Mutex::new(None);
+
+/// The `log-date` prefix of a line now (empty without `log-date`).
+pub fn date_prefix() -> String {
+    match GLOBAL.get().and_then(|g| g.date.as_deref()) {
+        None => String::new(),
+        Some("") => format!("{} - ", crate::sys::clock::ctime(crate::sys::clock::now_secs())),
+        Some(fmt) => format!("{} - ", crate::sys::clock::strftime(fmt, crate::sys::clock::now_secs())),
+    }
+}
+
+/// Logs one request: the `log-format` line, or uWSGI's default one, in one write.
+pub fn log_request(facts: &RequestFacts<'_>) {
+    let g = GLOBAL.get();
+    let line = match g.and_then(|g| g.format.as_ref()) {
+        Some(f) => f.render(facts),
+        None => format::default_line(facts, g.is_some_and(|g| g.micros)),
+    };
+    let fd = REQ_FD.load(Relaxed);
+    if fd == 2 && dispatch_own(line.as_bytes()) {
+        return;
+    }
+    let _ = nix::unistd::write(crate::sys::fd::borrow(fd), line.as_bytes());
+}
+
+/// In the log master's own process, hands `line` to the loggers; false elsewhere (the
+/// caller writes to standard error, which is the pipe to the master).
+pub fn dispatch_own(line: &[u8]) -> bool {
+    let owner = OWNER.load(Relaxed);
+    if owner == 0 || owner != std::process::id() as i32 {
+        return false;
+    }
+    match MASTER.try_lock() {
+        Ok(mut m) => match m.as_mut() {
+            Some(lm) => {
+                lm.general(line);
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// A `[name ]plugin[:args]` logger spec: the name only when it is alphanumeric.
+fn named(spec: &str) -> (Option<String>, &str) {
+    if let Some((n, rest)) = spec.split_once(' ')
+        && !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return (Some(n.to_owned()), rest.trim());
+    }
+    (None, spec.trim())
+}
+
+/// The master's logger.
+#[derive(Debug)]
+pub struct LogMaster {
+    log_rx: OwnedFd,
+    req_rx: Option<OwnedFd>,
+    /// Where lines go when no logger is configured (the `logto` file or standard error).
+    original: Sink,
+    loggers: Vec<(Option<String>, Sink)>,
+    req_loggers: Vec<(Option<String>, Sink)>,
+    maxsize: u64,
+    backupname: Option<String>,
+}
+
+impl LogMaster {
+    fn general(&mut self, line: &[u8]) {
+        let mut any = false;
+        for (id, s) in &mut self.loggers {
+            if id.is_none() {
+                s.write(line);
+                any = true;
+            }
+        }
+        if !any {
+            self.original.write(line);
+        }
+    }
+
+    fn request(&mut self, line: &[u8]) {
+        let mut any = false;
+        for (id, s) in &mut self.req_loggers {
+            if id.is_none() {
+                s.write(line);
+                any = true;
+            }
+        }
+        if !any {
+            self.original.write(line);
+        }
+    }
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), VassalError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| VassalError::sys("create_logpipe()/socketpair()", e))?;
+    for fd in [&a, &b] {
+        let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::SndBuf, &(1 << 20));
+        let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::RcvBuf, &(1 << 20));
+    }
+    let fl = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| VassalError::sys("fcntl()", e))?;
+    nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(|e| VassalError::sys("fcntl()", e))?;
+    Ok((a, b))
+}
+
+/// Where `logto`/`daemonize` sends the log: a file (kept for the log master) or UDP.
+enum LogTarget {
+    File(std::fs::File, String),
+    Udp(std::net::UdpSocket),
+}
+
+fn open_target(value: &str, truncate: bool) -> Result<LogTarget, VassalError> {
+    if value.contains(':') {
+        let s = sinks::udp_to(value).map_err(|e| VassalError::option("logto", value, &format!("invalid udp address: {e}")))?;
+        return Ok(LogTarget::Udp(s));
+    }
+    let f = sinks::open_log_file(value, truncate).map_err(|e| VassalError::sys(format!("logto: cannot open {value}"), e))?;
+    Ok(LogTarget::File(f, value.to_owned()))
+}
+
+fn onto_stdio(fd: impl AsFd) -> Result<(), VassalError> {
+    nix::unistd::dup2_stdout(&fd).map_err(|e| VassalError::sys("logto: dup2()", e))?;
+    nix::unistd::dup2_stderr(&fd).map_err(|e| VassalError::sys("logto: dup2()", e))?;
+    Ok(())
+}
+
+/// Sends standard output and error to `logto`'s target (a file or `host:port` over UDP).
+pub fn logto(value: &str) -> Result<(), VassalError> {
+    match open_target(value, false)? {
+        LogTarget::File(f, _) => onto_stdio(f),
+        LogTarget::Udp(s) => onto_stdio(s),
+    }
+}
+
+/// Sets logging up, right after the `asap` hooks: `logto`/`daemonize` (the caller passes
+/// the file `daemonize` degrades to), `log-date`, `log-format`, and the log master.
+/// `reload`: this is a re-executed master (the log file is inherited on standard error
+/// and reopened only with `log-reopen`).
+pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(), VassalError> {
+    let date = config.last_entry("logdate").map(|e| {
+        let v = e.value.trim();
+        if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") { String::new() } else { v.to_owned() }
+    });
+    let strftime = if config.flag("logformat-strftime") { date.clone().filter(|d| !d.is_empty()) } else { None };
+    let format = config.get("log-format").filter(|f| !f.is_empty()).map(|f| LogFormat::parse(f, strftime));
+    let _ = GLOBAL.set(Global { date, format, micros: config.flag("log-micros") });
+
+    let reopen = !reload || config.flag("log-reopen");
+    let truncate = config.flag("log-truncate") && !reload;
+    let target = match logfile {
+        Some(f) if reopen => Some(open_target(f, truncate)?),
+        _ => None,
+    };
+    let log_master = config.flag("log-master") || config.is_set("log-maxsize");
+    if !log_master {
+        match target {
+            Some(LogTarget::File(f, _)) => onto_stdio(f)?,
+            Some(LogTarget::Udp(s)) => onto_stdio(s)?,
+            None => {}
+        }
+        return Ok(());
+    }
+    let original = match target {
+        Some(LogTarget::File(file, path)) => Sink::File { path: path.into(), file },
+        Some(LogTarget::Udp(s)) => Sink::Udp(s),
+        None => match logfile {
+            // Inherited across the reload on standard error, but reopenable by path.
+            Some(path) if !path.contains(':') => Sink::File {
+                path: path.into(),
+                file: sinks::open_log_file(path, false).map_err(|e| VassalError::sys(format!("logto: cannot open {path}"), e))?,
+            },
+            _ => Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| VassalError::sys("dup()", e))?),
+        },
+    };
+    let mut loggers = Vec::new();
+    for spec in config.get_all("logger") {
+        let (id, s) = named(spec);
+        loggers.push((id, Sink::from_spec(s)?));
+    }
+    let mut req_loggers = Vec::new();
+    for spec in config.get_all("req-logger") {
+        let (id, s) = named(spec);
+        req_loggers.push((id, Sink::from_spec(s)?));
+    }
+    let (log_rx, log_tx) = socketpair()?;
+    onto_stdio(&log_tx)?;
+    drop(log_tx);
+    let req_rx = if config.flag("req-log-master") || !req_loggers.is_empty() {
+        let (rx, tx) = socketpair()?;
+        // Kept open (without close-on-exec: workers are forked, not executed).
+        let raw = tx.as_raw_fd();
+        std::mem::forget(tx);
+        REQ_FD.store(raw, Relaxed);
+        Some(rx)
+    } else {
+        None
+    };
+    let maxsize = config.int_or("log-maxsize", 0).unwrap_or(0).max(0) as u64;
+    let lm = LogMaster {
+        log_rx,
+        req_rx,
+        original,
+        loggers,
+        req_loggers,
+        maxsize,
+        backupname: config.get("log-backupname").map(str::to_owned),
+    };
+    if let Ok(mut m) = MASTER.lock() {
+        *m = Some(lm);
+    }
+    OWNER.store(std::process::id() as i32, Relaxed);
+    Ok(())
+}
+
+/// `logto2`: the same as `logto`, once the privileges are dropped.
+pub fn setup_after_drop(config: &Config) -> Result<(), VassalError> {
+    match config.get("logto2").filter(|v| !v.trim().is_empty()) {
+        Some(v) if OWNER.load(Relaxed) == 0 => logto(v.trim()),
+        Some(v) => {
+            let t = match open_target(v.trim(), false)? {
+                LogTarget::File(file, path) => Sink::File { path: path.into(), file },
+                LogTarget::Udp(s) => Sink::Udp(s),
+            };
+            if let Ok(mut m) = MASTER.lock()
+                && let Some(lm) = m.as_mut()
+            {
+                lm.original = t;
+            }
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The log master's pipes, for the master's poll.
+pub fn poll_fds() -> Vec<RawFd> {
+    let Ok(m) = MASTER.lock() else { return Vec::new() };
+    let Some(lm) = m.as_ref() else { return Vec::new() };
+    let mut v = vec![lm.log_rx.as_raw_fd()];
+    if let Some(r) = &lm.req_rx {
+        v.push(r.as_raw_fd());
+    }
+    v
+}
+
+/// Reads every pending line from the pipes and hands them to the loggers.
+pub fn drain() {
+    let Ok(mut m) = MASTER.lock() else { return };
+    let Some(lm) = m.as_mut() else { return };
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match nix::unistd::read(&lm.log_rx, &mut buf) {
+            Ok(n) if n > 0 => lm.general(&buf[..n].to_vec()),
+            _ => break,
+        }
+    }
+    loop {
+        let n = match &lm.req_rx {
+            Some(r) => match nix::unistd::read(r, &mut buf) {
+                Ok(n) if n > 0 => n,
+                _ => break,
+            },
+            None => break,
+        };
+        lm.request(&buf[..n].to_vec());
+    }
+}
+
+/// Once a second in the master: `log-maxsize`.
+pub fn tick() {
+    let Ok(mut m) = MASTER.lock() else { return };
+    let Some(lm) = m.as_mut() else { return };
+    if lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize) {
+        let backup = lm.backupname.clone();
+        if let Err(e) = lm.original.rotate(backup.as_deref()) {
+            drop(m);
+            vlog!("unable to rotate log: {e}");
+        }
+    }
+}
+
+/// FIFO `l`: reopen the log file. False when there is none to reopen (no log master or
+/// no `logto` file).
+pub fn reopen() -> bool {
+    let Ok(mut m) = MASTER.lock() else { return false };
+    match m.as_mut() {
+        Some(lm) if matches!(lm.original, Sink::File { .. }) => {
+            let r = lm.original.reopen();
+            drop(m);
+            if let Err(e) = r {
+                vlog!("unable to reopen the log file: {e}");
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// FIFO `L`: rotate the log file (to `log-backupname` or `<file>.<unixtime>`).
+pub fn rotate() -> bool {
+    let Ok(mut m) = MASTER.lock() else { return false };
+    match m.as_mut() {
+        Some(lm) if matches!(lm.original, Sink::File { .. }) => {
+            let backup = lm.backupname.clone();
+            let r = lm.original.rotate(backup.as_deref());
+            drop(m);
+            if let Err(e) = r {
+                vlog!("unable to rotate log: rename(): {e}");
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Before the master re-executes itself: standard output and error go back to the
+/// original log (the log pipe does not survive the exec).
+pub fn before_exec() {
+    let Ok(mut m) = MASTER.lock() else { return };
+    let Some(lm) = m.as_mut() else { return };
+    let _ = match &lm.original {
+        Sink::Fd(fd) => onto_stdio(fd),
+        Sink::File { file, .. } => onto_stdio(file),
+        Sink::Udp(s) => onto_stdio(s),
+        _ => Ok(()),
+    };
+    OWNER.store(0, Relaxed);
+}
