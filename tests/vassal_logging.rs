@@ -170,3 +170,38 @@ fn log_file_rotation_and_reopen() {
     });
     drop(i);
 }
+
+fn get_with(port: u16, path: &str, extra: &str) {
+    let mut c = connect(&Target::Tcp(format!("127.0.0.1:{port}")));
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    read_to_close(&mut c);
+}
+
+#[test]
+fn conditional_request_logging_and_extras() {
+    let s = Scratch::new("log-cond");
+    // disable-logging with log-5xx: the 500 is still logged.
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--disable-logging", "--log-5xx"]);
+    let port = i.port(0);
+    i.wait_ready(1);
+    get_with(port, "/five", "");
+    i.wait_log("GET /five =>");
+    // disable-logging with log-4xx only: nothing.
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--disable-logging", "--log-4xx"]);
+    let port = i.port(0);
+    i.wait_ready(1);
+    get_with(port, "/four", "");
+    i.wait_log("no python application found");
+    get_with(port, "/four2", "");
+    i.wait_count("no python application found", 2);
+    assert!(!i.stderr().contains("GET /four"), "{}", i.stderr());
+    // memory-report and log-x-forwarded-for.
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--memory-report", "--log-x-forwarded-for"]);
+    let port = i.port(0);
+    i.wait_ready(1);
+    get_with(port, "/mem", "X-Forwarded-For: 10.1.2.3\r\n");
+    let line = i.wait_log("GET /mem =>");
+    assert!(line.starts_with("{address space usage: "), "{line}");
+    assert!(line.contains("} {rss usage: "), "{line}");
+    assert!(line.contains("] 10.1.2.3 () {"), "{line}");
+}

@@ -287,9 +287,8 @@ impl<'a> Conn<'a> {
         }
         let end = clock::now_micros();
         let total = ctx.scoreboard.end_request(ctx.id, end, served.response.len() as u64);
-        if !ctx.settings.disable_logging {
-            self.log_request(vars, pktsize, start, end, &served, total);
-        }
+        // `disable-logging` and the conditional log-* options are decided in `logging`.
+        self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();
         keep_alive && write_ok
     }

@@ -192,8 +192,10 @@ pub struct Daemons {
 
 impl Daemons {
     pub fn new(config: &Config, reload_mercy: u64) -> Result<Daemons, String> {
+        let all_stdin = config.flag("daemons-honour-stdin");
         let list = specs(config)?
             .into_iter()
+            .map(|spec| Spec { honour_stdin: spec.honour_stdin || all_stdin, ..spec })
             .map(|spec| Daemon {
                 touches: Touches::new(&spec.touch),
                 spec,

@@ -46,6 +46,14 @@ impl RequestFacts<'_> {
         self.vars.get_str(name.as_bytes()).unwrap_or_default()
     }
 
+    /// The client address; with `xff`, the X-Forwarded-For header when there is one.
+    pub fn addr(&self, xff: bool) -> String {
+        match self.vars.get_str(b"HTTP_X_FORWARDED_FOR") {
+            Some(v) if xff && !v.is_empty() => v,
+            _ => self.var("REMOTE_ADDR"),
+        }
+    }
+
     fn elapsed(&self) -> u64 {
         self.end_micros.saturating_sub(self.start_micros)
     }
@@ -64,6 +72,8 @@ pub struct LogFormat {
     chunks: Vec<Chunk>,
     /// `logformat-strftime`: `ftime` uses the `log-date` format.
     strftime: Option<String>,
+    /// `log-x-forwarded-for`: `addr` is the X-Forwarded-For header when there is one.
+    pub xff: bool,
 }
 
 impl LogFormat {
@@ -82,7 +92,7 @@ impl LogFormat {
         if !rest.is_empty() {
             chunks.push(Chunk::Text(rest.to_owned()));
         }
-        LogFormat { chunks, strftime }
+        LogFormat { chunks, strftime, xff: false }
     }
 
     /// The line for `f`, with its newline.
@@ -108,7 +118,7 @@ impl LogFormat {
             "uri" => f.var("REQUEST_URI"),
             "method" => f.var("REQUEST_METHOD"),
             "user" => f.var("REMOTE_USER"),
-            "addr" => f.var("REMOTE_ADDR"),
+            "addr" => f.addr(self.xff),
             "host" => f.var("HTTP_HOST"),
             "proto" => f.var("SERVER_PROTOCOL"),
             "uagent" => f.var("HTTP_USER_AGENT"),
@@ -169,7 +179,7 @@ pub fn memory() -> (u64, u64) {
 }
 
 /// uWSGI's default request line (`log-micros`: the time in microseconds), with its newline.
-pub fn default_line(f: &RequestFacts<'_>, micros: bool) -> String {
+pub fn default_line(f: &RequestFacts<'_>, micros: bool, xff: bool) -> String {
     let (t, unit) = if micros { (f.elapsed(), "micros") } else { (f.elapsed() / 1000, "msecs") };
     format!(
         "[pid: {}|app: {}|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {t} {unit} ({} {}) {} headers in {} bytes ({} switches on core {})\n",
@@ -177,7 +187,7 @@ pub fn default_line(f: &RequestFacts<'_>, micros: bool) -> String {
         f.app_id,
         f.app_requests,
         f.total_requests,
-        f.var("REMOTE_ADDR"),
+        f.addr(xff),
         f.var("REMOTE_USER"),
         f.vars.len() * 2,
         f.pktsize,
@@ -242,9 +252,9 @@ mod tests {
         let mut v = Vars::with_capacity(64);
         v.push(b"REQUEST_METHOD", b"GET");
         v.push(b"REMOTE_ADDR", b"127.0.0.1");
-        let l = default_line(&facts(&v), false);
+        let l = default_line(&facts(&v), false, false);
         assert!(l.starts_with(&format!("[pid: {}|app: 0|req: 1/1] 127.0.0.1 () {{4 vars in 100 bytes}} [", std::process::id())), "{l}");
         assert!(l.ends_with("] GET  => generated 11 bytes in 2 msecs ( 200) 2 headers in 40 bytes (0 switches on core 0)\n"), "{l}");
-        assert!(default_line(&facts(&v), true).contains("in 2500 micros"));
+        assert!(default_line(&facts(&v), true, false).contains("in 2500 micros"));
     }
 }

@@ -27,6 +27,50 @@ struct Global {
     date: Option<String>,
     format: Option<LogFormat>,
     micros: bool,
+    /// Which requests are logged (`disable-logging`, `log-slow`, `log-4xx`...).
+    when: When,
+    /// `memory-report`: vsz and rss before each default line.
+    memory_report: bool,
+    xff: bool,
+}
+
+/// Which requests get a log line. With `disable-logging` only the ones matching one of
+/// the conditions are logged (uWSGI's rule: the conditions add lines, never remove them).
+#[derive(Debug, Default, Clone, Copy)]
+struct When {
+    enabled: bool,
+    slow_ms: u64,
+    status_4xx: bool,
+    status_5xx: bool,
+    big: u64,
+    zero: bool,
+    ioerror: bool,
+}
+
+impl When {
+    fn from_config(c: &Config) -> When {
+        let n = |k: &str| c.int_or(k, 0).unwrap_or(0).max(0) as u64;
+        When {
+            enabled: !c.flag("disable-logging"),
+            slow_ms: n("log-slow"),
+            status_4xx: c.flag("log-4xx"),
+            status_5xx: c.flag("log-5xx"),
+            big: n("log-big"),
+            zero: c.flag("log-zero"),
+            ioerror: c.flag("log-ioerror"),
+        }
+    }
+
+    fn wants(&self, f: &RequestFacts<'_>) -> bool {
+        let ms = f.end_micros.saturating_sub(f.start_micros) / 1000;
+        self.enabled
+            || (self.zero && f.body_size == 0)
+            || (self.slow_ms > 0 && ms >= self.slow_ms)
+            || (self.status_4xx && (400..500).contains(&f.status))
+            || (self.status_5xx && (500..600).contains(&f.status))
+            || (self.big > 0 && f.body_size >= self.big)
+            || (self.ioerror && f.read_errors > 0 && f.write_errors > 0)
+    }
 }
 
 static GLOBAL: OnceLock<Global> = OnceLock::new();
@@ -48,9 +92,26 @@ pub fn date_prefix() -> String {
 /// Logs one request: the `log-format` line, or uWSGI's default one, in one write.
 pub fn log_request(facts: &RequestFacts<'_>) {
     let g = GLOBAL.get();
+    if let Some(g) = g
+        && !g.when.wants(facts)
+    {
+        return;
+    }
     let line = match g.and_then(|g| g.format.as_ref()) {
         Some(f) => f.render(facts),
-        None => format::default_line(facts, g.is_some_and(|g| g.micros)),
+        None => {
+            let line = format::default_line(facts, g.is_some_and(|g| g.micros), g.is_some_and(|g| g.xff));
+            if g.is_some_and(|g| g.memory_report) {
+                let (vsz, rss) = format::memory();
+                format!(
+                    "{{address space usage: {vsz} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} {line}",
+                    vsz / 1024 / 1024,
+                    rss / 1024 / 1024
+                )
+            } else {
+                line
+            }
+        }
     };
     let fd = REQ_FD.load(Relaxed);
     if fd == 2 && dispatch_own(line.as_bytes()) {
@@ -100,6 +161,8 @@ pub struct LogMaster {
     req_loggers: Vec<(Option<String>, Sink)>,
     maxsize: u64,
     backupname: Option<String>,
+    touch_rotate: crate::touch::Touches,
+    touch_reopen: crate::touch::Touches,
 }
 
 impl LogMaster {
@@ -159,6 +222,21 @@ fn open_target(value: &str, truncate: bool) -> Result<LogTarget, VassalError> {
     Ok(LogTarget::File(f, value.to_owned()))
 }
 
+/// `logfile-chmod` (three octal digits) and `logfile-chown` (to `uid`/`gid`) on a log file.
+fn fix_log_file(config: &Config, path: &str) -> Result<(), VassalError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(m) = config.get("logfile-chmod").filter(|v| !v.trim().is_empty()) {
+        let mode = crate::settings::parse_chmod(m).ok_or_else(|| VassalError::option("logfile-chmod", m, "expects three octal digits"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| VassalError::sys(format!("chmod({path})"), e))?;
+    }
+    if config.flag("logfile-chown") {
+        let uid = config.get("uid").map(crate::privileges::parse_uid).transpose()?.map(|u| u.as_raw());
+        let gid = config.get("gid").map(crate::privileges::parse_gid).transpose()?.map(|g| g.as_raw());
+        std::os::unix::fs::chown(path, uid, gid).map_err(|e| VassalError::sys(format!("chown({path})"), e))?;
+    }
+    Ok(())
+}
+
 fn onto_stdio(fd: impl AsFd) -> Result<(), VassalError> {
     nix::unistd::dup2_stdout(&fd).map_err(|e| VassalError::sys("logto: dup2()", e))?;
     nix::unistd::dup2_stderr(&fd).map_err(|e| VassalError::sys("logto: dup2()", e))?;
@@ -183,8 +261,20 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") { String::new() } else { v.to_owned() }
     });
     let strftime = if config.flag("logformat-strftime") { date.clone().filter(|d| !d.is_empty()) } else { None };
-    let format = config.get("log-format").filter(|f| !f.is_empty()).map(|f| LogFormat::parse(f, strftime));
-    let _ = GLOBAL.set(Global { date, format, micros: config.flag("log-micros") });
+    let xff = config.flag("log-x-forwarded-for");
+    let format = config.get("log-format").filter(|f| !f.is_empty()).map(|f| {
+        let mut lf = LogFormat::parse(f, strftime);
+        lf.xff = xff;
+        lf
+    });
+    let _ = GLOBAL.set(Global {
+        date,
+        format,
+        micros: config.flag("log-micros"),
+        when: When::from_config(config),
+        memory_report: config.flag("memory-report"),
+        xff,
+    });
 
     let reopen = !reload || config.flag("log-reopen");
     let truncate = config.flag("log-truncate") && !reload;
@@ -192,7 +282,10 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         Some(f) if reopen => Some(open_target(f, truncate)?),
         _ => None,
     };
-    let log_master = config.flag("log-master") || config.is_set("log-maxsize");
+    if let Some(LogTarget::File(_, path)) = &target {
+        fix_log_file(config, path)?;
+    }
+    let log_master = config.flag("log-master");
     if !log_master {
         match target {
             Some(LogTarget::File(f, _)) => onto_stdio(f)?,
@@ -217,6 +310,14 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
     for spec in config.get_all("logger") {
         let (id, s) = named(spec);
         loggers.push((id, Sink::from_spec(s)?));
+    }
+    for v in config.get_all("log-syslog") {
+        let v = v.trim();
+        let spec = if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") { "syslog".to_owned() } else { format!("syslog:{v}") };
+        loggers.push((None, Sink::from_spec(&spec)?));
+    }
+    for v in config.get_all("log-socket") {
+        loggers.push((None, Sink::from_spec(&format!("socket:{}", v.trim()))?));
     }
     let mut req_loggers = Vec::new();
     for spec in config.get_all("req-logger") {
@@ -245,12 +346,18 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         req_loggers,
         maxsize,
         backupname: config.get("log-backupname").map(str::to_owned),
+        touch_rotate: crate::touch::Touches::new(&paths(config, "touch-logrotate")),
+        touch_reopen: crate::touch::Touches::new(&paths(config, "touch-logreopen")),
     };
     if let Ok(mut m) = MASTER.lock() {
         *m = Some(lm);
     }
     OWNER.store(std::process::id() as i32, Relaxed);
     Ok(())
+}
+
+fn paths(config: &Config, name: &str) -> Vec<std::path::PathBuf> {
+    config.get_all(name).into_iter().filter(|v| !v.trim().is_empty()).map(std::path::PathBuf::from).collect()
 }
 
 /// `logto2`: the same as `logto`, once the privileges are dropped.
@@ -307,11 +414,20 @@ pub fn drain() {
     }
 }
 
-/// Once a second in the master: `log-maxsize`.
+/// Once a second in the master: `log-maxsize`, `touch-logrotate`, `touch-logreopen`.
 pub fn tick() {
     let Ok(mut m) = MASTER.lock() else { return };
     let Some(lm) = m.as_mut() else { return };
-    if lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize) {
+    let touched_rotate = lm.touch_rotate.check().is_some();
+    if lm.touch_reopen.check().is_some() && !touched_rotate {
+        let r = lm.original.reopen();
+        drop(m);
+        if let Err(e) = r {
+            vlog!("unable to reopen the log file: {e}");
+        }
+        return;
+    }
+    if touched_rotate || (lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize)) {
         let backup = lm.backupname.clone();
         if let Err(e) = lm.original.rotate(backup.as_deref()) {
             drop(m);
