@@ -131,3 +131,31 @@ fn binary_patches_replace_the_instance() {
     // Same process: the pid is the instance's.
     assert_eq!(std::fs::read_to_string(s.path("pid")).unwrap().trim(), pid.to_string());
 }
+
+#[test]
+fn mount_and_call_hooks() {
+    let s = Scratch::new("hooks-mount");
+    let mnt = s.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let m = mnt.to_string_lossy().into_owned();
+    // In a private mount namespace, so nothing leaks to the machine.
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", BIN])
+        .args(["--http-socket", "127.0.0.1:0", "--master"])
+        .args(["--mount-as-root", &format!("tmpfs none {m} nosuid,nodev size=1m")])
+        .args(["--hook-as-user", &format!("write:{m}/inside hello")])
+        .args(["--hook-as-user", "callret:putenv CALLED_BY_HOOK=yes"])
+        .args(["--exec-as-user", &format!("echo $CALLED_BY_HOOK > {}; grep -c ' {m} tmpfs' /proc/self/mounts > {}", s.s("env"), s.s("mounts"))])
+        .args(["--hook-as-user-atexit", &format!("umount:{m}")]);
+    let mut i = Instance::spawn(&s, &mut cmd, "instance.log");
+    i.wait_ready(1);
+    assert_eq!(std::fs::read_to_string(s.path("env")).unwrap().trim(), "yes");
+    assert_eq!(std::fs::read_to_string(s.path("mounts")).unwrap().trim(), "1");
+    // The file went into the tmpfs, not into the directory below it.
+    assert!(!mnt.join("inside").exists());
+    assert!(i.stderr().contains(&format!("mounting \"tmpfs none {m} nosuid,nodev size=1m\" (as root)...")));
+    i.signal("INT");
+    assert!(i.wait_exit().success(), "{}", i.stderr());
+    assert!(i.stderr().contains(&format!("running \"umount:{m}\" (atexit)...")));
+    assert!(!i.stderr().contains("uwsgi_umount()"), "{}", i.stderr());
+}
