@@ -90,3 +90,25 @@ fn fifo_letters() {
     }
     signal(copy, "KILL");
 }
+
+#[test]
+fn cheap_and_idle_cheap_mode() {
+    let s = Scratch::new("cheap");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--cheap"]);
+    let port = i.port(0);
+    i.wait_log("cheap mode enabled: waiting for socket connection...");
+    assert!(i.worker_pids(1).is_empty());
+    assert!(get(port).starts_with("HTTP/1.1 500"));
+    i.wait_log("[cheap] a connection arrived: spawning the workers");
+
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--idle", "1"]);
+    let port = i.port(0);
+    i.wait_ready(1);
+    i.wait_log("workers have been inactive for more than 1 seconds");
+    i.wait_log("going cheap...");
+    i.wait_log("gone (cheap mode)");
+    assert!(get(port).starts_with("HTTP/1.1 500"));
+    i.wait_log("[cheap] a connection arrived: spawning the workers");
+    // Idle again: cheap again.
+    i.wait_count("going cheap...", 2);
+}

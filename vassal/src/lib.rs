@@ -195,7 +195,11 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     }
     master.daemons = daemons::Daemons::new(config, settings.reload_mercy).map_err(VassalError::Config)?;
     master.notify_ready();
-    master.spawn_all();
+    if config.flag("cheap") {
+        master.start_cheap();
+    } else {
+        master.spawn_all();
+    }
     Ok(master.run())
 }
 

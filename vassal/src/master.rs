@@ -235,8 +235,15 @@ impl<'a> Master<'a> {
         }
     }
 
-    /// FIFO `C`: kill the workers and respawn them at the next connection.
-    fn go_cheap(&mut self) {
+    /// `cheap`: start without workers; the first connection spawns them.
+    pub fn start_cheap(&mut self) {
+        self.cheap = true;
+        vlog!("cheap mode enabled: waiting for socket connection...");
+    }
+
+    /// FIFO `C` (SIGKILL), `idle` without `die-on-idle` (SIGINT): end the workers and
+    /// respawn them at the next connection.
+    fn go_cheap(&mut self, sig: Signal) {
         if self.phase != Phase::Running || self.cheap {
             return;
         }
@@ -244,7 +251,7 @@ impl<'a> Master<'a> {
         self.cheap = true;
         let pids: Vec<(usize, Pid)> = self.alive().collect();
         for (id, pid) in pids {
-            let _ = kill(pid, Signal::SIGKILL);
+            let _ = kill(pid, sig);
             self.workers[id].cursed_at.get_or_insert(Instant::now());
         }
         vlog!("cheap mode enabled: waiting for socket connection...");
@@ -440,7 +447,7 @@ impl<'a> Master<'a> {
                     }
                 }
                 FifoCommand::Refork => self.refork(),
-                FifoCommand::Cheap => self.go_cheap(),
+                FifoCommand::Cheap => self.go_cheap(Signal::SIGKILL),
                 FifoCommand::Subscriptions => {
                     self.subscriptions_blocked = !self.subscriptions_blocked;
                     vlog!("{}", if self.subscriptions_blocked { "subscriptions blocked" } else { "subscriptions re-enabled" });
@@ -494,7 +501,8 @@ impl<'a> Master<'a> {
                 vlog!("workers have been inactive for more than {} seconds", self.settings.idle);
                 self.idle_reported = true;
                 if !self.settings.die_on_idle {
-                    vlog!("*** cheap mode (idle without die-on-idle) is not implemented yet: the workers stay ***");
+                    // Cheap mode until the next connection (vassal helper).
+                    self.go_cheap(Signal::SIGINT);
                 } else if let Some(e) = self.emperor {
                     if !e.notify(22, "die-on-idle") {
                         self.kill_them_all(0);
@@ -799,6 +807,8 @@ impl<'a> Master<'a> {
             if self.cheap && ready[cheap_at..log_at].iter().any(|r| *r) && self.alive().next().is_none() {
                 vlog!("[cheap] a connection arrived: spawning the workers");
                 self.cheap = false;
+                self.idle_reported = false;
+                self.idle_since = (self.scoreboard.total_requests(), Instant::now());
                 self.spawn_all();
             }
             if ready[log_at..stats_at].iter().any(|r| *r) {

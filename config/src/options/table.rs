@@ -477,7 +477,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     o(  "zerg-server",   Arg::Required, None, Kind::Str,  MASTER, "core", "zerg", "hand this instance's sockets to zergs that connect to this UNIX socket"),
 
     // ---- cheaper: cheap and cheaper modes (adaptive workers)
-    o(  "cheap",                                   Arg::None,     None, Kind::Flag,   MASTER, "core", "cheaper", "start workers only when the first request arrives"),
+    oi( "cheap",                                   Arg::None,     None, Kind::Flag,   MASTER, "core", "cheaper", "start workers only when the first request arrives"),
     o(  "cheaper",                                 Arg::Required, None, Kind::Int,    MASTER, "core", "cheaper", "minimum number of workers to keep; more are spawned under load"),
     o(  "cheaper-initial",                         Arg::Required, None, Kind::Int,    MASTER, "core", "cheaper", "number of workers to start with in cheaper mode"),
     o(  "cheaper-algo",                            Arg::Required, None, Kind::Str,    MASTER, "core", "cheaper", "algorithm that decides when to add or remove workers (spare, backlog...)"),
