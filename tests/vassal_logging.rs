@@ -205,3 +205,49 @@ fn conditional_request_logging_and_extras() {
     assert!(line.contains("} {rss usage: "), "{line}");
     assert!(line.contains("] 10.1.2.3 () {"), "{line}");
 }
+
+#[test]
+fn routes_drains_filters_and_encoders() {
+    let s = Scratch::new("log-route");
+    let (a, all) = (s.path("a.log"), s.path("all.log"));
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket", "127.0.0.1:0", "--master",
+            "--logger", &format!("a file:{}", a.display()),
+            "--logger", &format!("file:{}", all.display()),
+            "--log-route", "a ^spawned uWSGI worker",
+            "--log-drain", "your mercy",
+            "--log-encoder", "prefix [X] ",
+            "--log-encoder", "prefix:a [A] ",
+        ],
+    );
+    let _ = i;
+    let got_a = wait_file(&a, "spawned uWSGI worker 1");
+    wait_file(&all, "spawned uWSGI master process");
+    let got_all = read(&all);
+    // Routed lines go to the named logger only; the drain drops its lines everywhere.
+    assert!(got_a.lines().all(|l| l.starts_with("[A] [X] spawned uWSGI worker")), "{got_a}");
+    assert!(!got_all.contains("spawned uWSGI worker"), "{got_all}");
+    assert!(!got_all.contains("your mercy"), "{got_all}");
+    assert!(got_all.lines().all(|l| l.starts_with("[X] ")), "{got_all}");
+
+    // log-filter keeps only matching lines; json encoder with nl.
+    let j = s.path("j.log");
+    let _i = Instance::start(
+        &s,
+        &[
+            "--http-socket", "127.0.0.1:0", "--master",
+            "--logger", &format!("file:{}", j.display()),
+            "--log-filter", "uWSGI",
+            "--log-encoder", "json {\"msg\":\"${msg}\",\"unix\":${unix}}",
+            "--log-encoder", "nl",
+        ],
+    );
+    let got = wait_file(&j, "spawned uWSGI worker 1");
+    for l in got.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["msg"].as_str().unwrap().contains("uWSGI"), "{l}");
+        assert!(v["unix"].as_u64().unwrap() > 0);
+    }
+}

@@ -5,8 +5,10 @@
 //! ([`sinks`]); request lines go into a second one when `req-logger` is set. The master
 //! writes its own lines straight to the loggers (it never waits on its own pipe).
 //! `log-reopen`, `log-maxsize`/`log-backupname` and the FIFO's `l`/`L` reopen or rotate the
-//! log file.
+//! log file. In the master, lines pass `log-drain` and `log-filter`, then `log-route` sends
+//! them to named loggers (or to every unnamed one), through the `log-encoder` chain.
 
+pub mod encoders;
 pub mod format;
 pub mod sinks;
 
@@ -163,33 +165,92 @@ pub struct LogMaster {
     backupname: Option<String>,
     touch_rotate: crate::touch::Touches,
     touch_reopen: crate::touch::Touches,
+    rules: Rules,
+    req_rules: Rules,
+}
+
+/// Drains, filters, routes and encoders of one kind of line (general or request).
+#[derive(Debug, Default)]
+struct Rules {
+    drains: Vec<regex::Regex>,
+    filters: Vec<regex::Regex>,
+    routes: Vec<(regex::Regex, String)>,
+    encoders: Vec<encoders::Encoder>,
+}
+
+fn regex_of(option: &str, v: &str) -> Result<regex::Regex, VassalError> {
+    regex::Regex::new(v).map_err(|e| VassalError::option(option, v, &format!("invalid regexp: {e}")))
+}
+
+impl Rules {
+    fn from_config(config: &Config, request: bool) -> Result<Rules, VassalError> {
+        let (route_opt, enc_opt) = if request { ("log-req-route", "log-req-encoder") } else { ("log-route", "log-encoder") };
+        let mut r = Rules::default();
+        if !request {
+            for v in config.get_all("log-drain") {
+                r.drains.push(regex_of("log-drain", v)?);
+            }
+            for v in config.get_all("log-filter") {
+                r.filters.push(regex_of("log-filter", v)?);
+            }
+        }
+        for v in config.get_all(route_opt) {
+            let (name, re) = v.trim().split_once(' ').ok_or_else(|| VassalError::option(route_opt, v, "expects: <logger name> <regexp>"))?;
+            r.routes.push((regex_of(route_opt, re.trim())?, name.to_owned()));
+        }
+        for v in config.get_all(enc_opt) {
+            r.encoders.push(encoders::Encoder::parse(v).map_err(|e| VassalError::option(enc_opt, v, &e))?);
+        }
+        Ok(r)
+    }
+
+    /// Hands `line` to `loggers` (or `original`) by these rules.
+    fn dispatch(&self, line: &[u8], loggers: &mut [(Option<String>, Sink)], original: &mut Sink) {
+        let needs_text = !self.drains.is_empty() || !self.filters.is_empty() || !self.routes.is_empty();
+        if needs_text {
+            let text = String::from_utf8_lossy(line);
+            if self.drains.iter().any(|r| r.is_match(&text)) {
+                return;
+            }
+            if !self.filters.is_empty() && !self.filters.iter().any(|r| r.is_match(&text)) {
+                return;
+            }
+            let mut routed = false;
+            for (re, name) in &self.routes {
+                if !re.is_match(&text) {
+                    continue;
+                }
+                for (id, s) in loggers.iter_mut() {
+                    if id.as_deref() == Some(name.as_str()) {
+                        s.write(&encoders::apply(&self.encoders, Some(name), line));
+                        routed = true;
+                    }
+                }
+            }
+            if routed {
+                return;
+            }
+        }
+        let mut any = false;
+        for (id, s) in loggers.iter_mut() {
+            if id.is_none() {
+                s.write(&encoders::apply(&self.encoders, None, line));
+                any = true;
+            }
+        }
+        if !any {
+            original.write(&encoders::apply(&self.encoders, None, line));
+        }
+    }
 }
 
 impl LogMaster {
     fn general(&mut self, line: &[u8]) {
-        let mut any = false;
-        for (id, s) in &mut self.loggers {
-            if id.is_none() {
-                s.write(line);
-                any = true;
-            }
-        }
-        if !any {
-            self.original.write(line);
-        }
+        self.rules.dispatch(line, &mut self.loggers, &mut self.original);
     }
 
     fn request(&mut self, line: &[u8]) {
-        let mut any = false;
-        for (id, s) in &mut self.req_loggers {
-            if id.is_none() {
-                s.write(line);
-                any = true;
-            }
-        }
-        if !any {
-            self.original.write(line);
-        }
+        self.req_rules.dispatch(line, &mut self.req_loggers, &mut self.original);
     }
 }
 
@@ -324,10 +385,13 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         let (id, s) = named(spec);
         req_loggers.push((id, Sink::from_spec(s)?));
     }
+    // Everything that can fail is read before standard error becomes the pipe.
+    let rules = Rules::from_config(config, false)?;
+    let req_rules = Rules::from_config(config, true)?;
     let (log_rx, log_tx) = socketpair()?;
     onto_stdio(&log_tx)?;
     drop(log_tx);
-    let req_rx = if config.flag("req-log-master") || !req_loggers.is_empty() {
+    let req_rx = if config.flag("req-log-master") || !req_loggers.is_empty() || config.is_set("log-req-encoder") || config.is_set("log-req-route") {
         let (rx, tx) = socketpair()?;
         // Kept open (without close-on-exec: workers are forked, not executed).
         let raw = tx.as_raw_fd();
@@ -348,6 +412,8 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         backupname: config.get("log-backupname").map(str::to_owned),
         touch_rotate: crate::touch::Touches::new(&paths(config, "touch-logrotate")),
         touch_reopen: crate::touch::Touches::new(&paths(config, "touch-logreopen")),
+        rules,
+        req_rules,
     };
     if let Ok(mut m) = MASTER.lock() {
         *m = Some(lm);
@@ -398,7 +464,7 @@ pub fn drain() {
     let mut buf = vec![0u8; 65536];
     loop {
         match nix::unistd::read(&lm.log_rx, &mut buf) {
-            Ok(n) if n > 0 => lm.general(&buf[..n].to_vec()),
+            Ok(n) if n > 0 => lm.general(&buf[..n]),
             _ => break,
         }
     }
@@ -410,7 +476,7 @@ pub fn drain() {
             },
             None => break,
         };
-        lm.request(&buf[..n].to_vec());
+        lm.request(&buf[..n]);
     }
 }
 
