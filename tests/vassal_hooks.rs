@@ -159,3 +159,20 @@ fn mount_and_call_hooks() {
     assert!(i.stderr().contains(&format!("running \"umount:{m}\" (atexit)...")));
     assert!(!i.stderr().contains("uwsgi_umount()"), "{}", i.stderr());
 }
+
+#[test]
+fn startup_waits() {
+    let s = Scratch::new("waits");
+    let f = s.path("appears-later");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--wait-for-file", &f.to_string_lossy(), "--wait-for-interface", "lo"]);
+    i.wait_log(&format!("waiting for {} (max 60 seconds) ...", f.display()));
+    i.wait_log("interface lo found with index");
+    assert!(!i.stderr().contains("spawned uWSGI master"));
+    std::fs::write(&f, "x").unwrap();
+    i.wait_log(&format!("{} found", f.display()));
+    i.wait_ready(1);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--wait-for-socket", &closed, "--wait-for-socket-timeout", "1"]);
+    assert_eq!(i.wait_exit().code(), Some(1));
+    assert!(i.stderr().contains(&format!("{closed} unavailable after 1 seconds")), "{}", i.stderr());
+}

@@ -8,7 +8,8 @@
 //! Actions: `exec`, `safeexec`, `print`/`log`, `write`, `writen`, `append`, `appendn`,
 //! `writefifo`, `create`/`creat`, `unlink`, `mkdir`, `cd`/`chdir`, `putenv`, `chmod`,
 //! `chown`, `chown2`, `sticky`, `hostname`, `mount`, `umount`, `call`, `callret`,
-//! `callint`, `callintret`, `exit`. A leading `!` on the action hides its arguments from
+//! `callint`, `callintret`, `wait_for_fs`, `wait_for_file`, `wait_for_dir`,
+//! `wait_for_socket`, `exit`. A leading `!` on the action hides its arguments from
 //! the log (a private hook).
 
 use crate::sys::dl;
@@ -353,6 +354,20 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
         "callret" => call(arg, false, true),
         "callint" => call(arg, true, false),
         "callintret" => call(arg, true, true),
+        "wait_for_fs" | "wait_for_file" | "wait_for_dir" | "wait_for_socket" => {
+            use crate::waits::{self, Kind};
+            let t = config.map_or(60, |c| match c.int_or("wait-for-fs-timeout", 60).unwrap_or(60) {
+                n if n > 0 => n as u64,
+                _ => 60,
+            });
+            let ok = match name {
+                "wait_for_fs" => waits::fs(arg, Kind::Any, t),
+                "wait_for_file" => waits::fs(arg, Kind::File, t),
+                "wait_for_dir" => waits::fs(arg, Kind::Dir, t),
+                _ => waits::socket(arg, t),
+            };
+            if ok { Ok(()) } else { Err(err(format!("{arg} unavailable"))) }
+        }
         "exit" => {
             // uWSGI only honours a status longer than one character (`exit:3` exits 0);
             // imperium exits with the number given (docs/compat.md).
@@ -370,7 +385,8 @@ pub fn validate(config: &Config) -> Result<(), HookError> {
     const KNOWN: &[&str] = &[
         "exec", "safeexec", "print", "log", "write", "writen", "append", "appendn", "writefifo", "create", "creat",
         "unlink", "mkdir", "cd", "chdir", "putenv", "chmod", "sticky", "chown", "chown2", "hostname", "mount",
-        "umount", "call", "callret", "callint", "callintret", "exit",
+        "umount", "call", "callret", "callint", "callintret", "exit", "wait_for_fs", "wait_for_file", "wait_for_dir",
+        "wait_for_socket",
     ];
     for e in config.entries() {
         let Some(spec) = imperium_config::options::lookup(&e.key) else { continue };

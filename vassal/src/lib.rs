@@ -32,6 +32,7 @@ pub mod sockets;
 pub mod stats;
 pub mod sys;
 pub mod touch;
+pub mod waits;
 pub mod worker;
 
 /// Re-exported for the integration tests (they build on the root package's dependencies).
@@ -125,6 +126,9 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         hooks::run_or_exit(config, hooks::Phase::PostJail);
     }
     hooks::run_or_exit(config, hooks::Phase::InJail);
+    if !waits::sockets(config) {
+        return Ok(1);
+    }
     // ---- end of hooks ----
 
     if let Some(dir) = &settings.chdir {
@@ -142,6 +146,9 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         return Ok(1);
     }
     // `as-root` runs only as root, the last thing before the drop (as in uWSGI).
+    if !waits::before_root(config) {
+        return Ok(1);
+    }
     if nix::unistd::getuid().is_root() {
         hooks::run_or_exit(config, hooks::Phase::AsRoot);
     }
