@@ -8,8 +8,10 @@
 //! Module map: [`settings`] (options), [`addr`] and [`sockets`] (listening sockets),
 //! [`proto`] (parsers and response framing, pure), [`conn`] and [`worker`] (serving),
 //! [`master`] and [`reload`] (process model), [`emperor`] (the Emperor client), [`stats`],
-//! [`scoreboard`] (shared counters), [`privileges`], [`log`], and [`sys`], the only module
-//! with `unsafe`.
+//! [`scoreboard`] (shared counters), [`privileges`], [`log`] and [`logging`] (loggers, the
+//! log master, request lines), [`hooks`] and [`waits`] (startup phases), [`daemons`]
+//! (attached daemons), [`limits`] (memory limits, `limit-post`), [`patch`] (binary
+//! patching), and [`sys`], the only module with `unsafe`.
 
 pub mod addr;
 pub mod conn;
