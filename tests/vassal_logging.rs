@@ -251,3 +251,18 @@ fn routes_drains_filters_and_encoders() {
         assert!(v["unix"].as_u64().unwrap() > 0);
     }
 }
+
+#[test]
+fn a_chatty_hook_does_not_block_the_log_master() {
+    let s = Scratch::new("log-chatty");
+    let f = s.path("all.log");
+    // 3 MB of output from a hook the master waits for: far more than the pipe holds.
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--logger", &format!("file:{}", f.display()), "--exec-as-user", "head -c 3000000 /dev/zero | tr '\\0' a | fold -w 99"],
+    );
+    wait_file(&f, "spawned uWSGI worker 1");
+    let lines = read(&f).lines().filter(|l| l.len() == 99 && l.bytes().all(|b| b == b'a')).count();
+    assert_eq!(lines, 30303, "every line of the hook's output reached the logger");
+    drop(i);
+}

@@ -134,13 +134,31 @@ pub fn run_command(config: Option<&Config>, cmd: &str) -> i32 {
         if !std::path::Path::new(&sh).exists() {
             continue;
         }
-        return match std::process::Command::new(&sh).arg("-c").arg(cmd).status() {
-            Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        let mut child = match std::process::Command::new(&sh).arg("-c").arg(cmd).spawn() {
+            Ok(c) => c,
             Err(e) => {
                 vlog!("unable to run \"{cmd}\" with {sh}: {e}");
-                -1
+                return -1;
             }
         };
+        // The command's output may go into the log master's pipe, which this process may
+        // be the reader of: keep draining it while waiting.
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    crate::logging::drain();
+                    return s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
+                }
+                Ok(None) => {
+                    crate::logging::drain();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => {
+                    vlog!("waitpid() of \"{cmd}\": {e}");
+                    return -1;
+                }
+            }
+        }
     }
     vlog!("no usable shell to run \"{cmd}\"");
     -1

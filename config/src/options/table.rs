@@ -518,7 +518,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "log-req-route",                             Arg::Required, None,      Kind::List,         REQ_LOG_MASTER, "core", "logging", "send request log lines matching a regexp to a named logger"),
     o(  "use-abort",                                 Arg::None,     None,      Kind::Flag,         NONE,           "core", "logging", "call abort() on fatal signals, so a core dump is produced"),
     oi( "log-master",                                Arg::None,     None,      Kind::Flag,         LOG_MASTER,     "core", "logging", "let the master collect and write the logs of every process"),
-    o(  "log-master-bufsize",                        Arg::Required, None,      Kind::Int,          NONE,           "core", "logging", "buffer size of the master logger; longer lines are cut"),
+    oi( "log-master-bufsize",                        Arg::Required, None,      Kind::Int,          NONE,           "core", "logging", "buffer size of the master logger; longer lines are cut"),
     o(  "log-master-stream",                         Arg::None,     None,      Kind::Flag,         NONE,           "core", "logging", "use a stream socket (not datagrams) for the master log pipe"),
     o(  "log-master-req-stream",                     Arg::None,     None,      Kind::Flag,         NONE,           "core", "logging", "use a stream socket (not datagrams) for the master request log pipe"),
     oi( "log-reopen",                                Arg::None,     None,      Kind::Flag,         NONE,           "core", "logging", "reopen the log file on every reload"),

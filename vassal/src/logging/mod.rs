@@ -167,6 +167,8 @@ pub struct LogMaster {
     touch_reopen: crate::touch::Touches,
     rules: Rules,
     req_rules: Rules,
+    /// `log-master-bufsize`: the longest line read (longer ones are cut).
+    bufsize: usize,
 }
 
 /// Drains, filters, routes and encoders of one kind of line (general or request).
@@ -414,6 +416,10 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         touch_reopen: crate::touch::Touches::new(&paths(config, "touch-logreopen")),
         rules,
         req_rules,
+        bufsize: match config.int_or("log-master-bufsize", 0).unwrap_or(0) {
+            n if n > 0 => (n as usize).min(1 << 20),
+            _ => 65536,
+        },
     };
     if let Ok(mut m) = MASTER.lock() {
         *m = Some(lm);
@@ -448,6 +454,9 @@ pub fn setup_after_drop(config: &Config) -> Result<(), VassalError> {
 
 /// The log master's pipes, for the master's poll.
 pub fn poll_fds() -> Vec<RawFd> {
+    if !owner() {
+        return Vec::new();
+    }
     let Ok(m) = MASTER.lock() else { return Vec::new() };
     let Some(lm) = m.as_ref() else { return Vec::new() };
     let mut v = vec![lm.log_rx.as_raw_fd()];
@@ -457,11 +466,21 @@ pub fn poll_fds() -> Vec<RawFd> {
     v
 }
 
+/// Whether this process owns the log master (a forked worker inherits its memory, not
+/// its role).
+fn owner() -> bool {
+    let o = OWNER.load(Relaxed);
+    o != 0 && o == std::process::id() as i32
+}
+
 /// Reads every pending line from the pipes and hands them to the loggers.
 pub fn drain() {
+    if !owner() {
+        return;
+    }
     let Ok(mut m) = MASTER.lock() else { return };
     let Some(lm) = m.as_mut() else { return };
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; lm.bufsize];
     loop {
         match nix::unistd::read(&lm.log_rx, &mut buf) {
             Ok(n) if n > 0 => lm.general(&buf[..n]),
@@ -482,6 +501,9 @@ pub fn drain() {
 
 /// Once a second in the master: `log-maxsize`, `touch-logrotate`, `touch-logreopen`.
 pub fn tick() {
+    if !owner() {
+        return;
+    }
     let Ok(mut m) = MASTER.lock() else { return };
     let Some(lm) = m.as_mut() else { return };
     let touched_rotate = lm.touch_rotate.check().is_some();
@@ -505,6 +527,9 @@ pub fn tick() {
 /// FIFO `l`: reopen the log file. False when there is none to reopen (no log master or
 /// no `logto` file).
 pub fn reopen() -> bool {
+    if !owner() {
+        return false;
+    }
     let Ok(mut m) = MASTER.lock() else { return false };
     match m.as_mut() {
         Some(lm) if matches!(lm.original, Sink::File { .. }) => {
@@ -521,6 +546,9 @@ pub fn reopen() -> bool {
 
 /// FIFO `L`: rotate the log file (to `log-backupname` or `<file>.<unixtime>`).
 pub fn rotate() -> bool {
+    if !owner() {
+        return false;
+    }
     let Ok(mut m) = MASTER.lock() else { return false };
     match m.as_mut() {
         Some(lm) if matches!(lm.original, Sink::File { .. }) => {
@@ -539,6 +567,9 @@ pub fn rotate() -> bool {
 /// Before the master re-executes itself: standard output and error go back to the
 /// original log (the log pipe does not survive the exec).
 pub fn before_exec() {
+    if !owner() {
+        return;
+    }
     let Ok(mut m) = MASTER.lock() else { return };
     let Some(lm) = m.as_mut() else { return };
     let _ = match &lm.original {
