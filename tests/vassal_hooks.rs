@@ -176,3 +176,16 @@ fn startup_waits() {
     assert_eq!(i.wait_exit().code(), Some(1));
     assert!(i.stderr().contains(&format!("{closed} unavailable after 1 seconds")), "{}", i.stderr());
 }
+
+#[test]
+fn touch_exec_runs_a_command() {
+    let s = Scratch::new("touch-exec");
+    let trigger = s.s("t");
+    let out = s.path("ran");
+    let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--touch-exec", &format!("{trigger} echo ran > {}", out.display())]);
+    i.wait_ready(1);
+    std::fs::write(&trigger, "x").unwrap();
+    wait_until("the touch-exec command ran", || std::fs::read_to_string(&out).unwrap_or_default().trim() == "ran");
+    i.signal("INT");
+    i.wait_exit();
+}

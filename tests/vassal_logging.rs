@@ -266,3 +266,14 @@ fn a_chatty_hook_does_not_block_the_log_master() {
     assert_eq!(lines, 30303, "every line of the hook's output reached the logger");
     drop(i);
 }
+
+#[test]
+fn logto2_opens_after_the_privilege_drop() {
+    let s = Scratch::new("logto2");
+    let f = s.path("l2.log");
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--logto2", &f.to_string_lossy()]);
+    let got = wait_file(&f, "spawned uWSGI worker 1");
+    // Lines before the drop went to the original standard error.
+    assert!(i.stderr().contains("bound to TCP address"), "{}", i.stderr());
+    assert!(!got.contains("bound to TCP address"), "{got}");
+}

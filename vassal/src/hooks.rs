@@ -497,30 +497,37 @@ pub fn run_or_exit(config: &Config, phase: Phase) {
     }
 }
 
-/// `hook-touch = <file> <action>`: the master runs the action when the file is touched.
+/// `hook-touch = <file> <action>` and `touch-exec = <file> <command>`: the master runs
+/// the hook action, or the shell command, when the file is touched.
 pub struct TouchHooks {
-    watched: Vec<(crate::touch::Touches, String)>,
+    /// (watched file, action or command, whether it is a shell command).
+    watched: Vec<(crate::touch::Touches, String, bool)>,
 }
 
 impl TouchHooks {
     pub fn new(config: &Config) -> TouchHooks {
-        let watched = config
-            .get_all("hook-touch")
-            .into_iter()
-            .filter_map(|v| {
-                let (file, action) = v.trim().split_once(' ')?;
-                Some((crate::touch::Touches::new(&[std::path::PathBuf::from(file)]), action.trim().to_owned()))
-            })
-            .collect();
+        let mut watched = Vec::new();
+        for (opt, exec) in [("hook-touch", false), ("touch-exec", true)] {
+            for v in config.get_all(opt) {
+                if let Some((file, action)) = v.trim().split_once(' ') {
+                    watched.push((crate::touch::Touches::new(&[std::path::PathBuf::from(file)]), action.trim().to_owned(), exec));
+                }
+            }
+        }
         TouchHooks { watched }
     }
 
     /// Runs the actions of the touched files (failures are logged only).
     pub fn check(&mut self, config: &Config) {
-        for (t, action) in &mut self.watched {
-            if t.check().is_some()
-                && let Err(e) = run_line(Some(config), action, "touch")
-            {
+        for (t, action, exec) in &mut self.watched {
+            let Some(file) = t.check() else { continue };
+            if *exec {
+                vlog!("*** {} has been touched... running \"{action}\" ***", file.display());
+                let ret = run_command(Some(config), action);
+                if ret != 0 {
+                    vlog!("command \"{action}\" exited with non-zero code: {ret}");
+                }
+            } else if let Err(e) = run_line(Some(config), action, "touch") {
                 vlog!("{e}");
             }
         }

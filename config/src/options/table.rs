@@ -262,7 +262,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "touch-chain-reload",                   Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "reload workers one after another when this file's mtime changes"),
     oi( "touch-logrotate",                      Arg::Required, None,      Kind::List, LOG_MASTER, "core", "reload", "rotate the log when this file's mtime changes"),
     oi( "touch-logreopen",                      Arg::Required, None,      Kind::List, LOG_MASTER, "core", "reload", "reopen the log when this file's mtime changes"),
-    o(  "touch-exec",                           Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "run a command when a file's mtime changes (syntax: file command)"),
+    oi( "touch-exec",                           Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "run a command when a file's mtime changes (syntax: file command)"),
     o(  "touch-signal",                         Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "raise a uwsgi signal when a file's mtime changes (syntax: file signal)"),
     o(  "fs-reload",                            Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "gracefully reload when the file or directory changes (inotify/kqueue)"),
     o(  "fs-brutal-reload",                     Arg::Required, None,      Kind::List, MASTER,     "core", "reload", "brutally reload when the file or directory changes"),
