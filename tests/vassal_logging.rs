@@ -277,3 +277,34 @@ fn logto2_opens_after_the_privilege_drop() {
     assert!(i.stderr().contains("bound to TCP address"), "{}", i.stderr());
     assert!(!got.contains("bound to TCP address"), "{got}");
 }
+
+#[test]
+fn rsyslog_pipe_and_rotating_file_loggers() {
+    let s = Scratch::new("log-more");
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(LONG)).unwrap();
+    let piped = s.path("piped.log");
+    let rot = s.path("rot.log");
+    let _i = Instance::start(
+        &s,
+        &[
+            "--http-socket", "127.0.0.1:0", "--master",
+            "--logger", &format!("rsyslog:{},myident,30", rx.local_addr().unwrap()),
+            "--logger", &format!("pipe:cat >> {}", piped.display()),
+            "--logger", &format!("file:logfile={},maxsize=300,backupname={}", rot.display(), s.s("rot.old")),
+        ],
+    );
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    wait_until("an rsyslog datagram", || {
+        if let Ok(n) = rx.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got.iter().any(|d| d.contains("spawned uWSGI worker 1"))
+    });
+    let d = got.iter().find(|d| d.contains("spawned uWSGI worker 1")).unwrap();
+    assert!(d.starts_with("<30>") && d.contains(" myident: spawned uWSGI worker 1") && !d.ends_with('\n'), "{d}");
+    wait_file(&piped, "spawned uWSGI worker 1");
+    // The banner is longer than 300 bytes: the file logger rotated itself.
+    wait_file(&s.path("rot.old"), "triggering rotation to");
+}

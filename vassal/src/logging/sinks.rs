@@ -1,13 +1,17 @@
 //! Where the master's logger writes lines: the original log (a file from `logto`, a UDP
-//! address, or the inherited standard error), `file:<path>`, `syslog[:ident[,facility]]`
-//! (RFC 3164 datagrams to /dev/log, as libc's syslog(3) sends them) and
-//! `socket:<path | host:port>` (unconnected datagrams).
+//! address, or the inherited standard error), `file:<path>` (or
+//! `file:logfile=<path>,maxsize=<bytes>,backupname=<path>`), `syslog[:ident[,facility]]`
+//! (RFC 3164 datagrams to /dev/log, as libc's syslog(3) sends them),
+//! `rsyslog:<host:port | path>[,ident[,priority]]` (the same over UDP to a remote syslog),
+//! `socket:<path | host:port>` (unconnected datagrams), `pipe:<command>` (the command's
+//! standard input), `fd:<n>` and `stdio`.
 
 use crate::error::VassalError;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
@@ -16,8 +20,15 @@ use std::path::PathBuf;
 pub enum Sink {
     /// A descriptor kept as is (the inherited standard error).
     Fd(OwnedFd),
-    /// A log file, reopenable.
+    /// A log file, reopenable; rotated past `maxsize` bytes when that is set.
     File { path: PathBuf, file: std::fs::File },
+    /// `file:` with its own rotation.
+    RotatingFile { path: PathBuf, file: std::fs::File, maxsize: u64, backup: Option<String> },
+    /// `rsyslog:`: RFC 3164 over UDP (or a UNIX datagram path), uWSGI's framing.
+    Rsyslog { sock: UdpSocket, ident: String, priority: u32 },
+    RsyslogUnix { sock: UnixDatagram, path: PathBuf, ident: String, priority: u32 },
+    /// `pipe:`: the standard input of a command the master started.
+    Pipe { stdin: std::process::ChildStdin, _child: std::process::Child },
     Udp(UdpSocket),
     Unix { sock: UnixDatagram, path: PathBuf },
     Syslog { ident: String, facility: u8, sock: UnixDatagram },
@@ -83,9 +94,53 @@ impl Sink {
         let bad = |why: String| VassalError::option("logger", spec, &why);
         match plugin {
             "file" => {
-                let path = arg.ok_or_else(|| bad("file: needs a path".into()))?;
-                let file = open_log_file(path, false).map_err(|e| bad(format!("open(): {e}")))?;
-                Ok(Sink::File { path: PathBuf::from(path), file })
+                let a = arg.ok_or_else(|| bad("file: needs a path".into()))?;
+                if a.contains('=') {
+                    let (mut path, mut maxsize, mut backup) = (None, 0u64, None);
+                    for kv in a.split(',') {
+                        match kv.split_once('=') {
+                            Some(("logfile", v)) => path = Some(v.to_owned()),
+                            Some(("maxsize", v)) => maxsize = v.trim().parse().map_err(|_| bad(format!("maxsize: not a number: {v}")))?,
+                            Some(("backupname", v)) => backup = Some(v.to_owned()),
+                            _ => return Err(bad("[uwsgi-logfile] invalid keyval syntax".into())),
+                        }
+                    }
+                    let path = path.ok_or_else(|| bad("[uwsgi-logfile] missing logfile key".into()))?;
+                    let file = open_log_file(&path, false).map_err(|e| bad(format!("open(): {e}")))?;
+                    return Ok(Sink::RotatingFile { path: PathBuf::from(path), file, maxsize, backup });
+                }
+                let file = open_log_file(a, false).map_err(|e| bad(format!("open(): {e}")))?;
+                Ok(Sink::File { path: PathBuf::from(a), file })
+            }
+            "rsyslog" => {
+                let a = arg.ok_or_else(|| bad("invalid rsyslog syntax".into()))?;
+                let mut parts = a.splitn(3, ',');
+                let addr = parts.next().unwrap_or_default();
+                let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+                let ident = parts.next().map(str::to_owned).unwrap_or_else(|| format!("{host} uwsgi"));
+                let priority = parts.next().and_then(|p| p.trim().parse().ok()).unwrap_or(29);
+                if addr.starts_with('/') {
+                    let sock = UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?;
+                    Ok(Sink::RsyslogUnix { sock, path: PathBuf::from(addr), ident, priority })
+                } else {
+                    Ok(Sink::Rsyslog { sock: udp_to(addr).map_err(|e| bad(format!("{e}")))?, ident, priority })
+                }
+            }
+            "pipe" => {
+                let cmd = arg.ok_or_else(|| bad("pipe: needs a command".into()))?;
+                let mut child = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::piped())
+                    .process_group(0)
+                    .spawn()
+                    .map_err(|e| bad(format!("cannot run {cmd}: {e}")))?;
+                let stdin = child.stdin.take().ok_or_else(|| bad("no stdin".into()))?;
+                Ok(Sink::Pipe { stdin, _child: child })
+            }
+            "fd" => {
+                let n: i32 = arg.and_then(|a| a.trim().parse().ok()).ok_or_else(|| bad("fd: needs a descriptor number".into()))?;
+                Ok(Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(n)).map_err(|e| bad(format!("dup({n}): {e}")))?))
             }
             "syslog" => {
                 let (ident, fac) = match arg {
@@ -107,7 +162,7 @@ impl Sink {
                 }
             }
             "stdio" | "stderr" => Ok(Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| bad(format!("dup(): {e}")))?)),
-            other => Err(bad(format!("unable to find logger {other} (imperium has file, syslog, socket and stdio)"))),
+            other => Err(bad(format!("unable to find logger {other} (imperium has file, syslog, rsyslog, socket, pipe, fd and stdio)"))),
         }
     }
 
@@ -120,6 +175,21 @@ impl Sink {
             }
             Sink::File { file, .. } => {
                 let _ = file.write_all(line);
+            }
+            Sink::RotatingFile { file, maxsize, .. } => {
+                let _ = file.write_all(line);
+                if *maxsize > 0 && file.metadata().is_ok_and(|m| m.len() > *maxsize) {
+                    let _ = self.rotate(None);
+                }
+            }
+            Sink::Rsyslog { sock, ident, priority } => {
+                let _ = sock.send(&rsyslog_packet(*priority, ident, line));
+            }
+            Sink::RsyslogUnix { sock, path, ident, priority } => {
+                let _ = sock.send_to(&rsyslog_packet(*priority, ident, line), &*path);
+            }
+            Sink::Pipe { stdin, .. } => {
+                let _ = stdin.write_all(line);
             }
             Sink::Udp(s) => {
                 let _ = s.send(line);
@@ -139,7 +209,7 @@ impl Sink {
 
     /// Reopens a file sink at its path (`log-reopen`, FIFO `l`); the old file gets a note.
     pub fn reopen(&mut self) -> std::io::Result<()> {
-        if let Sink::File { path, file } = self {
+        if let Sink::File { path, file } | Sink::RotatingFile { path, file, .. } = self {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
             let _ = writeln!(file, "[{}] logsize: {size}, triggering log-reopen...", crate::sys::clock::now_secs());
             *file = open_log_file(&path.to_string_lossy(), false)?;
@@ -151,7 +221,12 @@ impl Sink {
     /// Renames a file sink to `backup` (or `<path>.<unixtime>`) and starts a new file
     /// (`log-maxsize`, FIFO `L`).
     pub fn rotate(&mut self, backup: Option<&str>) -> std::io::Result<()> {
-        if let Sink::File { path, file } = self {
+        let own_backup = match self {
+            Sink::RotatingFile { backup, .. } => backup.clone(),
+            _ => None,
+        };
+        let backup = backup.map(str::to_owned).or(own_backup);
+        if let Sink::File { path, file } | Sink::RotatingFile { path, file, .. } = self {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
             let to = backup.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(format!("{}.{}", path.display(), crate::sys::clock::now_secs())));
             let _ = writeln!(file, "logsize: {size}, triggering rotation to {}...", to.display());
@@ -164,8 +239,20 @@ impl Sink {
     /// The size of a file sink.
     pub fn size(&self) -> Option<u64> {
         match self {
-            Sink::File { file, .. } => file.metadata().ok().map(|m| m.len()),
+            Sink::File { file, .. } | Sink::RotatingFile { file, .. } => file.metadata().ok().map(|m| m.len()),
             _ => None,
         }
     }
+}
+
+/// uWSGI's rsyslog framing: `<PRI>Mmm dd hh:mm:ss ident: message`, the message cut at 994
+/// bytes, without its newline.
+fn rsyslog_packet(priority: u32, ident: &str, line: &[u8]) -> Vec<u8> {
+    let msg = line.strip_suffix(b"\n").unwrap_or(line);
+    let msg = &msg[..msg.len().min(994)];
+    let ct = crate::sys::clock::ctime(crate::sys::clock::now_secs());
+    let stamp = ct.get(4..19).unwrap_or("");
+    let mut p = format!("<{priority}>{stamp} {ident}: ").into_bytes();
+    p.extend_from_slice(msg);
+    p
 }
