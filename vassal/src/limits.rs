@@ -61,13 +61,28 @@ pub fn usage(pid: i32) -> Option<(u64, u64)> {
     Some((it.next()?? * page, it.next()?? * page))
 }
 
+/// A request body declared larger than `limit-post`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTooLarge {
+    pub limit: u64,
+    pub declared: u64,
+}
+
+impl std::fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body of {} bytes over limit-post ({})", self.declared, self.limit)
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
 /// `limit-post`: `Err` (and uWSGI's log line) when a declared body length is over the
 /// limit (0: no limit). The request path calls this with the request's CONTENT_LENGTH
 /// and refuses the request on `Err` (uWSGI closes the connection without a response).
-pub fn check_limit_post(limit: u64, content_length: u64) -> Result<(), ()> {
+pub fn check_limit_post(limit: u64, content_length: u64) -> Result<(), BodyTooLarge> {
     if limit > 0 && content_length > limit {
         crate::vlog!("Invalid (too big) CONTENT_LENGTH. skip.");
-        return Err(());
+        return Err(BodyTooLarge { limit, declared: content_length });
     }
     Ok(())
 }

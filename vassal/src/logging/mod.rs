@@ -487,15 +487,11 @@ pub fn drain() {
             _ => break,
         }
     }
-    loop {
-        let n = match &lm.req_rx {
-            Some(r) => match nix::unistd::read(r, &mut buf) {
-                Ok(n) if n > 0 => n,
-                _ => break,
-            },
-            None => break,
-        };
-        lm.request(&buf[..n]);
+    while let Some(r) = &lm.req_rx {
+        match nix::unistd::read(r, &mut buf) {
+            Ok(n) if n > 0 => lm.request(&buf[..n]),
+            _ => break,
+        }
     }
 }
 
