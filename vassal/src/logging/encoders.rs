@@ -32,20 +32,7 @@ pub struct Encoder {
 
 /// Splits a template into text and `${var}` parts.
 fn parse_template(t: &str) -> Vec<Part> {
-    let mut parts = Vec::new();
-    let mut rest = t;
-    while let Some(i) = rest.find("${") {
-        let Some(len) = rest[i + 2..].find('}') else { break };
-        if i > 0 {
-            parts.push(Part::Text(rest[..i].to_owned()));
-        }
-        parts.push(Part::Var(rest[i + 2..i + 2 + len].to_owned()));
-        rest = &rest[i + 2 + len + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Text(rest.to_owned()));
-    }
-    parts
+    super::format::split_vars(t, "${", '}').into_iter().map(|(var, s)| if var { Part::Var(s) } else { Part::Text(s) }).collect()
 }
 
 impl Encoder {

@@ -79,19 +79,7 @@ pub struct LogFormat {
 impl LogFormat {
     /// Parses a template: `%(name)` is a variable, everything else is literal.
     pub fn parse(template: &str, strftime: Option<String>) -> LogFormat {
-        let mut chunks = Vec::new();
-        let mut rest = template;
-        while let Some(start) = rest.find("%(") {
-            let Some(len) = rest[start + 2..].find(')') else { break };
-            if start > 0 {
-                chunks.push(Chunk::Text(rest[..start].to_owned()));
-            }
-            chunks.push(Chunk::Var(rest[start + 2..start + 2 + len].to_owned()));
-            rest = &rest[start + 2 + len + 1..];
-        }
-        if !rest.is_empty() {
-            chunks.push(Chunk::Text(rest.to_owned()));
-        }
+        let chunks = split_vars(template, "%(", ')').into_iter().map(|(var, t)| if var { Chunk::Var(t) } else { Chunk::Text(t) }).collect();
         LogFormat { chunks, strftime, xff: false }
     }
 
@@ -168,6 +156,25 @@ impl LogFormat {
             }
         }
     }
+}
+
+/// Splits a template into literal text (`false`) and variable names (`true`) written
+/// `<open>name<close>` (`%(name)`, `${name}`); an unclosed opener stays literal.
+pub fn split_vars(template: &str, open: &str, close: char) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find(open) {
+        let Some(len) = rest[start + open.len()..].find(close) else { break };
+        if start > 0 {
+            out.push((false, rest[..start].to_owned()));
+        }
+        out.push((true, rest[start + open.len()..start + open.len() + len].to_owned()));
+        rest = &rest[start + open.len() + len + close.len_utf8()..];
+    }
+    if !rest.is_empty() {
+        out.push((false, rest.to_owned()));
+    }
+    out
 }
 
 /// This process's (vsz, rss) in bytes, from /proc/self/statm.

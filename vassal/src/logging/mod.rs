@@ -495,69 +495,68 @@ pub fn drain() {
     }
 }
 
+/// What to do with the log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileOp {
+    Reopen,
+    Rotate,
+}
+
+/// Applies `op` to the original log when it is a file; false when there is none. The
+/// lock is released before an error is logged (the log goes through it).
+fn file_op(lm: &mut LogMaster, op: FileOp) -> Result<(), String> {
+    match op {
+        FileOp::Reopen => lm.original.reopen().map_err(|e| format!("unable to reopen the log file: {e}")),
+        FileOp::Rotate => {
+            let backup = lm.backupname.clone();
+            lm.original.rotate(backup.as_deref()).map_err(|e| format!("unable to rotate log: rename(): {e}"))
+        }
+    }
+}
+
+/// Runs `op` when `wanted(lm)` says so; false when there is no log master or no file.
+fn with_file(wanted: impl FnOnce(&mut LogMaster) -> Option<FileOp>) -> bool {
+    if !owner() {
+        return false;
+    }
+    let Ok(mut m) = MASTER.lock() else { return false };
+    let Some(lm) = m.as_mut() else { return false };
+    if !matches!(lm.original, Sink::File { .. }) {
+        return false;
+    }
+    let Some(op) = wanted(lm) else { return true };
+    let r = file_op(lm, op);
+    drop(m);
+    if let Err(e) = r {
+        vlog!("{e}");
+    }
+    true
+}
+
 /// Once a second in the master: `log-maxsize`, `touch-logrotate`, `touch-logreopen`.
 pub fn tick() {
-    if !owner() {
-        return;
-    }
-    let Ok(mut m) = MASTER.lock() else { return };
-    let Some(lm) = m.as_mut() else { return };
-    let touched_rotate = lm.touch_rotate.check().is_some();
-    if lm.touch_reopen.check().is_some() && !touched_rotate {
-        let r = lm.original.reopen();
-        drop(m);
-        if let Err(e) = r {
-            vlog!("unable to reopen the log file: {e}");
+    with_file(|lm| {
+        let touched_rotate = lm.touch_rotate.check().is_some();
+        let touched_reopen = lm.touch_reopen.check().is_some();
+        if touched_rotate || (lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize)) {
+            Some(FileOp::Rotate)
+        } else if touched_reopen {
+            Some(FileOp::Reopen)
+        } else {
+            None
         }
-        return;
-    }
-    if touched_rotate || (lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize)) {
-        let backup = lm.backupname.clone();
-        if let Err(e) = lm.original.rotate(backup.as_deref()) {
-            drop(m);
-            vlog!("unable to rotate log: {e}");
-        }
-    }
+    });
 }
 
 /// FIFO `l`: reopen the log file. False when there is none to reopen (no log master or
 /// no `logto` file).
 pub fn reopen() -> bool {
-    if !owner() {
-        return false;
-    }
-    let Ok(mut m) = MASTER.lock() else { return false };
-    match m.as_mut() {
-        Some(lm) if matches!(lm.original, Sink::File { .. }) => {
-            let r = lm.original.reopen();
-            drop(m);
-            if let Err(e) = r {
-                vlog!("unable to reopen the log file: {e}");
-            }
-            true
-        }
-        _ => false,
-    }
+    with_file(|_| Some(FileOp::Reopen))
 }
 
 /// FIFO `L`: rotate the log file (to `log-backupname` or `<file>.<unixtime>`).
 pub fn rotate() -> bool {
-    if !owner() {
-        return false;
-    }
-    let Ok(mut m) = MASTER.lock() else { return false };
-    match m.as_mut() {
-        Some(lm) if matches!(lm.original, Sink::File { .. }) => {
-            let backup = lm.backupname.clone();
-            let r = lm.original.rotate(backup.as_deref());
-            drop(m);
-            if let Err(e) = r {
-                vlog!("unable to rotate log: rename(): {e}");
-            }
-            true
-        }
-        _ => false,
-    }
+    with_file(|_| Some(FileOp::Rotate))
 }
 
 /// Before the master re-executes itself: standard output and error go back to the
