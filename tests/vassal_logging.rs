@@ -308,3 +308,39 @@ fn rsyslog_pipe_and_rotating_file_loggers() {
     // The banner is longer than 300 bytes: the file logger rotated itself.
     wait_file(&s.path("rot.old"), "triggering rotation to");
 }
+
+#[test]
+fn reloads_keep_or_reopen_the_log() {
+    let s = Scratch::new("log-reload");
+    for (reopen, master_log) in [(false, false), (true, false), (false, true), (true, true)] {
+        let log = s.path("r.log");
+        let moved = s.path("moved.log");
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(&moved);
+        let mut args = vec!["--http-socket", "127.0.0.1:0", "--master"];
+        let l = log.to_string_lossy().into_owned();
+        args.extend(["--logto", &l]);
+        if reopen {
+            args.push("--log-reopen");
+        }
+        if master_log {
+            args.push("--log-master");
+        }
+        let i = Instance::start(&s, &args);
+        wait_file(&log, "spawned uWSGI worker 1");
+        std::fs::rename(&log, &moved).unwrap();
+        i.signal("HUP");
+        let case = format!("log-reopen {reopen}, log-master {master_log}");
+        if reopen {
+            wait_file(&log, "gracefully (RE)spawned uWSGI master process");
+            assert!(!read(&moved).contains("gracefully (RE)spawned"), "{case}");
+        } else {
+            wait_file(&moved, "gracefully (RE)spawned uWSGI master process");
+            assert!(!log.exists(), "{case}");
+        }
+        // Workers of the new generation log too.
+        let target = if reopen { &log } else { &moved };
+        wait_until(&format!("{case}: the new worker's line"), || read(target).matches("spawned uWSGI worker 1").count() >= if reopen { 1 } else { 2 });
+        drop(i);
+    }
+}

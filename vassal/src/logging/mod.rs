@@ -364,7 +364,7 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
             // Inherited across the reload on standard error, but reopenable by path.
             Some(path) if !path.contains(':') => Sink::File {
                 path: path.into(),
-                file: sinks::open_log_file(path, false).map_err(|e| VassalError::sys(format!("logto: cannot open {path}"), e))?,
+                file: std::fs::File::from(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| VassalError::sys("dup()", e))?),
             },
             _ => Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| VassalError::sys("dup()", e))?),
         },
