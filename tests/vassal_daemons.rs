@@ -105,3 +105,31 @@ fn a_daemon_dying_in_a_loop_is_throttled() {
     i.wait_log("[uwsgi-daemons] throttling \"exit 1\" for");
     i.wait_log("[uwsgi-daemons] respawning \"exit 1\"");
 }
+
+#[test]
+fn keyval_touch_uid_and_gid() {
+    let s = Scratch::new("daemon-keyval");
+    let pids = s.path("pids");
+    let ids = s.path("ids");
+    std::fs::write(&ids, "").unwrap();
+    std::fs::write(&pids, "").unwrap();
+    for f in [&ids, &pids] {
+        std::process::Command::new("chmod").arg("666").arg(f).status().unwrap();
+    }
+    let trigger = s.path("restart");
+    let cmd = format!(
+        "cmd=echo $(id -u):$(id -g) > {}; echo $$ >> {}; exec sleep 1000,uid=65534,gid=65534,touch={}",
+        ids.display(),
+        pids.display(),
+        trigger.display()
+    );
+    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--attach-daemon2", &cmd]);
+    i.wait_ready(1);
+    wait_until("the daemon started", || pids_in(&pids).len() == 1);
+    assert_eq!(std::fs::read_to_string(&ids).unwrap().trim(), "65534:65534");
+    // Touching its file restarts it.
+    std::fs::write(&trigger, "x").unwrap();
+    i.wait_log("has been touched... reloading daemon");
+    wait_until("the daemon restarted", || pids_in(&pids).len() == 2);
+    assert!(!alive(pids_in(&pids)[0]));
+}
