@@ -189,3 +189,37 @@ fn touch_exec_runs_a_command() {
     i.signal("INT");
     i.wait_exit();
 }
+
+/// Starts the instance as an Emperor would (vassal end of a socketpair on fd 3).
+fn governed(s: &Scratch, args: &[&str]) -> (Instance, std::os::unix::net::UnixStream) {
+    let (emperor, vassal) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg("exec \"$0\" \"$@\" 3<&0 0</dev/null").arg(BIN).args(args);
+    cmd.env("UWSGI_EMPEROR_FD", "3").stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(vassal)));
+    (Instance::spawn(s, &mut cmd, "vassal.log"), emperor)
+}
+
+#[test]
+fn emperor_phases() {
+    use std::io::Write;
+    let s = Scratch::new("hooks-emperor");
+    let args = [
+        "--http-socket", "127.0.0.1:0",
+        "--hook-emperor-reload", "print:emperor-asked-reload",
+        "--hook-emperor-stop", "print:emperor-asked-stop",
+        "--hook-emperor-lost", "print:emperor-is-gone",
+    ];
+    let (mut i, mut e) = governed(&s, &args);
+    i.wait_ready(1);
+    e.write_all(&[1]).unwrap();
+    i.wait_log("emperor-asked-reload");
+    i.wait_log("gracefully (RE)spawned uWSGI master process");
+    e.write_all(&[0]).unwrap();
+    i.wait_log("emperor-asked-stop");
+    i.wait_exit();
+    let (mut i, e) = governed(&s, &args);
+    i.wait_ready(1);
+    drop(e);
+    i.wait_log("emperor-is-gone");
+    assert_eq!(i.wait_exit().code(), Some(1));
+}
