@@ -60,6 +60,11 @@ fn usr2_logs_what_workers_do() {
     let w1 = i.worker_pids(1)[0];
     i.wait_log(&format!("SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"));
     i.wait_log("SIGUSR2: --- uWSGI worker 2 (pid: ");
+    // A SIGUSR2 sent to a worker itself does not kill it.
+    signal(w1, "USR2");
+    i.signal("USR2");
+    i.wait_count(&format!("SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"), 2);
+    assert!(alive(w1));
 }
 
 #[test]
