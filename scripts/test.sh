@@ -24,6 +24,9 @@ APT_PACKAGES=(
     passwd
     mount
     hostname
+    # ---- vassal helper (issue 7): real clients of the vassal ----
+    nginx             # uwsgi_pass over TCP and UNIX sockets (tests/vassal_nginx.rs)
+    # ---- end vassal helper ----
 )
 UWSGI_VERSION=2.0.31
 
@@ -136,6 +139,11 @@ else
     uwsgi_ok || die "target/venv/bin/uwsgi is still not uWSGI $UWSGI_VERSION with JSON and libxml2 support ($(uwsgi_why)); check that libjansson-dev and libxml2-dev are installed"
     echo "built: $UWSGI"
 fi
+# ---- vassal helper (issue 7): uwsgitop reads the stats server (tests/vassal_nginx.rs) ----
+if [ ! -x "$VENV/bin/uwsgitop" ]; then
+    "$VENV/bin/python" -m pip install --disable-pip-version-check uwsgitop
+fi
+# ---- end vassal helper ----
 export IMPERIUM_UWSGI=$UWSGI
 export IMPERIUM_VENV=$VENV
 echo "IMPERIUM_UWSGI=$IMPERIUM_UWSGI"

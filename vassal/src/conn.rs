@@ -287,9 +287,8 @@ impl<'a> Conn<'a> {
         }
         let end = clock::now_micros();
         let total = ctx.scoreboard.end_request(ctx.id, end, served.response.len() as u64);
-        if !ctx.settings.disable_logging {
-            self.log_request(vars, pktsize, start, end, &served, total);
-        }
+        // `disable-logging` and the conditional log-* options are decided in `logging`.
+        self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();
         keep_alive && write_ok
     }
@@ -349,23 +348,31 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// uWSGI's default request log line.
+    /// The request log line: uWSGI's default one or `log-format` (vassal helper: the line
+    /// is built and written by `crate::logging`).
     fn log_request(&self, vars: &Vars, pktsize: usize, start: u64, end: u64, served: &Served, total: u64) {
         let (headers, head_bytes) = response::head_stats(&served.response);
-        let body = served.response.len() - head_bytes;
-        let s = |k: &[u8]| vars.get_str(k).unwrap_or_default();
-        vlog!(
-            "[pid: {}|app: -1|req: -1/{total}] {} ({}) {{{} vars in {pktsize} bytes}} [{}] {} {} => generated {body} bytes in {} msecs ({} {}) {headers} headers in {head_bytes} bytes (0 switches on core 0)",
-            std::process::id(),
-            s(b"REMOTE_ADDR"),
-            s(b"REMOTE_USER"),
-            vars.len() * 2,
-            clock::ctime(start / 1_000_000),
-            s(b"REQUEST_METHOD"),
-            s(b"REQUEST_URI"),
-            (end - start) / 1000,
-            s(b"SERVER_PROTOCOL"),
-            served.status,
-        );
+        let slot = self.ctx.scoreboard.slot(self.ctx.id);
+        crate::logging::log_request(&crate::logging::RequestFacts {
+            vars,
+            logvars: &[],
+            pktsize,
+            modifier1: 0,
+            modifier2: 0,
+            status: served.status,
+            start_micros: start,
+            end_micros: end,
+            body_size: (served.response.len() - head_bytes) as u64,
+            headers_size: head_bytes as u64,
+            header_count: headers,
+            app_id: -1,
+            app_requests: -1,
+            total_requests: total,
+            worker_id: self.ctx.id,
+            core: 0,
+            switches: 0,
+            read_errors: slot.read_errors.load(std::sync::atomic::Ordering::Relaxed),
+            write_errors: slot.write_errors.load(std::sync::atomic::Ordering::Relaxed),
+        });
     }
 }

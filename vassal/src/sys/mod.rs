@@ -8,6 +8,7 @@ pub mod fd;
 pub mod net;
 pub mod shm;
 pub mod signals;
+pub mod dl;
 
 use nix::unistd::{ForkResult, Pid};
 
