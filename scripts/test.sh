@@ -19,9 +19,14 @@ APT_PACKAGES=(
     libxml2-dev       # uWSGI's XML config loader (libxml2 flavour, the one the corpus pins)
     libcap-dev
     curl
-    # ---- python (issue 3): nginx as the uwsgi_pass client of tests/python_frameworks.rs
-    nginx
-    # ---- end python
+    # isolation (issue 5): setpriv and nsenter, useradd, mount and hostname for the tests
+    util-linux
+    passwd
+    mount
+    hostname
+    # ---- vassal helper (issue 7): real clients of the vassal ----
+    nginx             # uwsgi_pass over TCP and UNIX sockets (tests/vassal_nginx.rs, python_frameworks.rs)
+    # ---- end vassal helper ----
 )
 UWSGI_VERSION=2.0.31
 
@@ -134,12 +139,31 @@ else
     uwsgi_ok || die "target/venv/bin/uwsgi is still not uWSGI $UWSGI_VERSION with JSON and libxml2 support ($(uwsgi_why)); check that libjansson-dev and libxml2-dev are installed"
     echo "built: $UWSGI"
 fi
+# ---- vassal helper (issue 7): uwsgitop reads the stats server (tests/vassal_nginx.rs) ----
+if [ ! -x "$VENV/bin/uwsgitop" ]; then
+    "$VENV/bin/python" -m pip install --disable-pip-version-check uwsgitop
+fi
+# ---- end vassal helper ----
 export IMPERIUM_UWSGI=$UWSGI
 export IMPERIUM_VENV=$VENV
 echo "IMPERIUM_UWSGI=$IMPERIUM_UWSGI"
 echo "IMPERIUM_VENV=$IMPERIUM_VENV"
 
 # ---------------------------------------------------------------------------------------
+# isolation (issue 5): unprivileged test tenants, and the FreeBSD build of the isolation
+# crate (jail parameters; the other crates are Linux-only for now, see docs/isolation.md).
+banner "isolation: test tenants, FreeBSD target"
+for u in imp-tenant1 imp-tenant2 imp-emperor; do
+    id -u "$u" >/dev/null 2>&1 ||
+        as_root useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$u"
+done
+getent group imp-shared >/dev/null 2>&1 || as_root groupadd --system imp-shared
+id -nG imp-tenant1 | grep -qw imp-shared || as_root usermod -a -G imp-shared imp-tenant1
+command -v rustup >/dev/null 2>&1 || die "rustup not found: needed for the x86_64-unknown-freebsd target"
+rustup target list --installed | grep -qx x86_64-unknown-freebsd || rustup target add x86_64-unknown-freebsd
+cargo check --target x86_64-unknown-freebsd -p imperium-namespaces
+# ---- end of isolation block -------------------------------------------------------------
+
 # ---- python (issue 3): the CPython plugin and the Flask/Django venv
 banner "CPython plugin and the Flask/Django venv (target/pyvenv)"
 PYVENV=$ROOT/target/pyvenv

@@ -230,7 +230,7 @@ fn emperor_source_reads_a_config_pushed_over_a_socketpair() {
     // cannot reopen: the descriptor must be read directly.
     let d = scratch("emperor-socketpair");
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-    let mut child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "emperor://app.ini"])
+    let child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "emperor://app.ini"])
         .env("UWSGI_EMPEROR_FD_CONFIG", "0")
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stderr(Stdio::piped())
@@ -247,7 +247,7 @@ fn emperor_source_reads_a_config_pushed_over_a_socketpair() {
 fn fd_source_reads_a_socket() {
     let d = scratch("fd-socket");
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-    let mut child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "fd://0"])
+    let child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "fd://0"])
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())

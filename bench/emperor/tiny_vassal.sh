@@ -1,8 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # The lightest possible vassal for Emperor benchmarks: it announces itself (byte 1,
 # spawned; byte 5, accepting), optionally sends a heartbeat (byte 26) every
 # $BENCH_HEARTBEAT seconds, and exits on the first byte from its Emperor (a stop) or EOF.
-# Its arguments (--ini NAME) are ignored. Memory: one dash and one head process.
+# Its arguments (--ini NAME) are ignored. Memory: one head process (plus a bash for the
+# heartbeat loop). bash, not dash: dash cannot redirect to descriptors above 9.
 fd=${UWSGI_EMPEROR_FD:?not started by an Emperor}
 printf '\001\005' >&"$fd"
 if [ -n "${BENCH_HEARTBEAT:-}" ]; then

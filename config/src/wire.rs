@@ -1,3 +1,6 @@
+//! The wire formats the Emperor and its vassals share: the one-byte Emperor protocol
+//! ([`byte`]) and the pushed-config framing.
+//!
 //! The pushed-config framing an Emperor uses to hand a vassal its configuration over the
 //! `UWSGI_EMPEROR_FD_CONFIG` descriptor: a 4-byte uwsgi header (modifier1, little-endian
 //! u16 size, modifier2) followed by the config text. Both sides use these functions.
@@ -7,6 +10,33 @@
 //! little-endian u32 size and then the text, so an imperium vassal takes configs of any size.
 
 use std::io::{self, Read};
+
+/// The Emperor protocol: single bytes on the `UWSGI_EMPEROR_FD` socketpair, both ways.
+/// Several values mean one thing in one direction and another in the other.
+pub mod byte {
+    /// Emperor to vassal: stop now.
+    pub const STOP: u8 = 0;
+    /// Emperor to vassal: graceful reload.
+    pub const RELOAD: u8 = 1;
+    /// Emperor to vassal: graceful stop (`emperor-graceful-shutdown`).
+    pub const GRACEFUL_STOP: u8 = 2;
+    /// Vassal to Emperor: spawned / ready.
+    pub const READY: u8 = 1;
+    /// Vassal to Emperor: send my pushed config again (before a reload).
+    pub const CONFIG_AGAIN: u8 = 2;
+    /// Vassal to Emperor: a worker accepts requests.
+    pub const ACCEPTING: u8 = 5;
+    /// Vassal to Emperor: a request was served (loyalty).
+    pub const LOYAL: u8 = 17;
+    /// Vassal to Emperor: voluntary shutdown (idle), or back to on-demand waiting.
+    pub const VOLUNTARY_SHUTDOWN: u8 = 22;
+    /// Vassal to Emperor: heartbeat.
+    pub const HEARTBEAT: u8 = 26;
+    /// Vassal to Emperor: Broodlord asks for reinforcements.
+    pub const BROODLORD: u8 = 30;
+    /// Exit code that exiles a vassal: it is not respawned until its config changes.
+    pub const EXILE_CODE: i32 = 26;
+}
 
 /// modifier2 of the extended (32-bit size) framing.
 pub const EXTENDED_MODIFIER2: u8 = 1;

@@ -84,6 +84,8 @@ pub struct Emperor {
     pub startup_cwd: PathBuf,
     pub last_status: Option<usize>,
     pub pid: i32,
+    /// Tyrant mode, namespaces, cgroups (`isolation.rs`).
+    pub isolation: crate::isolation::Isolation,
 }
 
 impl Emperor {
@@ -138,6 +140,9 @@ impl Emperor {
             None => None,
         };
         drop(activated);
+        // After the sockets are bound, before any vassal exists: the Emperor's own
+        // privilege drop, the tyrant capability check, the cgroup base.
+        let isolation = crate::isolation::Isolation::boot(settings.isolation.clone())?;
         let now = Instant::now();
         let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         let mut e = Emperor {
@@ -171,6 +176,7 @@ impl Emperor {
             startup_cwd,
             last_status: None,
             pid: std::process::id() as i32,
+            isolation,
             settings,
         };
         if let Some(l) = &e.stats {
@@ -265,6 +271,9 @@ impl Emperor {
                         let evs = self.monitors[i].scan();
                         self.on_monitor_events(i, evs);
                         self.timers.set(TimerKey::Rescan(i), Instant::now() + self.settings.freq);
+                        if i == 0 {
+                            self.check_isolation();
+                        }
                     }
                 }
                 TimerKey::Watchdog => {
@@ -395,6 +404,7 @@ impl Emperor {
         for (name, pid) in pids {
             vlog!("[emperor] NO MERCY for vassal {name} !!!");
             reaper::kill_tree(pid);
+            self.isolation.kill(&name);
         }
         // SIGKILL cannot be ignored; give the kernel a moment, then leave regardless.
         self.timers.set(TimerKey::Mercy, Instant::now() + Duration::from_secs(5));
@@ -410,6 +420,10 @@ impl Emperor {
         }
         // Whatever the vassals left behind (reparented to us as subreaper) goes too.
         reaper::exterminate(&self.helpers.keys().copied().collect::<Vec<_>>());
+        let names: Vec<String> = self.vassals.values().map(|v| v.name.clone()).collect();
+        for name in names {
+            self.isolation.vassal_removed(&name);
+        }
         self.vassals.clear();
         vlog!("The Emperor is buried.");
         if let Some(n) = &self.notifier {

@@ -93,6 +93,9 @@ impl Emperor {
                         if let Some(pid) = self.vassals.get(&id).and_then(|v| v.pid) {
                             reaper::kill_tree(pid);
                         }
+                        if let Some(v) = self.vassals.get(&id) {
+                            self.isolation.kill(&v.name);
+                        }
                     }
                     Effect::PushConfig => self.push_config(id),
                     Effect::ArmOnDemand => {
@@ -151,6 +154,28 @@ impl Emperor {
     }
 
     fn push_config(&mut self, id: u64) {
+        // A tyrant vassal asking for its config again (reload) gets the file as it is
+        // now, read through a fresh descriptor; an owner change stops it instead.
+        if let Some(v) = self.vassals.get(&id)
+            && v.tyrant_file
+        {
+            let path = self.monitors[v.monitor].vassal_cwd().join(&v.name);
+            match self.isolation.tyrant_config(&path) {
+                Ok(tc) if (tc.uid, tc.gid) == (v.uid, v.gid) => {
+                    if let Some(v) = self.vassals.get_mut(&id) {
+                        v.config = Some(tc.content);
+                    }
+                }
+                Ok(_) => {
+                    log!("!!! permissions of file {} changed. stopping the instance... !!!", v.name);
+                    return;
+                }
+                Err(e) => {
+                    log!("[emperor-tyrant] not pushing {}: {e}", path.display());
+                    return;
+                }
+            }
+        }
         let Some(v) = self.vassals.get(&id) else { return };
         let (Some(cfg), Some(p)) = (&v.config, &v.config_pipe) else { return };
         let framed = imperium_config::wire::encode_pushed_config(cfg);
@@ -161,6 +186,28 @@ impl Emperor {
 
     /// Starts a vassal's process; returns the machine's next input.
     fn spawn_vassal(&mut self, id: u64) -> Input {
+        // Tyrant mode, file monitors: the Emperor opens the config itself, takes the owner
+        // from the open descriptor and pushes that content (isolation.rs).
+        if self.settings.tyrant
+            && let Some(v) = self.vassals.get(&id)
+            && (v.config.is_none() || v.tyrant_file)
+        {
+            let path = self.monitors[v.monitor].vassal_cwd().join(&v.name);
+            match self.isolation.tyrant_config(&path) {
+                Ok(tc) => {
+                    if let Some(v) = self.vassals.get_mut(&id) {
+                        v.uid = tc.uid;
+                        v.gid = tc.gid;
+                        v.config = Some(tc.content);
+                        v.tyrant_file = true;
+                    }
+                }
+                Err(e) => {
+                    log!("[emperor-tyrant] refusing to spawn {}: {e}", path.display());
+                    return Input::SpawnFailed { permanent: true };
+                }
+            }
+        }
         let Some(v) = self.vassals.get(&id) else { return Input::SpawnFailed { permanent: true } };
         let name = v.name.clone();
         if self.settings.tyrant && (v.uid == 0 || v.gid == 0) {
@@ -222,6 +269,13 @@ impl Emperor {
             },
             None => None,
         };
+        let isolated = match self.isolation.for_spawn(&name, self.settings.tyrant.then_some((v.uid, v.gid))) {
+            Ok(i) => i,
+            Err(e) => {
+                vlog!("[emperor] unable to spawn vassal {name}: {e}");
+                return Input::SpawnFailed { permanent: false };
+            }
+        };
         let mut plan = SpawnPlan {
             program,
             argv: argv.iter().map(OsString::from).collect(),
@@ -231,6 +285,7 @@ impl Emperor {
             keep_fds: keep,
             uid_gid: self.settings.tyrant.then_some((v.uid, v.gid)),
             own_group: true,
+            isolation: Some(isolated),
         };
         if self.settings.tyrant {
             log!("[emperor-tyrant] dropping privileges to {} {} for instance {name}", v.uid, v.gid);
@@ -301,6 +356,7 @@ impl Emperor {
     /// Deletes a record and everything it holds.
     fn remove_vassal(&mut self, id: u64) {
         let Some(v) = self.vassals.remove(&id) else { return };
+        self.isolation.vassal_removed(&v.name);
         self.timers.cancel(TimerKey::Vassal(id));
         self.by_name.remove(&(v.monitor, v.name.clone()));
         if let Some(pid) = v.pid {
@@ -404,6 +460,9 @@ impl Emperor {
             if let Some(id) = self.by_pid.remove(&pid) {
                 // Workers or children the vassal left in its process group go with it.
                 reaper::kill_group(pid);
+                if let Some(name) = self.vassals.get(&id).map(|v| v.name.clone()) {
+                    self.isolation.vassal_exited(&name);
+                }
                 if let Some(v) = self.vassals.get_mut(&id) {
                     v.pid = None;
                     if let Some(p) = v.pipe.take() {
@@ -422,6 +481,18 @@ impl Emperor {
             }
             // Anything else is an orphan reparented to us (subreaper): just reaped.
         }
+    }
+
+    /// Periodic isolation checks (OOM kills in the vassals' cgroups).
+    pub fn check_isolation(&mut self) {
+        if self.isolation.cgroups.is_none() {
+            return;
+        }
+        let names: Vec<String> = self.vassals.values().map(|v| v.name.clone()).collect();
+        for n in &names {
+            self.isolation.check_oom(n);
+        }
+        self.isolation.retry_removals(&|n| names.iter().any(|x| x == n));
     }
 
     /// Vassal ids whose name matches, for the command socket.

@@ -1,29 +1,8 @@
 //! The Emperor protocol: single bytes on the `UWSGI_EMPEROR_FD` socketpair, both ways.
-//! (The pushed-config framing lives in `imperium_config::wire`, shared with the vassal.)
+//! The byte values and the pushed-config framing live in `imperium_config::wire`, shared
+//! with the vassal; this module decodes what a vassal sends.
 
-/// Emperor to vassal: stop now.
-pub const STOP: u8 = 0;
-/// Emperor to vassal: graceful reload. Vassal to Emperor: spawned / ready.
-pub const RELOAD: u8 = 1;
-/// Emperor to vassal: graceful stop (`emperor-graceful-shutdown`). Vassal to Emperor:
-/// send my config again.
-pub const GRACEFUL_STOP: u8 = 2;
-/// Alias of [`RELOAD`] in the vassal-to-Emperor direction.
-pub const READY: u8 = 1;
-/// Alias of [`GRACEFUL_STOP`] in the vassal-to-Emperor direction.
-pub const CONFIG_AGAIN: u8 = 2;
-/// Vassal to Emperor: a worker accepts requests.
-pub const ACCEPTING: u8 = 5;
-/// Vassal to Emperor: a request was served (loyalty).
-pub const LOYAL: u8 = 17;
-/// Vassal to Emperor: voluntary shutdown (idle), or back to on-demand.
-pub const VOLUNTARY_SHUTDOWN: u8 = 22;
-/// Vassal to Emperor: heartbeat.
-pub const HEARTBEAT: u8 = 26;
-/// Vassal to Emperor: Broodlord asks for reinforcements.
-pub const BROODLORD: u8 = 30;
-/// Exit code that exiles a vassal: it is not respawned until its config changes.
-pub const EXILE_CODE: i32 = 26;
+pub use imperium_config::wire::byte::*;
 
 /// A byte from a vassal, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,19 +63,32 @@ pub struct Settings {
     pub safe_fds: Vec<i32>,
     /// `emperor-broodlord`: logged only until the broodlord issue.
     pub broodlord: i64,
+    /// Tyrant mode, namespaces, capabilities and cgroups (see `isolation.rs`).
+    pub isolation: crate::isolation::IsolationSettings,
 }
 
-/// Reads options by name with aliases, independent of the option table: the last entry
-/// whose key is one of the names wins, as uWSGI applies options top to bottom.
+/// Reads options by name: an entry matches when its key is one of the names or an alias
+/// of one of them in the option table (`fd-safe` for `safe-fd`); the last matching entry
+/// wins, as uWSGI applies options top to bottom.
 struct Reader<'a>(&'a Config);
 
+/// The primary name of an option (itself when it is not in the table).
+fn canonical(name: &str) -> &str {
+    imperium_config::options::lookup(name).map(|s| s.canonical()).unwrap_or(name)
+}
+
 impl<'a> Reader<'a> {
+    fn matches(names: &[&str], key: &str) -> bool {
+        let key = canonical(key);
+        names.iter().any(|n| canonical(n) == key)
+    }
+
     fn last(&self, names: &[&str]) -> Option<&'a str> {
-        self.0.entries().iter().rev().find(|e| names.contains(&e.key.as_str())).map(|e| e.value.as_str())
+        self.0.entries().iter().rev().find(|e| Self::matches(names, &e.key)).map(|e| e.value.as_str())
     }
 
     fn all(&self, names: &[&str]) -> Vec<String> {
-        self.0.entries().iter().filter(|e| names.contains(&e.key.as_str())).map(|e| e.value.clone()).collect()
+        self.0.entries().iter().filter(|e| Self::matches(names, &e.key)).map(|e| e.value.clone()).collect()
     }
 
     fn flag(&self, names: &[&str]) -> bool {
@@ -162,6 +175,7 @@ impl Settings {
             listen: r.int(&["listen", "l"], 100)?.clamp(1, i32::MAX as i64) as i32,
             safe_fds,
             broodlord: r.int(&["emperor-broodlord"], 0)?,
+            isolation: crate::isolation::IsolationSettings::from_config(config)?,
         })
     }
 }
@@ -205,6 +219,13 @@ mod tests {
         assert_eq!(s.vassal_set, ["x=1", "y=2"]);
         assert_eq!(s.stats.as_deref(), Some("/tmp/s"));
         assert_eq!(s.extra_extensions, [".conf"]);
+    }
+
+    #[test]
+    fn aliases_from_the_option_table() {
+        let s = Settings::from_config(&cfg(&[("emperor", "a"), ("fd-safe", "7"), ("chmod", "600")])).unwrap();
+        assert_eq!(s.safe_fds, [7]);
+        assert_eq!(s.chmod_socket, Some(0o600));
     }
 
     #[test]

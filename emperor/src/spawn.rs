@@ -1,26 +1,26 @@
 //! Starting vassal processes, exactly as uWSGI starts them (argv, environment, descriptors,
-//! working directory, death signal), and the only module with `unsafe` in this crate.
+//! working directory, death signal), plus the isolation of each vassal (namespaces,
+//! cgroup, tyrant credentials, bounding set, NO_NEW_PRIVS), and the only module with
+//! `unsafe` in this crate.
 //!
-//! Everything a child needs is prepared in the parent before the fork: argv, the full
-//! environment, the descriptors to keep and (as a fallback for kernels without
-//! `close_range`) the list of open descriptors. The child runs only async-signal-safe
-//! system calls between fork and exec: `prctl(PR_SET_PDEATHSIG)`, `getppid`,
-//! `close_range(CLOSE_RANGE_CLOEXEC)` and `fcntl(F_SETFD)` (see [`child_setup`]); the
-//! uid/gid switch, process group, chdir and stdin `dup2` are done by std's own
-//! async-signal-safe child code. The Emperor is single-threaded, so forking is safe.
+//! Everything a child needs is prepared in the parent before the clone: argv, the full
+//! environment, the descriptors to keep, the cgroup descriptors and the credentials. The
+//! process itself is created by `imperium_namespaces::child::spawn` (`clone3` with
+//! namespace flags and `CLONE_INTO_CGROUP`; only async-signal-safe calls until `execve`;
+//! the parent-death signal is armed after the uid change and the parent re-checked).
+//! The Emperor is single-threaded, so cloning is safe.
 //!
 //! `vassals-start-hook` and `exec-as-vassal` run in the vassal's own process before the
 //! vassal binary, as in uWSGI, but through `/bin/sh` (which then `exec`s the vassal), so
-//! the Emperor never waits for them.
+//! the Emperor never waits for them: they run inside the vassal's namespaces and cgroup,
+//! with its credentials.
 
 use imperium_monitors::NameRules;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Everything needed to start one process.
 #[derive(Debug)]
@@ -40,6 +40,25 @@ pub struct SpawnPlan {
     pub uid_gid: Option<(u32, u32)>,
     /// Put the child in its own process group (vassals: so that a kill reaches workers).
     pub own_group: bool,
+    /// Namespaces, cgroup, credentials and capability limits of the vassal.
+    pub isolation: Option<Isolated>,
+}
+
+/// The isolation of one vassal, prepared by `isolation.rs` before the spawn.
+#[derive(Debug, Default)]
+pub struct Isolated {
+    pub namespaces: imperium_namespaces::nsflags::NsFlags,
+    /// The vassal's v2 cgroup directory (`CLONE_INTO_CGROUP`).
+    pub cgroup_dir: Option<OwnedFd>,
+    /// `cgroup.procs` of the v2 group (written only if the clone could not enter it).
+    pub cgroup_dir_procs: Option<OwnedFd>,
+    /// `cgroup.procs` of every other hierarchy, opened for the child to join.
+    pub cgroup_procs: Vec<OwnedFd>,
+    pub id_maps: Option<imperium_namespaces::child::IdMaps>,
+    pub bounding: Option<imperium_namespaces::caps::CapSet>,
+    /// Tyrant credentials with supplementary groups (overrides `uid_gid`).
+    pub creds: Option<imperium_namespaces::child::Creds>,
+    pub no_new_privs: bool,
 }
 
 /// What the Emperor passes to every vassal, independent of the vassal.
@@ -167,47 +186,6 @@ pub fn wrap_with_hooks(plan: &mut SpawnPlan, start_hook: Option<&str>, exec_as_v
     plan.argv = argv;
 }
 
-/// The descriptors open in this process (fallback list for the child).
-fn open_fds() -> Vec<RawFd> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect())
-        .unwrap_or_default()
-}
-
-/// Runs in the child between fork and exec. Only async-signal-safe system calls; no
-/// allocation (the slices were built before the fork).
-fn child_setup(keep: &[RawFd], fallback: &[RawFd], emperor_pid: libc::pid_t, deathsig: bool) -> io::Result<()> {
-    // SAFETY: plain system calls on integers; none of them touches memory owned by Rust
-    // objects, and all are async-signal-safe.
-    unsafe {
-        if deathsig {
-            // If the Emperor dies, so does the vassal (set after any uid change, which
-            // would have cleared it). Re-check the parent: it may already be gone.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != emperor_pid {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-        }
-        // Every inherited descriptor from 3 up closes at exec, except ours.
-        let r = libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_uint);
-        if r != 0 {
-            for &fd in fallback {
-                if fd >= 3 {
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
-            }
-        }
-        for &fd in keep {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Starts a process; returns its pid. Does not wait for it (deaths are reaped by the
 /// Emperor's SIGCHLD handling).
 pub fn spawn(plan: SpawnPlan) -> io::Result<u32> {
@@ -227,41 +205,41 @@ pub fn spawn_helper(program: &str, args: &[&str], env: &[(OsString, OsString)], 
         keep_fds: Vec::new(),
         uid_gid: None,
         own_group: false,
+        isolation: None,
     };
     spawn_with(plan, true)
 }
 
 fn spawn_with(plan: SpawnPlan, deathsig: bool) -> io::Result<u32> {
-    let mut cmd = Command::new(&plan.program);
-    if let Some(a0) = plan.argv.first() {
-        cmd.arg0(a0);
+    use imperium_namespaces::child::{self, ChildSpec, Creds};
+    use std::os::fd::AsRawFd;
+    let program = resolve_program(&plan.program).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let iso = plan.isolation.unwrap_or_default();
+    let creds = iso.creds.clone().or(plan.uid_gid.map(|(uid, gid)| Creds { uid, gid, groups: Vec::new() }));
+    let spec = ChildSpec {
+        program,
+        argv: plan.argv,
+        env: plan.env,
+        cwd: plan.cwd,
+        stdin: plan.stdin.as_ref().map(|f| f.as_raw_fd()),
+        keep_fds: plan.keep_fds,
+        namespaces: iso.namespaces,
+        cgroup_dir: iso.cgroup_dir.as_ref().map(|f| f.as_raw_fd()),
+        cgroup_dir_procs: iso.cgroup_dir_procs.as_ref().map(|f| f.as_raw_fd()),
+        cgroup_procs: iso.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect(),
+        id_maps: iso.id_maps.clone(),
+        bounding: iso.bounding,
+        no_new_privs: iso.no_new_privs || creds.as_ref().is_some_and(|c| c.uid != 0),
+        creds,
+        // If the Emperor dies, so does the vassal (armed after the uid change).
+        deathsig: deathsig.then_some(libc::SIGKILL),
+        own_group: plan.own_group,
+    };
+    match child::spawn(&spec) {
+        Ok(pid) => Ok(pid as u32),
+        Err(e) if e.step == child::Step::Exec || e.step == child::Step::Clone => Err(e.error),
+        Err(e) => Err(io::Error::new(e.error.kind(), e.to_string())),
     }
-    cmd.args(plan.argv.iter().skip(1));
-    cmd.env_clear();
-    cmd.envs(plan.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())));
-    cmd.current_dir(&plan.cwd);
-    cmd.stdin(match plan.stdin {
-        Some(fd) => Stdio::from(fd),
-        None => Stdio::null(),
-    });
-    if let Some((uid, gid)) = plan.uid_gid {
-        // std drops supplementary groups (setgroups(0)) when switching from root.
-        cmd.gid(gid);
-        cmd.uid(uid);
-    }
-    if plan.own_group {
-        cmd.process_group(0);
-    }
-    let keep = plan.keep_fds;
-    let fallback = open_fds();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child of this single-threaded process and
-    // calls only async-signal-safe functions (see child_setup); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || child_setup(&keep, &fallback, parent, deathsig));
-    }
-    let child = cmd.spawn()?;
-    Ok(child.id())
 }
 
 /// Adopts a descriptor this process inherited (`UWSGI_EMPEROR_FD` of a sub-Emperor), if
@@ -362,6 +340,7 @@ mod tests {
             keep_fds: vec![],
             uid_gid: None,
             own_group: false,
+            isolation: None,
         };
         wrap_with_hooks(&mut plan, Some("/bin/true"), &["true".to_owned()], "a.ini", "/v");
         assert_eq!(plan.program, "/bin/sh");

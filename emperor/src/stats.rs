@@ -51,6 +51,7 @@ impl Emperor {
                     "restarts": l.restarts,
                     "backoff_ms": backoff_ms,
                     "next_spawn_at": next_spawn_at,
+                    "cgroup": self.isolation.usage_json(&v.name),
                 })
             })
             .collect();

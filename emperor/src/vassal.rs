@@ -53,6 +53,8 @@ pub struct Vassal {
     pub socket_name: Option<String>,
     pub on_demand: Option<OwnedFd>,
     pub flood: Flood,
+    /// Tyrant mode read this file-based config itself and pushes it (emperor://name).
+    pub tyrant_file: bool,
 }
 
 impl Vassal {
@@ -71,6 +73,7 @@ impl Vassal {
             socket_name: None,
             on_demand: None,
             flood: Flood::default(),
+            tyrant_file: false,
         }
     }
 }

@@ -18,6 +18,9 @@ Script steps, in order:
     accept          accept one connection on fd 0, answer "hello\\n", close it
     orphan          start `sleep 600` twice: a child, and a daemon escaping the group
     serve           like accept, in the loop, for every connection
+    detach          close the Emperor fd (isolation tests: only PDEATHSIG kills it)
+    forkbomb[:N]    fork sleeping children until fork fails (isolation tests)
+    hog:MB          allocate MB MiB of memory (isolation tests)
     idle:S          after S seconds without a connection, send 22 (die-on-idle)
 After the script it loops: stop bytes (0, 2) make it exit 0, a reload byte (1) is logged
 and answered with 1 (a reloaded vassal announces itself again), EOF makes it exit 1.
@@ -31,6 +34,14 @@ import sys
 import time
 
 
+class _Lines(list):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
 def config_path(argv):
     for i, a in enumerate(argv):
         if a in ("--ini", "--xml", "--yaml", "--json", "--config", "--inherit") and i + 1 < len(argv):
@@ -38,10 +49,29 @@ def config_path(argv):
     return None
 
 
+def pushed_config():
+    """The config pushed by the Emperor on UWSGI_EMPEROR_FD_CONFIG (isolation tests:
+    tyrant vassals get their config this way, never by path)."""
+    fd = int(os.environ.get("UWSGI_EMPEROR_FD_CONFIG", "-1"))
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            chunk = os.read(fd, n - len(b))
+            if not chunk:
+                break
+            b += chunk
+        return b
+    h = exact(4)
+    size = h[1] | (h[2] << 8)
+    if size == 0 and h[3] == 1:
+        size = int.from_bytes(exact(4), "little")
+    return exact(size).decode(errors="replace").splitlines(True)
+
+
 def read_config(path):
     cfg = {}
     try:
-        with open(path) as f:
+        with (open(path) if not path.startswith("emperor://") else _Lines(pushed_config())) as f:
             for line in f:
                 if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
                     k, v = line.split("=", 1)
@@ -115,6 +145,31 @@ def orphan():
     log("orphans", daemon=gpid, child=child)
 
 
+def forkbomb(limit):
+    """(isolation tests) Fork sleeping children until fork fails or `limit` is reached."""
+    n, err = 0, ""
+    while n < limit:
+        try:
+            pid = os.fork()
+        except OSError as e:
+            err = e.strerror.replace(" ", "_")
+            break
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+        n += 1
+    log("forkbomb", forked=n, error=err)
+
+
+def hog(mb):
+    """(isolation tests) Allocate and touch `mb` MiB, one MiB at a time."""
+    log("hog", mb=mb)
+    chunks = []
+    for _ in range(mb):
+        chunks.append(bytearray(1 << 20))
+    log("hogged", mb=mb)
+
+
 def main():
     efd = int(os.environ.get("UWSGI_EMPEROR_FD", "-1"))
     env = ",".join(sorted("%s=%s" % (k, v) for k, v in os.environ.items() if k.startswith("UWSGI_")))
@@ -176,6 +231,14 @@ def main():
             serve = True
         elif op == "idle":
             idle = float(arg)
+        elif op == "detach":
+            # (isolation tests) forget the Emperor: only the death signal can end us now.
+            os.close(efd)
+            efd = -1
+        elif op == "forkbomb":
+            forkbomb(int(arg or "100000"))
+        elif op == "hog":
+            hog(int(arg))
 
     last_hb = time.monotonic()
     while True:

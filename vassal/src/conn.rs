@@ -300,13 +300,12 @@ impl<'a> Conn<'a> {
         }
         let keep_alive = keep_alive && !signals::graceful_requested() && !ctx.last_request_due();
         let too_big = match framing {
-            BodyFraming::Length(n) => ctx.settings.limit_post > 0 && n > ctx.settings.limit_post,
+            BodyFraming::Length(n) => crate::limits::check_limit_post(ctx.settings.limit_post, n).is_err(),
             _ => false,
         };
         let (served, write_ok, keep) = if too_big {
             // `limit-post`: refused before the app sees it (uWSGI drops the connection;
             // a 413 tells the client why).
-            vlog!("Invalid (too big) CONTENT_LENGTH. skip.");
             let r = response::simple(proto, 413, "Request Entity Too Large", false, b"Request Entity Too Large");
             let ok = self.stream.write_all(&r).is_ok();
             (Served::canned(413, &r), ok, false)
@@ -320,9 +319,8 @@ impl<'a> Conn<'a> {
         }
         let end = clock::now_micros();
         let total = ctx.scoreboard.end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
-        if !ctx.settings.disable_logging {
-            self.log_request(vars, pktsize, start, end, &served, total);
-        }
+        // `disable-logging` and the conditional log-* options are decided in `logging`.
+        self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();
         keep && write_ok
     }
@@ -420,29 +418,31 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// uWSGI's default request log line.
+    /// The request log line: uWSGI's default one or `log-format` (vassal helper: the line
+    /// is built and written by `crate::logging`).
     fn log_request(&self, vars: &Vars, pktsize: usize, start: u64, end: u64, served: &Served, total: u64) {
-        let (headers, head_bytes, body) = (served.headers, served.head_bytes, served.body_bytes);
-        let s = |k: &[u8]| vars.get_str(k).unwrap_or_default();
-        let (app, app_req) = if served.app < 0 {
-            (-1, "-1".to_string())
-        } else {
-            (served.app, self.ctx.scoreboard.slot(self.ctx.id).delta_requests.load(std::sync::atomic::Ordering::Relaxed).to_string())
-        };
-        let core = self.core;
-        let switches = u8::from(served.app >= 0);
-        vlog!(
-            "[pid: {}|app: {app}|req: {app_req}/{total}] {} ({}) {{{} vars in {pktsize} bytes}} [{}] {} {} => generated {body} bytes in {} msecs ({} {}) {headers} headers in {head_bytes} bytes ({switches} switches on core {core})",
-            std::process::id(),
-            s(b"REMOTE_ADDR"),
-            s(b"REMOTE_USER"),
-            vars.len() * 2,
-            clock::ctime(start / 1_000_000),
-            s(b"REQUEST_METHOD"),
-            s(b"REQUEST_URI"),
-            (end - start) / 1000,
-            s(b"SERVER_PROTOCOL"),
-            served.status,
-        );
+        let slot = self.ctx.scoreboard.slot(self.ctx.id);
+        let app_requests = if served.app < 0 { -1 } else { slot.delta_requests.load(std::sync::atomic::Ordering::Relaxed) as i64 };
+        crate::logging::log_request(&crate::logging::RequestFacts {
+            vars,
+            logvars: &[],
+            pktsize,
+            modifier1: 0,
+            modifier2: 0,
+            status: served.status,
+            start_micros: start,
+            end_micros: end,
+            body_size: served.body_bytes,
+            headers_size: served.head_bytes as u64,
+            header_count: served.headers,
+            app_id: i64::from(served.app),
+            app_requests,
+            total_requests: total,
+            worker_id: self.ctx.id,
+            core: self.core,
+            switches: u64::from(served.app >= 0),
+            read_errors: slot.read_errors.load(std::sync::atomic::Ordering::Relaxed),
+            write_errors: slot.write_errors.load(std::sync::atomic::Ordering::Relaxed),
+        });
     }
 }

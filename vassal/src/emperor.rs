@@ -8,16 +8,8 @@
 use crate::vlog;
 use std::os::fd::RawFd;
 
-/// Vassal to Emperor: spawned / ready.
-pub const READY: u8 = 1;
-/// Vassal to Emperor: send my pushed config again (before a reload).
-pub const CONFIG_AGAIN: u8 = 2;
-/// Vassal to Emperor: worker 1 accepts requests.
-pub const ACCEPTING: u8 = 5;
-/// Vassal to Emperor: the first request was served.
-pub const LOYAL: u8 = 17;
-/// Vassal to Emperor: heartbeat.
-pub const HEARTBEAT: u8 = 26;
+pub use imperium_config::wire::byte::{ACCEPTING, BROODLORD, CONFIG_AGAIN, HEARTBEAT, LOYAL, READY, VOLUNTARY_SHUTDOWN};
+use imperium_config::wire::byte;
 
 /// What the Emperor asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +67,9 @@ impl Emperor {
         loop {
             return match nix::unistd::read(crate::sys::fd::borrow(self.fd), &mut b) {
                 Ok(1) => match b[0] {
-                    0 => Command::Stop,
-                    1 => Command::Reload,
-                    2 => Command::GracefulStop,
+                    byte::STOP => Command::Stop,
+                    byte::RELOAD => Command::Reload,
+                    byte::GRACEFUL_STOP => Command::GracefulStop,
                     x => Command::Unknown(x),
                 },
                 Err(nix::Error::EINTR) => continue,

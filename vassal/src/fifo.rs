@@ -2,7 +2,9 @@
 //! uWSGI's letters: `r` graceful reload, `R` brutal reload, `q` graceful shutdown,
 //! `Q` shutdown, `w` graceful reload of the workers only, `W` brutal one, `c` chain
 //! reload, `s` stats to the log, `p` pause/resume, `P` rewrite the pidfiles, `B` ask the Emperor for
-//! reinforcements, `0`-`9` switch to another configured FIFO (slot). Unknown bytes (the
+//! reinforcements, `0`-`9` switch to another configured FIFO (slot), `l` reopen and `L`
+//! rotate the log file, `f` fork a new master, `C` go cheap, `S` toggle subscriptions,
+//! `E` ask the Emperor to rescan, `+`/`-` cheaper-mode deltas. Unknown bytes (the
 //! newline of `echo`) are ignored. The FIFO is created mode 0600 and re-created each
 //! time its writer goes away, as uWSGI does.
 
@@ -27,8 +29,13 @@ pub enum FifoCommand {
     Sos,
     Pause,
     Slot(usize),
-    /// A known uWSGI letter imperium does not act on yet.
-    NotImplemented(u8),
+    ReopenLog,
+    RotateLog,
+    Refork,
+    Cheap,
+    Subscriptions,
+    EmperorRescan,
+    CheaperDelta(i8),
 }
 
 impl FifoCommand {
@@ -48,7 +55,14 @@ impl FifoCommand {
             b'B' => Sos,
             b'p' => Pause,
             b'0'..=b'9' => Slot(usize::from(b - b'0')),
-            b'-' | b'+' | b'C' | b'E' | b'f' | b'l' | b'L' | b'S' => NotImplemented(b),
+            b'l' => ReopenLog,
+            b'L' => RotateLog,
+            b'f' => Refork,
+            b'C' => Cheap,
+            b'S' => Subscriptions,
+            b'E' => EmperorRescan,
+            b'+' => CheaperDelta(1),
+            b'-' => CheaperDelta(-1),
             _ => return None,
         })
     }
@@ -126,6 +140,7 @@ mod tests {
         assert_eq!(FifoCommand::parse(b'3'), Some(FifoCommand::Slot(3)));
         assert_eq!(FifoCommand::parse(b'\n'), None);
         assert_eq!(FifoCommand::parse(b'p'), Some(FifoCommand::Pause));
-        assert_eq!(FifoCommand::parse(b'L'), Some(FifoCommand::NotImplemented(b'L')));
+        assert_eq!(FifoCommand::parse(b'L'), Some(FifoCommand::RotateLog));
+        assert_eq!(FifoCommand::parse(b'-'), Some(FifoCommand::CheaperDelta(-1)));
     }
 }

@@ -8,17 +8,25 @@
 //! Module map: [`settings`] (options), [`addr`] and [`sockets`] (listening sockets),
 //! [`proto`] (parsers and response framing, pure), [`conn`] and [`worker`] (serving),
 //! [`master`] and [`reload`] (process model), [`emperor`] (the Emperor client), [`stats`],
-//! [`scoreboard`] (shared counters), [`privileges`], [`log`], and [`sys`], the only module
-//! with `unsafe`.
+//! [`scoreboard`] (shared counters), [`privileges`], [`log`] and [`logging`] (loggers, the
+//! log master, request lines), [`hooks`] and [`waits`] (startup phases), [`daemons`]
+//! (attached daemons), [`limits`] (memory limits, `limit-post`), [`patch`] (binary
+//! patching), and [`sys`], the only module with `unsafe`.
 
 pub mod addr;
 pub mod app;
 pub mod conn;
+pub mod daemons;
 pub mod emperor;
 pub mod error;
 pub mod fifo;
+pub mod hooks;
+pub mod limits;
 pub mod log;
+pub mod logging;
 pub mod master;
+pub mod isolation;
+pub mod patch;
 pub mod privileges;
 pub mod proto;
 pub mod reload;
@@ -28,6 +36,7 @@ pub mod sockets;
 pub mod stats;
 pub mod sys;
 pub mod touch;
+pub mod waits;
 pub mod worker;
 
 /// Re-exported for the integration tests (they build on the root package's dependencies).
@@ -57,27 +66,35 @@ pub fn run(config: &imperium_config::Config) -> i32 {
 fn daemonize(file: &str, governed: bool) -> Result<(), VassalError> {
     if governed {
         vlog!("*** daemonize = {file} refused: an Emperor governs this instance and a vassal must not detach; logging to {file} instead ***");
-        return log::logto(file);
+        return Ok(());
     }
     match sys::fork().map_err(|e| VassalError::sys("daemonize: fork()", e))? {
         sys::Forked::Parent(_) => std::process::exit(0),
         sys::Forked::Child => sys::signals::unblock_all().map_err(|e| VassalError::sys("daemonize: sigprocmask()", e))?,
     }
     nix::unistd::setsid().map_err(|e| VassalError::sys("daemonize: setsid()", e))?;
-    log::logto(file)
+    Ok(())
 }
 
 fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     let mut settings = Settings::from_config(config)?;
+    // ---- hooks: `asap` runs before anything else, logging included (vassal helper) ----
+    hooks::validate(config).map_err(|e| VassalError::Config(e.0))?;
+    hooks::run_or_exit(config, hooks::Phase::Asap);
     let emperor = emperor::Emperor::from_env();
     if let Some(e) = &emperor {
         settings.master = true;
         vlog!("*** has_emperor mode detected (fd: {}) ***", e.fd);
     }
+    // ---- logging: logto/daemonize, log-date, log-format, the log master (vassal helper) ----
+    let reloading = std::env::var_os("UWSGI_RELOADS").is_some();
     if let Some(file) = settings.daemonize.clone() {
-        daemonize(&file, emperor.is_some())?;
-    } else if let Some(file) = &settings.logto {
-        log::logto(file)?;
+        if !reloading {
+            daemonize(&file, emperor.is_some())?;
+        }
+        logging::setup(config, Some(&file), reloading)?;
+    } else {
+        logging::setup(config, settings.logto.as_deref(), reloading)?;
     }
 
     let notifier = imperium_systemd::Notifier::from_env();
@@ -88,7 +105,11 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     // Facts for the banner and for the reload.
     let reloads: Option<u64> = std::env::var("UWSGI_RELOADS").ok().and_then(|v| v.trim().parse().ok());
     let cwd = std::env::current_dir().map_err(|e| VassalError::sys("getcwd()", e))?;
-    let binary = std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?;
+    // `binary-path` names what a reload re-executes (uWSGI's "force binary path").
+    let binary = match config.get("binary-path").filter(|b| !b.is_empty()) {
+        Some(b) => std::path::PathBuf::from(b),
+        None => std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?,
+    };
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     sys::env::set("UWSGI_RELOADS", &reloads.unwrap_or(0).to_string());
 
@@ -101,6 +122,25 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
         vlog!("detected max file descriptor number: {soft}");
     }
+
+    // ---- hooks and binary patching around the jail (vassal helper) ----
+    if reloads.is_none() {
+        hooks::run_or_exit(config, hooks::Phase::PreJail);
+    }
+    patch::apply(config, patch::When::Privileged, &argv);
+    // The jail (cgroup, namespaces, FreeBSD jail); `post-jail` runs after it when it did.
+    let isolation = isolation::Isolation::from_config(config)?;
+    let jailed = isolation.jail()?;
+    if jailed {
+        hooks::run_or_exit(config, hooks::Phase::PostJail);
+    }
+    hooks::run_or_exit(config, hooks::Phase::InJail);
+    // chroot, then pivot_root.
+    isolation.rootfs()?;
+    if !waits::sockets(config) {
+        return Ok(1);
+    }
+    // ---- end of hooks ----
 
     if let Some(dir) = &settings.chdir {
         vlog!("chdir() to {}", dir.display());
@@ -117,7 +157,17 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         vlog!("The -s/--socket option is missing and stdin is not a socket.");
         return Ok(1);
     }
-    privileges::drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    // `as-root` runs only as root, the last thing before the drop (as in uWSGI).
+    if !waits::before_root(config) {
+        return Ok(1);
+    }
+    if nix::unistd::getuid().is_root() {
+        hooks::run_or_exit(config, hooks::Phase::AsRoot);
+    }
+    isolation.drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    hooks::run_or_exit(config, hooks::Phase::AsUser);
+    logging::setup_after_drop(config)?;
+    patch::apply(config, patch::When::Unprivileged, &argv);
     if let Some(p) = &settings.pidfile2 {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }
@@ -138,6 +188,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     };
     vlog!("*** Operational MODE: {mode} ***");
 
+    hooks::run_or_exit(config, hooks::Phase::PreApp);
     // Preload then fork: the apps are loaded here unless lazy-apps loads them in each worker.
     if !(has_plugin && settings.lazy_apps) {
         let apps = if has_plugin { app::load_apps() } else { 0 };
@@ -149,6 +200,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
             vlog!("*** no app loaded. going in full dynamic mode ***");
         }
     }
+    hooks::run_or_exit(config, hooks::Phase::PostApp);
     if let Some(dir) = &settings.chdir2 {
         privileges::chdir("chdir2", dir)?;
     }
@@ -173,8 +225,13 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if let Some(addr) = &settings.stats {
         master.stats = Some(stats::StatsServer::bind(addr, settings.stats_http, settings.stats_minified)?);
     }
+    master.daemons = daemons::Daemons::new(config, settings.reload_mercy).map_err(VassalError::Config)?;
     master.notify_ready();
-    master.spawn_all();
+    if config.flag("cheap") {
+        master.start_cheap();
+    } else {
+        master.spawn_all();
+    }
     Ok(master.run())
 }
 

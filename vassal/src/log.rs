@@ -1,13 +1,20 @@
 //! Log lines. Every process of the instance (master and workers) writes to the same
-//! standard error; each line goes out in one write(2), so lines never interleave.
+//! standard error; each line goes out in one write(2), so lines never interleave. With
+//! `log-date` each line gets its date prefix; in the log master's own process the line
+//! goes straight to the loggers (see `logging`).
 
 use std::io::Write;
 
 /// Writes one line (a newline is added).
 pub fn line(text: &str) {
-    let mut b = Vec::with_capacity(text.len() + 1);
+    let prefix = crate::logging::date_prefix();
+    let mut b = Vec::with_capacity(prefix.len() + text.len() + 1);
+    b.extend_from_slice(prefix.as_bytes());
     b.extend_from_slice(text.as_bytes());
     b.push(b'\n');
+    if crate::logging::dispatch_own(&b) {
+        return;
+    }
     let _ = std::io::stderr().lock().write_all(&b);
 }
 
@@ -17,20 +24,8 @@ macro_rules! vlog {
     ($($t:tt)*) => { $crate::log::line(&format!($($t)*)) };
 }
 
-/// Sends standard output and standard error to `path` (appending, mode 0640), as
-/// `logto` does. A `host:port` UDP target is not supported yet.
+/// Sends standard output and standard error to `logto`'s target: a file (appending, mode
+/// 0640) or a `host:port` UDP address.
 pub fn logto(path: &str) -> Result<(), crate::error::VassalError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.contains(':') {
-        return Err(crate::error::VassalError::option("logto", path, "logging to a UDP address is not implemented yet"));
-    }
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| crate::error::VassalError::sys(format!("logto: cannot open {path}"), e))?;
-    nix::unistd::dup2_stdout(&f).map_err(|e| crate::error::VassalError::sys("logto: dup2()", e))?;
-    nix::unistd::dup2_stderr(&f).map_err(|e| crate::error::VassalError::sys("logto: dup2()", e))?;
-    Ok(())
+    crate::logging::logto(path)
 }

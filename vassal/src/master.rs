@@ -86,6 +86,16 @@ pub struct Master<'a> {
     /// Set once `die-on-idle` asked the Emperor to stop the instance.
     idle_reported: bool,
     respawns_this_second: (u64, usize),
+    /// Attached daemons (vassal helper: daemons.rs).
+    pub daemons: crate::daemons::Daemons,
+    /// `hook-touch` (vassal helper: hooks.rs).
+    touch_hooks: crate::hooks::TouchHooks,
+    /// FIFO `S` (no subscription system yet: only the state is kept).
+    subscriptions_blocked: bool,
+    /// FIFO `C`: the workers are gone until a connection arrives.
+    cheap: bool,
+    /// `reload-on-rss`/`-as` and their evil forms (vassal helper: limits.rs).
+    memory: crate::limits::MemoryLimits,
 }
 
 impl<'a> Master<'a> {
@@ -121,6 +131,11 @@ impl<'a> Master<'a> {
             idle_since: (0, Instant::now()),
             idle_reported: false,
             respawns_this_second: (0, 0),
+            daemons: crate::daemons::Daemons::default(),
+            touch_hooks: crate::hooks::TouchHooks::new(config),
+            subscriptions_blocked: false,
+            cheap: false,
+            memory: crate::limits::MemoryLimits::from_config(config),
         }
     }
 
@@ -150,6 +165,7 @@ impl<'a> Master<'a> {
                 }
                 let mut ctx = WorkerCtx::new(id, self.settings, &self.listeners, self.scoreboard, self.emperor);
                 ctx.master = Some(self.pid);
+                self.worker_hooks(id, slot.respawn_count.load(Relaxed));
                 worker::run(ctx)
             }
             Ok(Forked::Parent(pid)) => {
@@ -166,6 +182,28 @@ impl<'a> Master<'a> {
                 vlog!("fork() of worker {id}: {e}");
                 self.workers[id].respawn_at = Some(Instant::now() + Duration::from_secs(1));
                 false
+            }
+        }
+    }
+
+    /// In a new worker: `post-fork`, then the `accepting*` hooks (vassal helper). A fatal
+    /// failure stops the whole instance, as in uWSGI.
+    fn worker_hooks(&self, id: usize, spawns: u64) {
+        use crate::hooks::{run, Phase};
+        let mut phases = vec![Phase::PostFork, Phase::Accepting];
+        if spawns == 1 {
+            phases.push(Phase::AcceptingOnce);
+        }
+        if id == 1 {
+            phases.push(Phase::Accepting1);
+            if spawns == 1 {
+                phases.push(Phase::Accepting1Once);
+            }
+        }
+        for p in phases {
+            if run(self.config, p).is_err() {
+                let _ = kill(self.pid, Signal::SIGINT);
+                std::process::exit(1);
             }
         }
     }
@@ -187,6 +225,55 @@ impl<'a> Master<'a> {
         for (id, pid) in pids {
             let _ = kill(pid, sig);
             self.workers[id].cursed_at.get_or_insert(now);
+        }
+    }
+
+    /// FIFO `f`: fork a copy of the master that re-executes itself as a new, independent
+    /// master on the same sockets (not governed by the Emperor). Dangerous, as in uWSGI.
+    fn refork(&mut self) {
+        match sys::fork() {
+            Ok(Forked::Child) => {
+                let _ = nix::unistd::setsid();
+                crate::reload::exec_copy(self)
+            }
+            Ok(Forked::Parent(pid)) => vlog!("new master copy spawned with pid {pid}"),
+            Err(e) => vlog!("fork(): {e}"),
+        }
+    }
+
+    /// `cheap`: start without workers; the first connection spawns them.
+    pub fn start_cheap(&mut self) {
+        self.cheap = true;
+        vlog!("cheap mode enabled: waiting for socket connection...");
+    }
+
+    /// FIFO `C` (SIGKILL), `idle` without `die-on-idle` (SIGINT): end the workers and
+    /// respawn them at the next connection.
+    fn go_cheap(&mut self, sig: Signal) {
+        if self.phase != Phase::Running || self.cheap {
+            return;
+        }
+        vlog!("going cheap...");
+        self.cheap = true;
+        let pids: Vec<(usize, Pid)> = self.alive().collect();
+        for (id, pid) in pids {
+            let _ = kill(pid, sig);
+            self.workers[id].cursed_at.get_or_insert(Instant::now());
+        }
+        vlog!("cheap mode enabled: waiting for socket connection...");
+    }
+
+    /// SIGUSR2: what every worker is doing, from the scoreboard.
+    fn workers_status(&self) {
+        for id in 1..=self.settings.processes {
+            let slot = self.scoreboard.slot(id);
+            let pid = slot.pid.load(Relaxed);
+            if slot.in_request.load(Relaxed) == 1 {
+                let since = clock::ctime(slot.request_start.load(Relaxed) / 1_000_000);
+                vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is managing a request since {since} ---");
+            } else if pid > 0 {
+                vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is idle ---");
+            }
         }
     }
 
@@ -314,7 +401,7 @@ impl<'a> Master<'a> {
     fn sos(&self) {
         match &self.emperor {
             Some(e) => {
-                e.notify(30, "vassal_sos()");
+                e.notify(emperor::BROODLORD, "vassal_sos()");
             }
             None => vlog!("[broodlord] instance not governed by an Emperor !!!"),
         }
@@ -354,7 +441,33 @@ impl<'a> Master<'a> {
                         }
                     }
                 }
-                FifoCommand::NotImplemented(b) => vlog!("[master-fifo] command '{}' is not implemented yet: ignored", b as char),
+                // ---- the remaining letters (vassal helper) ----
+                FifoCommand::ReopenLog => {
+                    if !crate::logging::reopen() {
+                        vlog!("[master-fifo] log reopen needs log-master and a logto file: ignored");
+                    }
+                }
+                FifoCommand::RotateLog => {
+                    if !crate::logging::rotate() {
+                        vlog!("[master-fifo] log rotation needs log-master and a logto file: ignored");
+                    }
+                }
+                FifoCommand::Refork => self.refork(),
+                FifoCommand::Cheap => self.go_cheap(Signal::SIGKILL),
+                FifoCommand::Subscriptions => {
+                    self.subscriptions_blocked = !self.subscriptions_blocked;
+                    vlog!("{}", if self.subscriptions_blocked { "subscriptions blocked" } else { "subscriptions re-enabled" });
+                }
+                FifoCommand::EmperorRescan => match self.emperor {
+                    Some(_) => {
+                        vlog!("asking the Emperor for a rescan...");
+                        let _ = kill(nix::unistd::getppid(), Signal::SIGWINCH);
+                    }
+                    None => vlog!("[master-fifo] no Emperor to ask for a rescan"),
+                },
+                FifoCommand::CheaperDelta(d) => {
+                    vlog!("[master-fifo] cheaper mode is not enabled: '{}' ignored", if d > 0 { '+' } else { '-' })
+                }
             }
         }
     }
@@ -364,6 +477,9 @@ impl<'a> Master<'a> {
         if self.phase != Phase::Running {
             return;
         }
+        // ---- daemons and hook-touch (vassal helper) ----
+        self.daemons.tick();
+        self.touch_hooks.check(self.config);
         if let Some(p) = self.touch_reload.check() {
             vlog!("*** {} has been touched... grace them all !!! ***", p.display());
             self.grace_them_all();
@@ -391,9 +507,10 @@ impl<'a> Master<'a> {
                 vlog!("workers have been inactive for more than {} seconds", self.settings.idle);
                 self.idle_reported = true;
                 if !self.settings.die_on_idle {
-                    vlog!("*** cheap mode (idle without die-on-idle) is not implemented yet: the workers stay ***");
+                    // Cheap mode until the next connection (vassal helper).
+                    self.go_cheap(Signal::SIGINT);
                 } else if let Some(e) = self.emperor {
-                    if !e.notify(22, "die-on-idle") {
+                    if !e.notify(emperor::VOLUNTARY_SHUTDOWN, "die-on-idle") {
                         self.kill_them_all(0);
                     }
                 } else {
@@ -433,6 +550,7 @@ impl<'a> Master<'a> {
             Signal::SIGQUIT if self.settings.die_on_term => self.reap_them_all(),
             Signal::SIGQUIT | Signal::SIGINT => self.kill_them_all(0),
             Signal::SIGUSR1 => self.stats_to_log(),
+            Signal::SIGUSR2 => self.workers_status(),
             Signal::SIGTSTP => self.suspend_resume(),
             _ => {}
         }
@@ -443,16 +561,19 @@ impl<'a> Master<'a> {
         match e.read_command() {
             Command::Stop => {
                 vlog!("received message 0 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorStop);
                 e.close();
                 self.emperor = None;
                 self.kill_them_all(0);
             }
             Command::Reload => {
                 vlog!("received message 1 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorReload);
                 self.grace_them_all();
             }
             Command::GracefulStop => {
                 vlog!("received message 2 from emperor");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorStop);
                 e.close();
                 self.emperor = None;
                 self.gracefully_kill_them_all();
@@ -460,6 +581,7 @@ impl<'a> Master<'a> {
             Command::Unknown(b) => vlog!("received message {b} from emperor"),
             Command::Lost => {
                 vlog!("lost connection with my emperor !!!");
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::EmperorLost);
                 e.close();
                 self.emperor = None;
                 self.kill_them_all(1);
@@ -480,6 +602,15 @@ impl<'a> Master<'a> {
                 _ => continue,
             };
             let Some(id) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
+                // ---- attached daemons (vassal helper) ----
+                match self.daemons.reaped(pid, self.phase != Phase::Running) {
+                    crate::daemons::Death::Handled => continue,
+                    crate::daemons::Death::Control => {
+                        self.gracefully_kill_them_all();
+                        continue;
+                    }
+                    crate::daemons::Death::Unknown => {}
+                }
                 match status {
                     WaitStatus::Exited(_, c) => vlog!("subprocess {pid} exited with code {c}"),
                     _ => vlog!("subprocess {pid} exited by signal {}", signal.unwrap_or(0)),
@@ -502,6 +633,10 @@ impl<'a> Master<'a> {
                 // need-app + lazy-apps: a worker that could not load its app ends the instance.
                 vlog!("OOPS ! failed loading app in worker {id} (pid {pid})");
                 self.kill_them_all(crate::FAILED_APP_CODE);
+                continue;
+            }
+            if self.cheap {
+                vlog!("worker {id} (pid: {pid}) gone (cheap mode)");
                 continue;
             }
             let wanted_to_go_on = slot.manage_next_request.load(Relaxed) == 1;
@@ -555,6 +690,27 @@ impl<'a> Master<'a> {
                 self.workers[id].cursed_at.get_or_insert(Instant::now());
                 continue;
             }
+            // ---- memory limits (vassal helper) ----
+            if self.memory.any()
+                && self.workers[id].cursed_at.is_none()
+                && let Some((vsz, rss)) = crate::limits::usage(pid.as_raw())
+            {
+                let lived = now.saturating_sub(slot.last_spawn.load(Relaxed)) >= self.settings.min_worker_lifetime;
+                match self.memory.judge(vsz, rss, lived) {
+                    crate::limits::Verdict::Fine => {}
+                    crate::limits::Verdict::Kill(what, n) => {
+                        vlog!("*** EVIL RELOAD ON WORKER {id} {what}: {n} (pid: {pid}) ***");
+                        let _ = kill(pid, Signal::SIGKILL);
+                        self.workers[id].cursed_at = Some(Instant::now());
+                        continue;
+                    }
+                    crate::limits::Verdict::Recycle(what, n) => {
+                        vlog!("worker {id} (pid: {pid}) {what} usage {n} bytes is over its limit: recycling it");
+                        let _ = kill(pid, Signal::SIGHUP);
+                        self.workers[id].cursed_at = Some(Instant::now());
+                    }
+                }
+            }
             let lifetime = self.settings.max_worker_lifetime;
             let spawned = slot.last_spawn.load(Relaxed);
             if lifetime > 0 && self.phase == Phase::Running && self.workers[id].cursed_at.is_none() && now.saturating_sub(spawned) >= lifetime {
@@ -588,16 +744,29 @@ impl<'a> Master<'a> {
     /// The loop; returns the exit code (a reload does not return).
     pub fn run(&mut self) -> i32 {
         let mut last_check = Instant::now();
+        // ---- master start: daemons, then `master-start` hooks (vassal helper) ----
+        self.daemons.spawn_all();
+        if crate::hooks::run(self.config, crate::hooks::Phase::MasterStart).is_err() {
+            self.kill_them_all(1);
+        }
         loop {
             if self.phase != Phase::Running && self.alive().next().is_none() {
+                // ---- before exit or reload: stop the daemons, `as-user-atexit` (vassal helper) ----
+                self.daemons.stop_all(self.phase == Phase::Reloading);
+                let _ = crate::hooks::run(self.config, crate::hooks::Phase::AsUserAtexit);
                 match self.phase {
-                    Phase::Reloading => crate::reload::exec(self),
+                    Phase::Reloading => {
+                        crate::logging::drain();
+                        crate::logging::before_exec();
+                        crate::reload::exec(self)
+                    }
                     Phase::Dying(code) => {
                         if let Some(n) = &self.notifier {
                             let _ = n.stopping("uWSGI is shutting down");
                         }
                         self.shutdown_cleanup();
                         vlog!("goodbye to uWSGI.");
+                        crate::logging::drain();
                         return code;
                     }
                     Phase::Running => unreachable!(),
@@ -613,6 +782,19 @@ impl<'a> Master<'a> {
                 fds.push(PollFd::new(f.fd.as_fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            // ---- cheap mode: the listeners wake the master (vassal helper) ----
+            let cheap_at = fds.len();
+            if self.cheap {
+                for l in &self.listeners {
+                    fds.push(PollFd::new(l.fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            // ---- the log master's pipes (vassal helper) ----
+            let log_fds = crate::logging::poll_fds();
+            let log_at = fds.len();
+            for f in &log_fds {
+                fds.push(PollFd::new(sys::fd::borrow(*f), PollFlags::POLLIN));
+            }
             let stats_at = fds.len();
             for f in &stats_fds {
                 fds.push(PollFd::new(*f, PollFlags::POLLIN));
@@ -633,6 +815,16 @@ impl<'a> Master<'a> {
                         self.on_signal(i32::from(s));
                     }
                 }
+            }
+            if self.cheap && ready[cheap_at..log_at].iter().any(|r| *r) && self.alive().next().is_none() {
+                vlog!("[cheap] a connection arrived: spawning the workers");
+                self.cheap = false;
+                self.idle_reported = false;
+                self.idle_since = (self.scoreboard.total_requests(), Instant::now());
+                self.spawn_all();
+            }
+            if ready[log_at..stats_at].iter().any(|r| *r) {
+                crate::logging::drain();
             }
             if let Some(i) = emperor_at
                 && ready[i]
@@ -655,6 +847,7 @@ impl<'a> Master<'a> {
                 last_check = Instant::now();
                 self.checks();
                 self.periodic();
+                crate::logging::tick();
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Process setup done once by the master: `chdir`, `env`/`unenv`, pidfiles, and dropping
-//! privileges (`uid`, `gid`) when started as root.
+//! Process setup done once by the master: `chdir`, `env`/`unenv`, pidfiles, and the
+//! parsing of users and groups. The privilege drop itself is in `isolation.rs`.
 
 use crate::error::VassalError;
 use crate::vlog;
@@ -61,32 +61,4 @@ pub fn chdir(option: &str, dir: &Path) -> Result<(), VassalError> {
 pub fn write_pidfile(option: &str, path: &Path, pid: u32) -> Result<(), VassalError> {
     vlog!("writing pidfile to {}", path.display());
     std::fs::write(path, format!("{pid}\n")).map_err(|e| VassalError::option(option, &path.to_string_lossy(), &format!("cannot write: {e}")))
-}
-
-/// Drops to `gid`/`uid` when running as root; a no-op (with uWSGI's hint) otherwise.
-pub fn drop_privileges(uid: Option<&str>, gid: Option<&str>) -> Result<(), VassalError> {
-    if !Uid::effective().is_root() {
-        return Ok(());
-    }
-    if uid.is_none() && gid.is_none() {
-        vlog!("uWSGI running as root, you can use --uid/--gid/--chroot options");
-        vlog!("*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** ");
-        return Ok(());
-    }
-    let target_uid = uid.map(parse_uid).transpose()?;
-    let user = target_uid.and_then(|u| User::from_uid(u).ok().flatten());
-    let target_gid = match gid {
-        Some(g) => Some(parse_gid(g)?),
-        None => user.as_ref().map(|u| u.gid),
-    };
-    if let Some(g) = target_gid {
-        nix::unistd::setgroups(&[g]).map_err(|e| VassalError::sys("setgroups()", e))?;
-        nix::unistd::setgid(g).map_err(|e| VassalError::option("gid", &g.to_string(), &format!("setgid(): {e}")))?;
-        vlog!("setgid() to {g}");
-    }
-    if let Some(u) = target_uid {
-        nix::unistd::setuid(u).map_err(|e| VassalError::option("uid", &u.to_string(), &format!("setuid(): {e}")))?;
-        vlog!("setuid() to {u}");
-    }
-    Ok(())
 }

@@ -43,3 +43,22 @@ pub fn exec(master: &Master<'_>) -> ! {
     vlog!("unable to re-execute {}: {err}", plan.binary.display());
     std::process::exit(1)
 }
+
+/// FIFO `f`, in the forked copy: execute the binary as a new master keeping the sockets,
+/// without the Emperor's descriptors (the copy is nobody's vassal); never returns.
+pub fn exec_copy(master: &Master<'_>) -> ! {
+    let plan = &master.reload;
+    let _ = std::env::set_current_dir(&plan.cwd);
+    sockets::keep_across_exec(&master.listeners);
+    let mut cmd = std::process::Command::new(&plan.binary);
+    if let Some(arg0) = plan.argv.first() {
+        cmd.arg0(arg0);
+    }
+    cmd.args(plan.argv.iter().skip(1));
+    cmd.env("UWSGI_RELOADS", "0");
+    cmd.env_remove("UWSGI_EMPEROR_FD").env_remove("UWSGI_EMPEROR_FD_CONFIG").env_remove("NOTIFY_SOCKET");
+    cmd.env(sockets::INHERIT_VAR, sockets::inherit_value(&master.listeners));
+    let err = cmd.exec();
+    vlog!("unable to execute a master copy {}: {err}", plan.binary.display());
+    std::process::exit(1)
+}

@@ -118,6 +118,29 @@ fn paths(config: &Config, name: &str) -> Vec<PathBuf> {
     config.get_all(name).into_iter().filter(|v| !v.trim().is_empty()).map(PathBuf::from).collect()
 }
 
+/// `shared-socket` (and `undeferred-shared-socket`): sockets bound before the privilege
+/// drop like every socket here; `socket = =N` (any socket option) uses the Nth one's
+/// address. An unknown index is fatal, as in uWSGI.
+fn resolve_shared(config: &Config, sockets: &mut [SocketConf]) -> Result<(), VassalError> {
+    let mut shared: Vec<String> = Vec::new();
+    for e in config.entries() {
+        let canonical = imperium_config::options::lookup(&e.key).map(|s| s.canonical());
+        if matches!(canonical, Some("shared-socket" | "undeferred-shared-socket")) {
+            shared.push(e.value.trim().to_owned());
+        }
+    }
+    for s in sockets.iter_mut() {
+        if let Some(n) = s.name.strip_prefix('=') {
+            let idx: usize = n.trim().parse().map_err(|_| VassalError::option(s.option, &s.name, "invalid shared socket index"))?;
+            s.name = shared
+                .get(idx)
+                .cloned()
+                .ok_or_else(|| VassalError::option(s.option, &s.name, &format!("unable to use shared socket {idx}")))?;
+        }
+    }
+    Ok(())
+}
+
 /// `chmod-socket`: bare (or `1`) means 0666; otherwise exactly three octal digits.
 pub fn parse_chmod(v: &str) -> Option<u32> {
     let v = v.trim();
@@ -152,6 +175,8 @@ impl Settings {
             }
             sockets.push(SocketConf { option, name: e.value.trim().to_owned(), protocol });
         }
+        // `=N` names the Nth `shared-socket` (vassal helper).
+        resolve_shared(config, &mut sockets)?;
         let chmod_socket = match config.last_entry("chmod-socket") {
             None => None,
             Some(e) => Some(parse_chmod(&e.value).ok_or_else(|| {

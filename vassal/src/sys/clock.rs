@@ -29,3 +29,21 @@ pub fn ctime(secs: u64) -> String {
     let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("???");
     format!("{day} {month} {:2} {:02}:{:02}:{:02} {}", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900)
 }
+
+/// `secs` formatted with `strftime(3)` in local time (`log-date`, `%(ltime)`); empty when
+/// the format is invalid or the result longer than 255 bytes.
+pub fn strftime(format: &str, secs: u64) -> String {
+    let Ok(fmt) = std::ffi::CString::new(format) else { return String::new() };
+    let t = libc::time_t::try_from(secs).unwrap_or(0);
+    // SAFETY: an all-zero `tm` is a valid value (plain integers and a null pointer).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: as in `ctime`.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return String::new();
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is what is passed; the
+    // format is NUL-terminated; `tm` was filled by localtime_r.
+    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}

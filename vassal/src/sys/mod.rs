@@ -8,6 +8,7 @@ pub mod fd;
 pub mod net;
 pub mod shm;
 pub mod signals;
+pub mod dl;
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -28,9 +29,10 @@ pub enum Forked {
 /// allocator, and may go on running ordinary Rust code (the prefork model) rather than
 /// only async-signal-safe calls before an exec.
 pub fn fork() -> nix::Result<Forked> {
-    // An application plugin's runtime may hold threads the application started at import
-    // time; the plugin's fork hooks (PyOS_BeforeFork...) make that fork safe for it.
-    debug_assert!(thread_count() == Some(1) || crate::app::loaded(), "fork() from a multi-threaded process");
+    // (Unknown after a chroot without /proc.) An application plugin's runtime may hold
+    // threads the application started at import time; the plugin's fork hooks
+    // (PyOS_BeforeFork...) make that fork safe for it.
+    debug_assert!(matches!(thread_count(), None | Some(1)) || crate::app::loaded(), "fork() from a multi-threaded process");
     let old = signals::block_all()?;
     // SAFETY: the process is single-threaded (see above), which is the condition under
     // which POSIX allows the child to use any function, not only async-signal-safe ones.

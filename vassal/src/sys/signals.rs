@@ -122,9 +122,10 @@ pub fn install_worker() -> nix::Result<()> {
         install(s, SigHandler::Handler(worker_end))?;
     }
     install(Signal::SIGTSTP, SigHandler::Handler(worker_wakeup))?;
-    for s in [Signal::SIGCHLD, Signal::SIGUSR2] {
-        install(s, SigHandler::SigDfl)?;
-    }
+    install(Signal::SIGCHLD, SigHandler::SigDfl)?;
+    // SIGUSR2 sent to every process (`pkill -USR2 imperium`) must not kill a worker: the
+    // master reports what each worker does (vassal helper).
+    install(Signal::SIGUSR2, SigHandler::SigIgn)?;
     install(Signal::SIGPIPE, SigHandler::SigIgn)?;
     unblock_all()
 }

@@ -1,0 +1,181 @@
+//! The vassal's own isolation options through the real binary, as root: `uid`/`gid`/
+//! `cap` (capabilities kept, ambient, NO_NEW_PRIVS), unknown capability names, `unshare`
+//! (namespace inodes differ from the host's), `cgroup`/`cgroup-opt` on the v1
+//! hierarchies and the v2 tree of this host, and a non-root instance that cannot gain
+//! anything back. The truth is read from /proc and the cgroup files.
+
+mod isolation_support;
+#[path = "vassal_support/mod.rs"]
+mod vs;
+
+use isolation_support::*;
+use std::fs;
+use vs::{Instance, Scratch};
+
+fn base_args(sock: &str) -> Vec<String> {
+    ["--socket", sock, "--master", "--processes", "1"].iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn uid_gid_and_cap_are_kept_as_ambient_with_no_new_privs() {
+    let t1 = tenant("imp-tenant1");
+    let s = Scratch::new("iso-cap");
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--uid", &t1.uid.to_string(), "--gid", &t1.gid.to_string(), "--cap", "net_bind_service,25"].map(String::from));
+    let inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    let worker = inst.worker_pids(1)[0];
+    for pid in [inst.pid(), worker] {
+        assert_eq!(ids(pid, "Uid"), vec![t1.uid; 4], "{}", inst.stderr());
+        assert_eq!(ids(pid, "Gid"), vec![t1.gid; 4]);
+        let want = (1u64 << 10) | (1 << 25);
+        assert_eq!(cap(pid, "CapEff"), want, "pid {pid}");
+        assert_eq!(cap(pid, "CapPrm"), want);
+        assert_eq!(cap(pid, "CapAmb"), want, "ambient: survives exec of ordinary binaries");
+        assert_eq!(status(pid, "NoNewPrivs"), "1");
+    }
+    assert!(inst.stderr().contains("kept capabilities: net_bind_service,sys_time"));
+}
+
+#[test]
+fn unknown_capability_names_are_fatal() {
+    let s = Scratch::new("iso-cap-bad");
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--cap", "net_bind_service,frobnicate"].map(String::from));
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!inst.wait_exit().success());
+    assert!(inst.stderr().contains("unknown capability \"frobnicate\""), "{}", inst.stderr());
+}
+
+#[test]
+fn unshare_gives_the_master_its_own_namespaces() {
+    let s = Scratch::new("iso-unshare");
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--unshare", "ipc,uts"].map(String::from));
+    let inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    for kind in ["ipc", "uts"] {
+        assert_ne!(ns(&inst.pid().to_string(), kind), ns("self", kind), "{kind}");
+    }
+    assert_eq!(ns(&inst.pid().to_string(), "net"), ns("self", "net"), "net was not asked for");
+    let s2 = Scratch::new("iso-unshare-bad");
+    let mut bad = Instance::start(&s2, &["--socket", "127.0.0.1:1", "--unshare", "ipc,bogus"]);
+    assert!(!bad.wait_exit().success());
+    assert!(bad.stderr().contains("unknown namespace subsystem: bogus"), "{}", bad.stderr());
+}
+
+#[test]
+fn cgroup_options_on_v1_and_v2() {
+    let layout = imperium_namespaces::cgroup::Layout::detect();
+    let s = Scratch::new("iso-cgroup");
+    let tag = format!("imperium-test-{}", std::process::id());
+    let mut dirs = Vec::new();
+    // v1 memory hierarchy (below our own cgroup there), if mounted.
+    if let Some(h) = layout.v1_for("memory") {
+        let own = imperium_namespaces::cgroup::layout::own_path(Some("memory")).unwrap_or_else(|| "/".into());
+        dirs.push(imperium_namespaces::cgroup::layout::join(&h.mount, &own).join(&tag));
+    }
+    if let Some(u) = &layout.unified {
+        let own = imperium_namespaces::cgroup::layout::own_path(None).unwrap_or_else(|| "/".into());
+        dirs.push(imperium_namespaces::cgroup::layout::join(u, &own).join(&tag));
+    }
+    assert!(!dirs.is_empty(), "no cgroup hierarchy mounted: {}", layout.describe());
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    for d in &dirs {
+        args.extend(["--cgroup".to_owned(), d.to_string_lossy().into_owned()]);
+    }
+    let memory_on_v2 = layout.v2_controllers().iter().any(|c| c == "memory");
+    // A v1 key: written as is on v1, translated to memory.max on v2.
+    args.extend(["--cgroup-opt".to_owned(), "memory.limit_in_bytes=67108864".to_owned()]);
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    let worker = inst.worker_pids(1)[0];
+    for d in &dirs {
+        let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
+        assert!(pids.contains(&inst.pid()) && pids.contains(&worker), "{} has {pids:?}", d.display());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d).unwrap().permissions()) & 0o777;
+        assert_eq!(mode, 0o700, "cgroup-dir-mode default");
+    }
+    if layout.v1_for("memory").is_some() {
+        assert_eq!(fs::read_to_string(dirs[0].join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
+    }
+    if memory_on_v2 {
+        assert_eq!(fs::read_to_string(dirs.last().unwrap().join("memory.max")).unwrap().trim(), "67108864");
+    }
+    inst.signal("INT");
+    inst.wait_exit();
+    for d in &dirs {
+        let _ = fs::remove_dir(d);
+    }
+
+    // An unknown key is an error, not silently skipped.
+    let s2 = Scratch::new("iso-cgroup-bad");
+    let mut args = base_args(&format!("127.0.0.1:{}", free_port()));
+    let d = dirs[0].with_file_name(format!("{tag}-bad"));
+    args.extend(["--cgroup".to_owned(), d.to_string_lossy().into_owned(), "--cgroup-opt".to_owned(), "bogus.knob=1".to_owned()]);
+    let mut bad = Instance::start(&s2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!bad.wait_exit().success());
+    assert!(bad.stderr().contains("bogus.knob"), "{}", bad.stderr());
+    let _ = fs::remove_dir(&d);
+}
+
+#[test]
+fn a_non_root_instance_cannot_gain_privileges() {
+    let t1 = tenant("imp-tenant1");
+    let s = Scratch::new("iso-nonroot");
+    chmod(&s.dir, 0o777);
+    let port = free_port();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid", &t1.uid.to_string(), "--regid", &t1.gid.to_string(), "--clear-groups", "--", vs::BIN, "--socket", &format!("127.0.0.1:{port}"), "--master", "--uid", "0", "--gid", "0", "--unshare", "net"]);
+    let inst = Instance::spawn(&s, &mut cmd, "instance.log");
+    inst.wait_ready(1);
+    // setpriv execs the instance: same pid.
+    assert_eq!(ids(inst.pid(), "Uid"), vec![t1.uid; 4]);
+    assert_eq!(status(inst.pid(), "NoNewPrivs"), "1");
+    assert_eq!(ns(&inst.pid().to_string(), "net"), ns("self", "net"), "unshare needs root");
+    let log = inst.stderr();
+    assert!(log.contains("uid ignored: this instance is not root"), "{log}");
+    assert!(log.contains("unshare ignored"), "{log}");
+}
+
+#[test]
+fn chroot_and_pivot_root() {
+    let s = Scratch::new("iso-chroot");
+    let root = s.path("root");
+    fs::create_dir_all(&root).unwrap();
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--chroot".to_owned(), root.to_string_lossy().into_owned()]);
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    assert_eq!(fs::read_link(format!("/proc/{}/root", inst.pid())).unwrap(), root);
+    inst.signal("INT");
+    inst.wait_exit();
+
+    // pivot_root in a private mount namespace: the new root must be a mount point (a bind
+    // mount of itself, made here on the host and undone at the end).
+    let new = s.path("newroot");
+    let old = new.join(".old_root");
+    fs::create_dir_all(&old).unwrap();
+    let n = new.to_string_lossy().into_owned();
+    assert!(std::process::Command::new("mount").args(["--bind", &n, &n]).status().unwrap().success());
+    let port = free_port();
+    let mut args = base_args(&format!("127.0.0.1:{port}"));
+    args.extend(["--unshare".to_owned(), "fs".to_owned(), "--pivot-root".to_owned(), format!("{} {}", n, old.display())]);
+    let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    inst.wait_ready(1);
+    let mounts = fs::read_to_string(format!("/proc/{}/mountinfo", inst.pid())).unwrap();
+    inst.signal("INT");
+    inst.wait_exit();
+    let _ = std::process::Command::new("umount").arg(&n).status();
+    // Its "/" is the bind mount of the new root (mountinfo: root-in-fs, mount point).
+    let root_line = mounts.lines().find(|l| l.split(' ').nth(4) == Some("/")).expect("a / mount");
+    assert_eq!(root_line.split(' ').nth(3), Some(n.as_str()), "{root_line}");
+    assert!(mounts.lines().any(|l| l.split(' ').nth(4) == Some("/.old_root")), "the old root is under /.old_root inside:\n{mounts}");
+    assert!(!fs::read_to_string("/proc/self/mountinfo").unwrap().contains(".old_root"), "nothing leaked into the host's mount table");
+}
