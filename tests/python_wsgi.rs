@@ -321,3 +321,19 @@ fn pipelined_requests_and_chunked_request_bodies() {
     assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
     assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
 }
+
+#[test]
+fn set_logvar_reaches_log_format() {
+    let s = Scratch::new("py-logvar");
+    std::fs::write(
+        s.path("lv.py"),
+        "import uwsgi\ndef application(e, sr):\n    uwsgi.set_logvar('who', 'alice')\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [uwsgi.get_logvar('who').encode()]\n",
+    )
+    .unwrap();
+    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--log-format", "LOGLINE %(method) %(uri) %(status) app=%(app) core=%(core) who=%(who)", "--wsgi-file", &s.s("lv.py")]);
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    assert_eq!(get(h, "/x").text(), "alice");
+    let line = i.wait_log("LOGLINE ");
+    assert!(line.contains("LOGLINE GET /x 200") && line.ends_with("who=alice"), "{line}");
+}

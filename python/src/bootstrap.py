@@ -176,7 +176,8 @@ def workers():
 
 uwsgi.workers = workers
 
-# ---- request log variables (kept per thread; imperium's log-format reads them when present)
+# ---- request log variables: kept per thread for get_logvar, and handed to the vassal for
+# log-format's %(name)
 _logvars = _threading.local()
 
 
@@ -184,6 +185,7 @@ def set_logvar(key, value):
     if not hasattr(_logvars, 'd'):
         _logvars.d = {}
     _logvars.d[key] = value
+    _u.set_logvar(str(key), str(value))
 
 
 def get_logvar(key):

@@ -184,6 +184,12 @@ impl Req {
         host().map_or(-1, |h| (h.conn_fd)(self.0))
     }
 
+    pub fn logvar(self, key: &str, value: &str) {
+        if let Some(h) = host() {
+            (h.logvar)(self.0, Str::new(key.as_bytes()), Str::new(value.as_bytes()));
+        }
+    }
+
     pub fn abort(self) {
         if let Some(h) = host() {
             (h.abort)(self.0);

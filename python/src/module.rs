@@ -62,6 +62,14 @@ fn stat_(what: u32, arg: i64) -> i64 {
     host::stat(what, arg)
 }
 
+/// Hands a log variable of the current request to the vassal (for `log-format`).
+#[pyfunction]
+fn set_logvar(key: &str, value: &str) {
+    if let Some(r) = wsgi::current() {
+        r.logvar(key, value);
+    }
+}
+
 #[pyfunction]
 fn setprocname(name: &str) -> PyResult<()> {
     let short: String = name.chars().take(15).collect();
@@ -117,6 +125,7 @@ pub fn native(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(connection_fd, &m)?)?;
     m.add_function(wrap_pyfunction!(stat_, &m)?)?;
     m.add_function(wrap_pyfunction!(setprocname, &m)?)?;
+    m.add_function(wrap_pyfunction!(set_logvar, &m)?)?;
     m.add_function(wrap_pyfunction!(instance, &m)?)?;
     m.add_function(wrap_pyfunction!(options, &m)?)?;
     m.add_function(wrap_pyfunction!(apps, &m)?)?;

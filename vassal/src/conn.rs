@@ -98,6 +98,8 @@ struct Served {
     status: u16,
     /// The app that served it (-1: none).
     app: i32,
+    /// `uwsgi.set_logvar` values.
+    logvars: Vec<(String, String)>,
     headers: usize,
     head_bytes: usize,
     body_bytes: u64,
@@ -107,7 +109,7 @@ impl Served {
     /// A complete response the instance wrote itself.
     fn canned(status: u16, response: &[u8]) -> Served {
         let (headers, head_bytes) = response::head_stats(response);
-        Served { status, app: -1, headers, head_bytes, body_bytes: (response.len() - head_bytes) as u64 }
+        Served { status, app: -1, logvars: Vec::new(), headers, head_bytes, body_bytes: (response.len() - head_bytes) as u64 }
     }
 }
 
@@ -359,7 +361,8 @@ impl<'a> Conn<'a> {
             ex.write(body);
         }
         let keep = ex.finish();
-        let served = Served { status: ex.status, app: app_id, headers: ex.headers, head_bytes: ex.head_bytes, body_bytes: ex.body_bytes };
+        let logvars = std::mem::take(&mut ex.logvars);
+        let served = Served { status: ex.status, app: app_id, logvars, headers: ex.headers, head_bytes: ex.head_bytes, body_bytes: ex.body_bytes };
         (served, !ex.write_failed, keep)
     }
 
@@ -425,7 +428,7 @@ impl<'a> Conn<'a> {
         let app_requests = if served.app < 0 { -1 } else { slot.delta_requests.load(std::sync::atomic::Ordering::Relaxed) as i64 };
         crate::logging::log_request(&crate::logging::RequestFacts {
             vars,
-            logvars: &[],
+            logvars: &served.logvars,
             pktsize,
             modifier1: 0,
             modifier2: 0,

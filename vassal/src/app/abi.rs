@@ -11,10 +11,10 @@
 use std::ffi::{c_char, c_void};
 
 /// Bumped on any change of the tables below.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The symbol under which a plugin exports its `&'static Plugin`.
-pub const PLUGIN_SYMBOL: &[u8] = b"imperium_plugin_v1\0";
+pub const PLUGIN_SYMBOL: &[u8] = b"imperium_plugin_v2\0";
 
 /// A borrowed byte string.
 #[repr(C)]
@@ -126,6 +126,9 @@ pub struct Host {
     pub reload: extern "C" fn() -> i32,
     /// Asks the master to stop the instance (0 on success).
     pub stop: extern "C" fn() -> i32,
+    /// Sets a request log variable (`uwsgi.set_logvar`), printed by `log-format`'s
+    /// `%(name)`.
+    pub logvar: extern "C" fn(req: *mut c_void, key: Str, value: Str),
 }
 
 /// What a plugin exports.

@@ -38,6 +38,8 @@ pub struct Exchange<'c> {
     pub headers: usize,
     pub head_bytes: usize,
     pub body_bytes: u64,
+    /// `uwsgi.set_logvar` values, for the request log line.
+    pub logvars: Vec<(String, String)>,
 }
 
 /// Parses the three-digit code at the start of a WSGI status (`200 OK`).
@@ -76,6 +78,7 @@ impl<'c> Exchange<'c> {
             headers: 0,
             head_bytes: 0,
             body_bytes: 0,
+            logvars: Vec::new(),
         }
     }
 
@@ -310,6 +313,14 @@ impl<'c> Exchange<'c> {
             return -1;
         }
         sent as i64
+    }
+
+    /// Sets a request log variable (the last value of a key wins).
+    pub fn set_logvar(&mut self, key: String, value: String) {
+        match self.logvars.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.logvars.push((key, value)),
+        }
     }
 
     /// The response cannot be completed: close the connection without an end marker.

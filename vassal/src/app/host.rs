@@ -155,6 +155,12 @@ extern "C" fn h_stop() -> i32 {
     signal_master(nix::sys::signal::Signal::SIGQUIT)
 }
 
+extern "C" fn h_logvar(req: *mut c_void, key: Str, value: Str) {
+    if let Some(ex) = exchange(req) {
+        ex.set_logvar(String::from_utf8_lossy(bytes(key)).into_owned(), String::from_utf8_lossy(bytes(value)).into_owned());
+    }
+}
+
 /// The table handed to plugins.
 pub static HOST: Host = Host {
     abi_version: abi::ABI_VERSION,
@@ -168,6 +174,7 @@ pub static HOST: Host = Host {
     stat: h_stat,
     reload: h_reload,
     stop: h_stop,
+    logvar: h_logvar,
 };
 
 /// Serves `ex` with the plugin: the request variables as pairs, the core number.
