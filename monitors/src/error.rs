@@ -13,6 +13,10 @@ pub enum MonitorError {
     BadPattern { pattern: String, reason: String },
     /// inotify could not be initialised.
     Inotify(nix::Error),
+    /// The epoll instance of a helper-backed monitor could not be created.
+    Helper(nix::Error),
+    /// A `pg://`, `amqp://`, `zmq://` or `mongodb://` argument that does not parse.
+    BadSpec { scheme: String, reason: String },
 }
 
 impl fmt::Display for MonitorError {
@@ -22,6 +26,8 @@ impl fmt::Display for MonitorError {
             MonitorError::UnknownScheme(s) => write!(f, "unknown imperial monitor scheme {s}://"),
             MonitorError::BadPattern { pattern, reason } => write!(f, "invalid glob pattern {pattern:?}: {reason}"),
             MonitorError::Inotify(e) => write!(f, "inotify_init(): {e}"),
+            MonitorError::Helper(e) => write!(f, "epoll_create(): {e}"),
+            MonitorError::BadSpec { scheme, reason } => write!(f, "invalid {scheme}:// monitor argument: {reason}"),
         }
     }
 }

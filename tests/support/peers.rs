@@ -1,0 +1,226 @@
+//! Real peers for the monitor tests: a throwaway PostgreSQL database per test (through
+//! `psql`), a TCP proxy the test can stop and start (a server "going away"), the Python of
+//! target/venv (pika, pyzmq, mockupdb) and the monitor helper processes of an Emperor.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A database created for one test and dropped at the end.
+pub struct PgDb {
+    pub name: String,
+}
+
+fn psql(db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl PgDb {
+    /// A new database with the `vassals` table uWSGI's default query reads, plus uid, gid
+    /// and socket columns.
+    pub fn new(tag: &str) -> PgDb {
+        let name = format!("imperium_t_{tag}_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
+        psql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("PostgreSQL on 127.0.0.1:5432 is required (scripts/test.sh starts it): {e}"));
+        let db = PgDb { name };
+        db.sql("CREATE TABLE vassals (name text, config text, ts timestamptz DEFAULT now(), uid int, gid int, socket text)");
+        db
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.name, sql).unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
+    }
+
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
+        psql(&self.name, sql)
+    }
+
+    /// The conninfo for a monitor (through `port`, for a proxy).
+    pub fn conninfo(&self, port: u16) -> String {
+        format!("host=127.0.0.1 port={port} user=postgres dbname={}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// SQL string literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A TCP forwarder to a real server that the test can take down (refusing connections and
+/// cutting the open ones) and bring back on the same port.
+pub struct Proxy {
+    pub port: u16,
+    target: String,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    generation: Arc<AtomicU32>,
+}
+
+impl Proxy {
+    pub fn new(target: &str) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = Proxy {
+            port,
+            target: target.to_owned(),
+            up: Arc::new(AtomicBool::new(false)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+            generation: Arc::new(AtomicU32::new(0)),
+        };
+        p.serve(l);
+        p
+    }
+
+    fn serve(&self, l: TcpListener) {
+        self.up.store(true, Ordering::SeqCst);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let (up, conns, target, gens) = (self.up.clone(), self.conns.clone(), self.target.clone(), self.generation.clone());
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while up.load(Ordering::SeqCst) && gens.load(Ordering::SeqCst) == generation {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let _ = c.set_nonblocking(false);
+                        let Ok(s) = TcpStream::connect(&target) else { continue };
+                        conns.lock().unwrap().push(c.try_clone().unwrap());
+                        conns.lock().unwrap().push(s.try_clone().unwrap());
+                        pump(c.try_clone().unwrap(), s.try_clone().unwrap());
+                        pump(s, c);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+    }
+
+    /// The server goes away: the port refuses connections, open ones are cut.
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// It comes back on the same port.
+    pub fn up(&self) {
+        let mut tries = 0;
+        let l = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 200, "cannot re-bind the proxy port: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        self.serve(l);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// The Python of target/venv (pika, pyzmq, mockupdb are installed there by scripts/test.sh).
+pub fn venv_python() -> String {
+    let candidates = [
+        std::env::var("IMPERIUM_VENV").map(|v| format!("{v}/bin/python")).unwrap_or_default(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/venv/bin/python").to_owned(),
+    ];
+    for c in candidates {
+        if !c.is_empty() && Path::new(&c).is_file() {
+            return c;
+        }
+    }
+    panic!("target/venv is missing: run scripts/test.sh (it installs pika, pyzmq and mockupdb there)");
+}
+
+/// Runs a Python snippet with the venv's Python; panics with its stderr on failure.
+pub fn python(code: &str, args: &[&str]) -> String {
+    let out = Command::new(venv_python()).arg("-c").arg(code).args(args).output().expect("python");
+    assert!(out.status.success(), "python failed: {}\n{}", String::from_utf8_lossy(&out.stderr), code);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pids of the monitor helper processes whose parent is `emperor`.
+pub fn monitor_helpers(emperor: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !cmd.starts_with(b"imperium [") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let mut it = after.split_whitespace();
+        let state = it.next();
+        if state == Some("Z") {
+            continue;
+        }
+        if it.next().and_then(|p| p.parse::<i32>().ok()) == Some(emperor) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP GET; the status line, or None when nothing answers.
+pub fn http_status(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.lines().next().filter(|l| l.starts_with("HTTP/")).map(str::to_owned)
+}
