@@ -13,7 +13,7 @@ use peers::*;
 
 /// A pushed probe config.
 fn probe_cfg(s: &Scratch, tag: &str, script: &str) -> String {
-    format!("[uwsgi]\nprobe-log = {}\nprobe-script = {script}\nprobe-tag = {tag}\n", s.probe_log().display())
+    peers::probe_cfg(&s.probe_log(), tag, script)
 }
 
 fn pg_args(s: &Scratch, db: &PgDb, port: u16, extra_conn: &str, query: &str, freq: &str) -> Vec<String> {

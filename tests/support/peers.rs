@@ -224,3 +224,95 @@ pub fn http_status(port: u16) -> Option<String> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     text.lines().next().filter(|l| l.starts_with("HTTP/")).map(str::to_owned)
 }
+
+/// A RabbitMQ vhost and user made for one test (so parallel tests never share the
+/// `uwsgi.emperor` fanout exchange), deleted at the end.
+pub struct RabbitVhost {
+    pub vhost: String,
+    pub user: String,
+    pub password: String,
+}
+
+fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("rabbitmqctl").args(args).output().map_err(|e| format!("cannot run rabbitmqctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("rabbitmqctl {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+impl RabbitVhost {
+    pub fn new(tag: &str) -> RabbitVhost {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let vhost = format!("imperium_t_{tag}_{}_{n}", std::process::id());
+        let user = format!("imp_{tag}_{}_{n}", std::process::id());
+        let password = format!("pw-{n}-secret");
+        rabbitmqctl(&["add_vhost", &vhost]).unwrap_or_else(|e| panic!("RabbitMQ is required (scripts/test.sh starts it): {e}"));
+        rabbitmqctl(&["add_user", &user, &password]).unwrap();
+        rabbitmqctl(&["set_permissions", "-p", &vhost, &user, ".*", ".*", ".*"]).unwrap();
+        RabbitVhost { vhost, user, password }
+    }
+
+    /// The monitor URI through `port` (a proxy, or 5672).
+    pub fn uri(&self, port: u16) -> String {
+        format!("amqp://{}:{}@127.0.0.1:{port}/{}", self.user, self.password, self.vhost)
+    }
+
+    /// Publishes one message on the `uwsgi.emperor` fanout exchange (pika).
+    pub fn publish(&self, routing_key: &str, body: &[u8]) {
+        let f = std::env::temp_dir().join(format!("imperium-amqp-body-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        std::fs::write(&f, body).unwrap();
+        python(
+            "import pika, sys\n\
+             uri, rk, path = sys.argv[1:4]\n\
+             c = pika.BlockingConnection(pika.URLParameters(uri))\n\
+             ch = c.channel()\n\
+             ch.exchange_declare(exchange='uwsgi.emperor', exchange_type='fanout')\n\
+             ch.basic_publish(exchange='uwsgi.emperor', routing_key=rk, body=open(path, 'rb').read())\n\
+             c.close()\n",
+            &[&self.uri(5672), routing_key, &f.to_string_lossy()],
+        );
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+impl Drop for RabbitVhost {
+    fn drop(&mut self) {
+        let _ = rabbitmqctl(&["delete_vhost", &self.vhost]);
+        let _ = rabbitmqctl(&["delete_user", &self.user]);
+    }
+}
+
+/// Sends one multipart message with a libzmq PUSH socket (pyzmq). The parts travel
+/// through a file (length-prefixed), as they may be larger than an argument.
+pub fn zmq_push(endpoint: &str, parts: &[&[u8]]) {
+    let f = std::env::temp_dir().join(format!("imperium-zmq-parts-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+    let mut data = Vec::new();
+    for p in parts {
+        data.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        data.extend_from_slice(p);
+    }
+    std::fs::write(&f, data).unwrap();
+    python(
+        "import zmq, sys\n\
+         data = open(sys.argv[2], 'rb').read()\n\
+         parts, i = [], 0\n\
+         while i < len(data):\n\
+         \x20   n = int.from_bytes(data[i:i+4], 'little'); parts.append(data[i+4:i+4+n]); i += 4 + n\n\
+         ctx = zmq.Context()\n\
+         s = ctx.socket(zmq.PUSH)\n\
+         s.setsockopt(zmq.LINGER, 10000)\n\
+         s.connect(sys.argv[1])\n\
+         s.send_multipart(parts)\n\
+         s.close()\n\
+         ctx.term()\n",
+        &[endpoint, &f.to_string_lossy()],
+    );
+    let _ = std::fs::remove_file(f);
+}
+
+/// A test-vassal config to push (its probe log, script and a tag logged at start).
+pub fn probe_cfg(log: &Path, tag: &str, script: &str) -> String {
+    format!("[uwsgi]\nprobe-log = {}\nprobe-script = {script}\nprobe-tag = {tag}\n", log.display())
+}

@@ -1,8 +1,132 @@
-//! stub
-use super::Sink;
-#[derive(Debug)]
-pub struct AmqpSpec;
-impl AmqpSpec {
-    pub fn parse(_arg: &str) -> Result<AmqpSpec, String> { Err("not built yet".into()) }
+//! `amqp://[user:pass@]host:port[/vhost]` and `amqps://...` (TLS): the AMQP monitor (helper
+//! side), with real credentials and vhosts (uWSGI hard-codes guest/guest and `/`).
+//!
+//! It declares the fanout exchange `uwsgi.emperor` (not durable, as uWSGI and the usual
+//! publishers declare it), binds an exclusive server-named queue and consumes:
+//! - a message whose routing key is a vassal name carries its config (pushed); an empty
+//!   body stops it;
+//! - a message without routing key carries a config file path (touch if it is a regular
+//!   file, stop if it is missing) or an `http://` URL (touch; the vassal fetches it).
+//!
+//! Every message is a touch with ts = now, so re-publishing reloads. The connection is
+//! re-established with backoff; while it is down nothing changes.
+
+use super::{log, now_secs, Backoff, Once, Sink};
+use crate::feed::{Entry, Frame};
+use futures_lite::StreamExt;
+use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+
+pub const EXCHANGE: &str = "uwsgi.emperor";
+
+#[derive(Debug, Clone)]
+pub struct AmqpSpec {
+    pub uri: String,
+    /// The URI without its password, for the log.
+    pub shown: String,
 }
-pub async fn run(_s: AmqpSpec, _sink: Sink) -> Result<(), String> { Err("not built yet".into()) }
+
+impl AmqpSpec {
+    pub fn parse(arg: &str) -> Result<AmqpSpec, String> {
+        if !(arg.starts_with("amqp://") || arg.starts_with("amqps://")) {
+            return Err("expected amqp:// or amqps://".into());
+        }
+        let parsed: lapin::uri::AMQPUri = arg.parse().map_err(|e: String| e)?;
+        let shown = format!(
+            "{}://{}@{}:{}/{}",
+            if arg.starts_with("amqps") { "amqps" } else { "amqp" },
+            parsed.authority.userinfo.username,
+            parsed.authority.host,
+            parsed.authority.port,
+            parsed.vhost
+        );
+        Ok(AmqpSpec { uri: arg.to_owned(), shown })
+    }
+}
+
+/// What one message means.
+pub fn message_frame(routing_key: &str, body: &[u8]) -> Frame {
+    let now = now_secs();
+    if !routing_key.is_empty() {
+        if body.is_empty() {
+            return Frame::Destroy(routing_key.as_bytes().to_vec());
+        }
+        return Frame::Touch(Entry { name: routing_key.as_bytes().to_vec(), config: Some(body.to_vec()), ts: now, ..Entry::default() });
+    }
+    let path = String::from_utf8_lossy(body).trim().to_owned();
+    let name = path.as_bytes().to_vec();
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return Frame::Touch(Entry { name, config: None, ts: now, ..Entry::default() });
+    }
+    match std::fs::metadata(&path) {
+        Ok(md) if md.is_file() => Frame::Touch(Entry { name, config: None, ts: now, ..Entry::default() }),
+        _ => Frame::Destroy(name),
+    }
+}
+
+/// One session: connect, declare, bind, consume until the connection breaks.
+async fn session(spec: &AmqpSpec, sink: &mut Sink, backoff: &mut Backoff, errs: &mut Once) -> Result<(), String> {
+    let conn = Connection::connect(&spec.uri, ConnectionProperties::default()).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let ch = conn.create_channel().await.map_err(|e| format!("channel: {e}"))?;
+    ch.exchange_declare(EXCHANGE.into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
+        .await
+        .map_err(|e| format!("exchange.declare {EXCHANGE}: {e}"))?;
+    let q = ch
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+        .await
+        .map_err(|e| format!("queue.declare: {e}"))?;
+    let qname = q.name().clone();
+    ch.queue_bind(qname.clone(), EXCHANGE.into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .map_err(|e| format!("queue.bind: {e}"))?;
+    let mut consumer = ch
+        .basic_consume(qname, "imperium-emperor".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .await
+        .map_err(|e| format!("basic.consume: {e}"))?;
+    if errs.clear() {
+        log("amqp", &format!("connected to {} again", spec.shown));
+    } else {
+        log("amqp", &format!("consuming from the {EXCHANGE} exchange on {}", spec.shown));
+    }
+    backoff.reset();
+    while let Some(d) = consumer.next().await {
+        let d = d.map_err(|e| format!("consumer: {e}"))?;
+        let frame = message_frame(d.routing_key.as_str(), &d.data);
+        sink.send(&frame);
+    }
+    Err("the consumer was cancelled".into())
+}
+
+pub async fn run(spec: AmqpSpec, mut sink: Sink) -> Result<(), String> {
+    let mut backoff = Backoff::default();
+    let mut errs = Once::default();
+    loop {
+        if let Err(e) = session(&spec, &mut sink, &mut backoff, &mut errs).await {
+            errs.log("amqp", format!("{}: {e}; reconnecting (running vassals are not touched)", spec.shown));
+        }
+        backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec() {
+        let s = AmqpSpec::parse("amqp://u:secret@127.0.0.1:5672/%2f").unwrap();
+        assert!(!s.shown.contains("secret"));
+        assert!(AmqpSpec::parse("amqp://127.0.0.1:5672").is_ok());
+        assert!(AmqpSpec::parse("amqps://h").is_ok());
+        assert!(AmqpSpec::parse("amqp://h:notaport").is_err());
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(message_frame("a.ini", b""), Frame::Destroy(b"a.ini".to_vec()));
+        assert!(matches!(message_frame("a.ini", b"[uwsgi]"), Frame::Touch(Entry { config: Some(_), .. })));
+        assert!(matches!(message_frame("", b"/nonexistent/x.ini"), Frame::Destroy(_)));
+        assert!(matches!(message_frame("", b"http://h/x.ini"), Frame::Touch(Entry { config: None, .. })));
+    }
+}

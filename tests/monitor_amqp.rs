@@ -1,0 +1,115 @@
+//! The `amqp://` imperial monitor through the real binary against the real RabbitMQ
+//! (127.0.0.1:5672), with a throwaway vhost and user per test and pika as the publisher:
+//! pushed configs (add, reload, stop, crash and respawn), config-path messages, the broker
+//! going away and coming back, and bad messages.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/peers.rs"]
+mod peers;
+
+use harness::*;
+use peers::*;
+
+fn amqp_args(uri: &str) -> Vec<String> {
+    ["--emperor", uri, "--binary-path", PROBE, "--emperor-freq", "1"].iter().map(|x| x.to_string()).collect()
+}
+
+fn started_with(s: &Scratch, tag: &str) -> Vec<Event> {
+    starts(s).into_iter().filter(|e| e.get("tag") == tag).collect()
+}
+
+#[test]
+fn amqp_pushed_configs_and_paths() {
+    let s = Scratch::new("amqp-push");
+    let mq = RabbitVhost::new("push");
+    let mut e = Emperor::start(&s, &amqp_args(&mq.uri(5672)));
+    e.wait_log("consuming from the uwsgi.emperor exchange");
+    assert!(!e.stderr().contains(&mq.password), "the password must not be logged");
+
+    // A routing key = a vassal name, the body = its config.
+    mq.publish("a.ini", probe_cfg(&s.probe_log(), "v1", "send:1,send:5,send:17").as_bytes());
+    wait_until("a.ini started", || !started_with(&s, "v1").is_empty());
+    let first = started_with(&s, "v1")[0].clone();
+    assert!(first.get("argv").ends_with("--ini|emperor://a.ini"), "{}", first.get("argv"));
+    mq.publish("a.ini", probe_cfg(&s.probe_log(), "v2", "send:1,send:5,send:17").as_bytes());
+    wait_until("a.ini reloaded with v2", || s.events().iter().any(|ev| ev.event == "reconfig" && ev.get("tag") == "v2"));
+
+    // A crash: respawned with the last config.
+    wait_until("a.ini loyal", || e.stderr().contains("vassal a.ini is now loyal"));
+    signal(first.pid, 9);
+    wait_until("a.ini respawned", || !started_with(&s, "v2").is_empty());
+    let second = started_with(&s, "v2")[0].pid;
+
+    // An empty body stops it.
+    mq.publish("a.ini", b"");
+    wait_until("a.ini stopped", || s.events().iter().any(|ev| ev.pid == second && ev.event == "exit"));
+    e.wait_log("removed uwsgi instance a.ini");
+
+    // No routing key: the body is a config file path.
+    let f = s.path("f.ini");
+    write_atomic(&f, &probe_cfg(&s.probe_log(), "file", "send:1"));
+    mq.publish("", f.to_string_lossy().as_bytes());
+    wait_until("f.ini started", || !started_with(&s, "file").is_empty());
+    let fpid = started_with(&s, "file")[0].clone();
+    assert!(fpid.get("argv").ends_with(&format!("--ini|{}", f.display())), "{}", fpid.get("argv"));
+    mq.publish("", f.to_string_lossy().as_bytes());
+    wait_until("f.ini reloaded", || s.events().iter().any(|ev| ev.pid == fpid.pid && ev.event == "byte" && ev.get("value") == "1"));
+    std::fs::remove_file(&f).unwrap();
+    mq.publish("", f.to_string_lossy().as_bytes());
+    wait_until("f.ini stopped", || s.events().iter().any(|ev| ev.pid == fpid.pid && ev.event == "exit"));
+    e.signal(2);
+    e.wait_exit();
+}
+
+#[test]
+fn amqp_broker_away_changes_nothing() {
+    let s = Scratch::new("amqp-away");
+    let mq = RabbitVhost::new("away");
+    let proxy = Proxy::new("127.0.0.1:5672");
+    let mut e = Emperor::start(&s, &amqp_args(&mq.uri(proxy.port)));
+    e.wait_log("consuming from the uwsgi.emperor exchange");
+    mq.publish("k.ini", probe_cfg(&s.probe_log(), "k", "send:1,send:5,send:17").as_bytes());
+    wait_until("k.ini started", || !started_with(&s, "k").is_empty());
+    let pid = started_with(&s, "k")[0].pid;
+    proxy.down();
+    e.wait_log("reconnecting (running vassals are not touched)");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(alive(pid));
+    proxy.up();
+    e.wait_log("connected to");
+    // Messages published while the monitor was away are not queued for it (its queue is
+    // exclusive): the next one after the reconnection is seen.
+    wait_until("a message after the reconnection is seen", || {
+        mq.publish("l.ini", probe_cfg(&s.probe_log(), "l", "send:1").as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        !started_with(&s, "l").is_empty()
+    });
+    assert!(alive(pid), "k.ini survived the broker going away");
+    assert_eq!(started_with(&s, "k").len(), 1);
+    e.signal(2);
+    e.wait_exit();
+}
+
+#[test]
+fn amqp_bad_messages_are_logged_and_skipped() {
+    let s = Scratch::new("amqp-bad");
+    let mq = RabbitVhost::new("bad");
+    let mut e = Emperor::start(&s, &amqp_args(&mq.uri(5672)));
+    e.wait_log("consuming from the uwsgi.emperor exchange");
+    let cfg = probe_cfg(&s.probe_log(), "bad", "send:1");
+    mq.publish("../evil.ini", cfg.as_bytes());
+    mq.publish("x/evil.ini", cfg.as_bytes());
+    mq.publish("noext.txt", cfg.as_bytes());
+    mq.publish("huge.ini", &vec![b'x'; 1 << 20]);
+    mq.publish("", b"/etc/../etc/evil.ini");
+    mq.publish("", b"relative/../x.ini");
+    mq.publish("ok.ini", probe_cfg(&s.probe_log(), "ok", "send:1").as_bytes());
+    wait_until("ok.ini started", || !started_with(&s, "ok").is_empty());
+    for needle in ["\"../evil.ini\" (contains '/')", "\"x/evil.ini\"", "noext.txt", "huge.ini is larger than"] {
+        e.wait_log(needle);
+    }
+    assert_eq!(starts(&s).len(), 1);
+    e.signal(2);
+    e.wait_exit();
+}
