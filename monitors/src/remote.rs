@@ -162,7 +162,8 @@ impl RemoteMonitor {
 
     /// Checks one entry; a usable one comes back as (name, touch).
     fn admit(&mut self, e: Entry) -> Result<(String, Touch), Option<String>> {
-        let name = match check_name(&self.opts, &e.name, e.config.is_some()) {
+        let allow_path = e.config.is_none() && self.scheme.starts_with("amqp");
+        let name = match check_name(&self.opts, &e.name, allow_path) {
             Ok(n) => n,
             Err(why) => {
                 let shown = String::from_utf8_lossy(&e.name).escape_debug().to_string();
@@ -295,10 +296,10 @@ impl RemoteMonitor {
     }
 }
 
-/// Checks a name that came from a database row or a message. With a pushed config it is a
-/// bare name (no `/`); without, it names a config file (an absolute path is allowed, `..`
-/// never is).
-pub fn check_name(opts: &FileOptions, raw: &[u8], pushed: bool) -> Result<String, &'static str> {
+/// Checks a name that came from a database row or a message: a bare name (no `/`), except
+/// `allow_path` (an AMQP message carrying a config file path, uWSGI's path form), where
+/// a path is allowed; `..` never is.
+pub fn check_name(opts: &FileOptions, raw: &[u8], allow_path: bool) -> Result<String, &'static str> {
     let name = std::str::from_utf8(raw).map_err(|_| "not UTF-8")?;
     if name.is_empty() {
         return Err("empty");
@@ -309,11 +310,11 @@ pub fn check_name(opts: &FileOptions, raw: &[u8], pushed: bool) -> Result<String
     if name.len() > MAX_NAME {
         return Err("longer than 254 bytes");
     }
-    if pushed && name.contains('/') {
-        return Err("contains '/'");
-    }
     if name.split('/').any(|c| c == "..") {
         return Err("path traversal");
+    }
+    if !allow_path && name.contains('/') {
+        return Err("contains '/'");
     }
     if !opts.names.has_config_extension(name) {
         return Err("no config extension");
@@ -473,14 +474,15 @@ mod tests {
     #[test]
     fn names_are_checked() {
         let o = FileOptions::default();
-        assert!(check_name(&o, b"a.ini", true).is_ok());
-        assert_eq!(check_name(&o, b"../a.ini", true), Err("contains '/'"));
-        assert_eq!(check_name(&o, b"/etc/../a.ini", false), Err("path traversal"));
-        assert!(check_name(&o, b"/etc/v/a.ini", false).is_ok());
-        assert_eq!(check_name(&o, b"a\0.ini", true), Err("contains a control character or NUL"));
-        assert_eq!(check_name(&o, b"\xff.ini", true), Err("not UTF-8"));
-        assert_eq!(check_name(&o, b"a.txt", true), Err("no config extension"));
-        assert!(check_name(&o, format!("{}.ini", "a".repeat(300)).as_bytes(), true).is_err());
+        assert!(check_name(&o, b"a.ini", false).is_ok());
+        assert_eq!(check_name(&o, b"../a.ini", false), Err("path traversal"));
+        assert_eq!(check_name(&o, b"x/a.ini", false), Err("contains '/'"));
+        assert_eq!(check_name(&o, b"/etc/../a.ini", true), Err("path traversal"));
+        assert!(check_name(&o, b"/etc/v/a.ini", true).is_ok());
+        assert_eq!(check_name(&o, b"a\0.ini", false), Err("contains a control character or NUL"));
+        assert_eq!(check_name(&o, b"\xff.ini", false), Err("not UTF-8"));
+        assert_eq!(check_name(&o, b"a.txt", false), Err("no config extension"));
+        assert!(check_name(&o, format!("{}.ini", "a".repeat(300)).as_bytes(), false).is_err());
     }
 
     #[test]

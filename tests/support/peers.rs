@@ -316,3 +316,83 @@ pub fn zmq_push(endpoint: &str, parts: &[&[u8]]) {
 pub fn probe_cfg(log: &Path, tag: &str, script: &str) -> String {
     format!("[uwsgi]\nprobe-log = {}\nprobe-script = {script}\nprobe-tag = {tag}\n", log.display())
 }
+
+/// A MockupDB server (tests/support/mongo_fixture.py) answering `find` on `vassals` with
+/// the documents of a state file (extended JSON) the test rewrites.
+pub struct MongoFixture {
+    pub port: u16,
+    pub state: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+pub const MONGO_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mongo_fixture.py");
+
+impl MongoFixture {
+    pub fn new(dir: &Path) -> MongoFixture {
+        let state = dir.join("mongo-state.json");
+        std::fs::write(&state, "[]").unwrap();
+        let mut f = MongoFixture { port: free_port(), state, child: None };
+        f.start();
+        f
+    }
+
+    /// Starts (again) on the same port; waits until it listens.
+    pub fn start(&mut self) {
+        use std::io::BufRead;
+        let mut child = Command::new(venv_python())
+            .arg(MONGO_FIXTURE)
+            .arg(&self.state)
+            .arg(self.port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cannot run the MockupDB fixture");
+        let mut line = String::new();
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        assert!(line.starts_with("ready"), "MockupDB fixture did not start: {line:?} (scripts/test.sh installs mockupdb into target/venv)");
+        self.child = Some(child);
+    }
+
+    /// The server goes away.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The documents `find` returns from now on (extended JSON array).
+    pub fn set_docs(&self, json: &str) {
+        let tmp = self.state.with_extension("tmp");
+        std::fs::write(&tmp, json).unwrap();
+        std::fs::rename(&tmp, &self.state).unwrap();
+    }
+}
+
+impl Drop for MongoFixture {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An extended-JSON BSON date.
+pub fn json_date(secs: i64) -> String {
+    format!("{{\"$date\": {{\"$numberLong\": \"{}\"}}}}", secs * 1000)
+}
