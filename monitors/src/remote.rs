@@ -46,7 +46,10 @@ struct Known {
 }
 
 pub struct RemoteMonitor {
+    /// The real argument (handed to the helper only).
     arg: String,
+    /// The argument without passwords (stats, logs).
+    shown: String,
     scheme: String,
     cwd: PathBuf,
     opts: FileOptions,
@@ -68,6 +71,7 @@ impl RemoteMonitor {
         let poller = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(MonitorError::Helper)?;
         let mut m = RemoteMonitor {
             arg: arg.to_owned(),
+            shown: redact(arg),
             scheme: scheme.to_owned(),
             cwd: cwd.to_owned(),
             opts,
@@ -322,9 +326,40 @@ pub fn check_name(opts: &FileOptions, raw: &[u8], allow_path: bool) -> Result<St
     Ok(name.to_owned())
 }
 
+/// The argument with its passwords hidden: `user:***@` in URIs, `password=***` in a
+/// conninfo or a mongodb2:// key list.
+pub fn redact(arg: &str) -> String {
+    let mut out = arg.to_owned();
+    // URI userinfo: scheme://user:secret@host (also inside pg://postgresql://...).
+    let mut from = 0;
+    while let Some(i) = out[from..].find("://").map(|i| i + from + 3) {
+        let rest = &out[i..];
+        let end = rest.find(['/', '?', ';', ',', ' ']).unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            out.replace_range(i + colon + 1..i + at, "***");
+        }
+        from = i;
+    }
+    // password=... up to a blank, a comma or a semicolon (quoted values too).
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=").map(|i| i + from + 9) {
+        let rest = &out[i..];
+        let end = if rest.starts_with('\'') {
+            rest[1..].find('\'').map_or(rest.len(), |j| j + 2)
+        } else {
+            rest.find([' ', ',', ';', '&']).unwrap_or(rest.len())
+        };
+        out.replace_range(i..i + end, "***");
+        from = i + 3;
+    }
+    out
+}
+
 impl Monitor for RemoteMonitor {
     fn arg(&self) -> &str {
-        &self.arg
+        &self.shown
     }
 
     fn vassal_cwd(&self) -> &Path {
@@ -413,6 +448,7 @@ mod tests {
     fn monitor(tyrant: bool) -> RemoteMonitor {
         RemoteMonitor {
             arg: "test://".into(),
+            shown: "test://".into(),
             scheme: "test".into(),
             cwd: "/".into(),
             opts: FileOptions { tyrant, ..FileOptions::default() },
@@ -483,6 +519,16 @@ mod tests {
         assert_eq!(check_name(&o, b"\xff.ini", false), Err("not UTF-8"));
         assert_eq!(check_name(&o, b"a.txt", false), Err("no config extension"));
         assert!(check_name(&o, format!("{}.ini", "a".repeat(300)).as_bytes(), false).is_err());
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact("amqp://u:secret@h:5672/v"), "amqp://u:***@h:5672/v");
+        assert_eq!(redact("pg://host=h password=secret dbname=x;SELECT 1"), "pg://host=h password=*** dbname=x;SELECT 1");
+        assert_eq!(redact("pg://password='a b' host=h"), "pg://password=*** host=h");
+        assert_eq!(redact("pg://postgresql://u:pw@h/db?password=x"), "pg://postgresql://u:***@h/db?password=***");
+        assert_eq!(redact("mongodb2://addr=h,password=pw,username=u"), "mongodb2://addr=h,password=***,username=u");
+        assert_eq!(redact("zmq://tcp://*:5250"), "zmq://tcp://*:5250");
     }
 
     #[test]
