@@ -72,6 +72,7 @@ pub fn lit(s: &str) -> String {
 /// cutting the open ones) and bring back on the same port.
 pub struct Proxy {
     pub port: u16,
+    ip: String,
     target: String,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
@@ -80,10 +81,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(target: &str) -> Proxy {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::listen_on("127.0.0.1", target)
+    }
+
+    /// A proxy listening on `ip` (0.0.0.0 to be reached from network namespaces).
+    pub fn listen_on(ip: &str, target: &str) -> Proxy {
+        let l = TcpListener::bind((ip, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         let p = Proxy {
             port,
+            ip: ip.to_owned(),
             target: target.to_owned(),
             up: Arc::new(AtomicBool::new(false)),
             conns: Arc::new(Mutex::new(Vec::new())),
@@ -128,7 +135,7 @@ impl Proxy {
     pub fn up(&self) {
         let mut tries = 0;
         let l = loop {
-            match TcpListener::bind(("127.0.0.1", self.port)) {
+            match TcpListener::bind((self.ip.as_str(), self.port)) {
                 Ok(l) => break l,
                 Err(e) => {
                     tries += 1;
@@ -395,4 +402,48 @@ pub fn json_str(s: &str) -> String {
 /// An extended-JSON BSON date.
 pub fn json_date(secs: i64) -> String {
     format!("{{\"$date\": {{\"$numberLong\": \"{}\"}}}}", secs * 1000)
+}
+
+/// A network namespace made by a test, linked to the host by a veth pair: the host side
+/// is 10.77.N.1/30, the namespace side 10.77.N.2/30 with a default route to the host.
+/// Deleted (with its veth pair) at the end.
+pub struct NetNs {
+    pub name: String,
+    pub host_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("cannot run ip (scripts/test.sh installs iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl NetNs {
+    pub fn new(n: u8) -> NetNs {
+        let tag = std::process::id() % 10_000;
+        let name = format!("imp-fleet-{tag}-{n}");
+        let host_if = format!("impf{tag}h{n}");
+        let ns_if = format!("impf{tag}n{n}");
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        let subnet = 100 + n;
+        let host_ip = format!("10.77.{subnet}.1");
+        let ns_ip = format!("10.77.{subnet}.2/30");
+        ip(&["netns", "add", &name]);
+        let ns = NetNs { name: name.clone(), host_ip: host_ip.clone() };
+        ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
+        ip(&["link", "set", &ns_if, "netns", &name]);
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&["netns", "exec", &name, "ip", "addr", "add", &ns_ip, "dev", &ns_if]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        ip(&["netns", "exec", &name, "ip", "route", "add", "default", "via", &host_ip]);
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
 }
