@@ -1,6 +1,6 @@
 //! The `amqp://` imperial monitor through the real binary against the real RabbitMQ
 //! (127.0.0.1:5672), with a throwaway vhost and user per test and pika as the publisher:
-//! pushed configs (add, reload, stop, crash and respawn), config-path messages, the broker
+//! pushed configs (add, reload, stop, crash and respawn), config-path and URL messages, the broker
 //! going away and coming back, and bad messages.
 
 #[path = "support/harness.rs"]
@@ -58,6 +58,19 @@ fn amqp_pushed_configs_and_paths() {
     std::fs::remove_file(&f).unwrap();
     mq.publish("", f.to_string_lossy().as_bytes());
     wait_until("f.ini stopped", || s.events().iter().any(|ev| ev.pid == fpid.pid && ev.event == "exit"));
+
+    // No routing key, an http:// URL: the vassal fetches it; a non-2xx answer removes it.
+    let web = HttpFiles::new();
+    web.set("/u.ini", Some(&probe_cfg(&s.probe_log(), "url", "send:1")));
+    let url = web.url("/u.ini");
+    mq.publish("", url.as_bytes());
+    wait_until("u.ini started", || !started_with(&s, "url").is_empty());
+    let upid = started_with(&s, "url")[0].clone();
+    assert!(upid.get("argv").ends_with(&format!("--ini|{url}")), "{}", upid.get("argv"));
+    web.set("/u.ini", None);
+    mq.publish("", url.as_bytes());
+    e.wait_log("its vassal is removed");
+    wait_until("u.ini stopped", || s.events().iter().any(|ev| ev.pid == upid.pid && ev.event == "exit"));
     e.signal(2);
     e.wait_exit();
 }

@@ -447,3 +447,43 @@ impl Drop for NetNs {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
+
+/// A tiny HTTP/1.0 server for `http://` config URLs: `set(path, Some(body))` serves it with
+/// 200, `set(path, None)` makes it answer 404.
+pub struct HttpFiles {
+    pub port: u16,
+    files: Arc<Mutex<std::collections::HashMap<String, Option<String>>>>,
+}
+
+impl HttpFiles {
+    pub fn new() -> HttpFiles {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let files: Arc<Mutex<std::collections::HashMap<String, Option<String>>>> = Arc::default();
+        let f2 = files.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut buf = [0u8; 4096];
+                let n = c.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let body = f2.lock().unwrap().get(&path).cloned().flatten();
+                let resp = match body {
+                    Some(b) => format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()),
+                    None => "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                };
+                let _ = c.write_all(resp.as_bytes());
+            }
+        });
+        HttpFiles { port, files }
+    }
+
+    pub fn set(&self, path: &str, body: Option<&str>) {
+        self.files.lock().unwrap().insert(path.to_owned(), body.map(str::to_owned));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}

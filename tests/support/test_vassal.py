@@ -94,6 +94,12 @@ if (config_path(ARGV) or "").startswith("emperor://") and PUSHED_FD >= 0:
         CFG = parse_config_text(_body.decode("utf-8", "replace"))
     except OSError:
         CFG = {}
+elif (config_path(ARGV) or "").startswith("http://"):
+    import urllib.request
+    try:
+        CFG = parse_config_text(urllib.request.urlopen(config_path(ARGV), timeout=10).read().decode("utf-8", "replace"))
+    except OSError:
+        CFG = {}
 else:
     CFG = read_config(config_path(ARGV) or "")
 LOG = CFG.get("probe-log")

@@ -6,7 +6,8 @@
 //! - a message whose routing key is a vassal name carries its config (pushed); an empty
 //!   body stops it;
 //! - a message without routing key carries a config file path (touch if it is a regular
-//!   file, stop if it is missing) or an `http://` URL (touch; the vassal fetches it).
+//!   file, stop if it is missing) or an `http://` URL (touch when it answers 2xx, and the
+//!   vassal fetches it; stop when it answers anything else or nothing, as uWSGI's exile).
 //!
 //! Every message is a touch with ts = now, so re-publishing reloads. The connection is
 //! re-established with backoff; while it is down nothing changes.
@@ -45,7 +46,44 @@ impl AmqpSpec {
     }
 }
 
-/// What one message means.
+/// Whether an `http://` config URL answers 2xx (a 10 s limit; anything else is "no").
+async fn url_alive(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are checked")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium-emperor\r\n\r\n");
+        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut head = vec![0u8; 1024];
+        let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+        let line = String::from_utf8_lossy(&head[..n]).lines().next().unwrap_or("").to_owned();
+        match line.split_whitespace().nth(1) {
+            Some(code) if code.starts_with('2') => Ok(()),
+            _ => Err(format!("answered {line:?}")),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), fetch).await.map_err(|_| "no answer in 10 s".to_owned())?
+}
+
+/// What one message means, once an `http://` URL has been checked.
+async fn message(routing_key: &str, body: &[u8]) -> Frame {
+    let f = message_frame(routing_key, body);
+    if let Frame::Touch(Entry { name, config: None, .. }) = &f
+        && name.starts_with(b"http://")
+    {
+        let url = String::from_utf8_lossy(name).into_owned();
+        if let Err(e) = url_alive(&url).await {
+            log("amqp", &format!("{url} {e}: its vassal is removed"));
+            return Frame::Destroy(name.clone());
+        }
+    }
+    f
+}
+
+/// What one message means (an `http://` URL is taken as alive here; see [`message`]).
 pub fn message_frame(routing_key: &str, body: &[u8]) -> Frame {
     let now = now_secs();
     if !routing_key.is_empty() {
@@ -92,7 +130,7 @@ async fn session(spec: &AmqpSpec, sink: &mut Sink, backoff: &mut Backoff, errs: 
     backoff.reset();
     while let Some(d) = consumer.next().await {
         let d = d.map_err(|e| format!("consumer: {e}"))?;
-        let frame = message_frame(d.routing_key.as_str(), &d.data);
+        let frame = message(d.routing_key.as_str(), &d.data).await;
         sink.send(&frame);
     }
     Err("the consumer was cancelled".into())
