@@ -5,8 +5,6 @@ use std::fmt;
 /// Why a monitor could not be set up.
 #[derive(Debug)]
 pub enum MonitorError {
-    /// A scheme uWSGI knows (`pg`, `mongodb`, `amqp`, `zmq`...) that is not built yet.
-    NotBuilt(String),
     /// An unknown `scheme://`.
     UnknownScheme(String),
     /// A `glob://` pattern that does not parse.
@@ -22,7 +20,6 @@ pub enum MonitorError {
 impl fmt::Display for MonitorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MonitorError::NotBuilt(s) => write!(f, "the {s}:// imperial monitor is not built yet"),
             MonitorError::UnknownScheme(s) => write!(f, "unknown imperial monitor scheme {s}://"),
             MonitorError::BadPattern { pattern, reason } => write!(f, "invalid glob pattern {pattern:?}: {reason}"),
             MonitorError::Inotify(e) => write!(f, "inotify_init(): {e}"),

@@ -151,9 +151,3 @@ pub fn main(arg: &str) -> i32 {
         }
     }
 }
-
-/// For tests: a sink writing to any descriptor.
-#[doc(hidden)]
-pub fn sink_from_fd(fd: OwnedFd) -> Sink {
-    Sink { out: File::from(fd) }
-}
