@@ -126,3 +126,42 @@ fn amqp_bad_messages_are_logged_and_skipped() {
     e.signal(2);
     e.wait_exit();
 }
+
+#[test]
+fn amqp_tyrant_headers_and_a_real_vassal_serving() {
+    let s = Scratch::new("amqp-tyrant");
+    std::fs::set_permissions(&s.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::write(s.probe_log(), "").unwrap();
+    std::fs::set_permissions(s.probe_log(), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let mq = RabbitVhost::new("tyrant");
+    let mut args = amqp_args(&mq.uri(5672));
+    args.push("--emperor-tyrant".into());
+    let mut e = Emperor::start(&s, &args);
+    e.wait_log("consuming from the uwsgi.emperor exchange");
+    mq.publish_with("t.ini", probe_cfg(&s.probe_log(), "t", "send:1").as_bytes(), &["uid=1000", "gid=1000"]);
+    wait_until("t.ini started", || !started_with(&s, "t").is_empty());
+    let ev = started_with(&s, "t")[0].clone();
+    assert_eq!((ev.get("uid"), ev.get("gid")), ("1000", "1000"));
+    mq.publish_with("root.ini", probe_cfg(&s.probe_log(), "root", "send:1").as_bytes(), &["uid=0", "gid=0"]);
+    mq.publish("anon.ini", probe_cfg(&s.probe_log(), "anon", "send:1").as_bytes());
+    mq.publish_with("badh.ini", probe_cfg(&s.probe_log(), "badh", "send:1").as_bytes(), &["uid=nobody"]);
+    e.wait_log("invalid permissions for vassal root.ini");
+    e.wait_log("vassal anon.ini has no uid/gid");
+    e.wait_log("the uid header is not a number");
+    assert!(started_with(&s, "root").is_empty() && started_with(&s, "anon").is_empty() && started_with(&s, "badh").is_empty());
+    e.signal(2);
+    e.wait_exit();
+
+    // A real imperium vassal (the Emperor's own binary) serving HTTP from a pushed config.
+    let s2 = Scratch::new("amqp-real");
+    let mut e2 = Emperor::start(&s2, &["--emperor".into(), mq.uri(5672), "--emperor-freq".into(), "1".into()]);
+    e2.wait_log("consuming from the uwsgi.emperor exchange");
+    let port = free_port();
+    mq.publish("web.ini", format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmaster = true\n").as_bytes());
+    wait_until("the vassal answers HTTP", || http_status(port).is_some());
+    mq.publish("web.ini", b"");
+    e2.wait_log("removed uwsgi instance web.ini");
+    wait_until("the port is closed", || http_status(port).is_none());
+    e2.signal(2);
+    e2.wait_exit();
+}

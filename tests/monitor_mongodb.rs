@@ -118,3 +118,19 @@ fn mongodb_tyrant_uid_gid_from_documents() {
     e.signal(2);
     e.wait_exit();
 }
+
+#[test]
+fn mongodb_real_vassal_serving() {
+    let s = Scratch::new("mongo-real");
+    let db = MongoFixture::new(&s.dir);
+    let port = free_port();
+    db.set_docs(&format!("[{}]", doc("web.ini", &format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmaster = true\n"), 1, "")));
+    let arg = format!("mongodb://127.0.0.1:{},uwsgi.vassals,", db.port);
+    let mut e = Emperor::start(&s, &["--emperor".into(), arg, "--emperor-freq".into(), "1".into()]);
+    wait_until("the vassal answers HTTP", || http_status(port).is_some());
+    db.set_docs("[]");
+    e.wait_log("removed uwsgi instance web.ini");
+    wait_until("the port is closed", || http_status(port).is_none());
+    e.signal(2);
+    e.wait_exit();
+}

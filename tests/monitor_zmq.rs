@@ -140,3 +140,20 @@ fn several_sources_and_a_name_claimed_twice() {
     e.signal(2);
     e.wait_exit();
 }
+
+#[test]
+fn zmq_real_vassal_serving() {
+    let s = Scratch::new("zmq-real");
+    let zport = free_port();
+    let ep = format!("tcp://127.0.0.1:{zport}");
+    let mut e = Emperor::start(&s, &["--emperor".into(), format!("zmq://{ep}"), "--emperor-freq".into(), "1".into()]);
+    e.wait_log("PULL socket bound");
+    let port = free_port();
+    zmq_push(&ep, &[b"touch", b"web.ini", format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmaster = true\n").as_bytes()]);
+    wait_until("the vassal answers HTTP", || http_status(port).is_some());
+    zmq_push(&ep, &[b"destroy", b"web.ini"]);
+    e.wait_log("removed uwsgi instance web.ini");
+    wait_until("the port is closed", || http_status(port).is_none());
+    e.signal(2);
+    e.wait_exit();
+}

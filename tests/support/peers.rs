@@ -268,17 +268,30 @@ impl RabbitVhost {
 
     /// Publishes one message on the `uwsgi.emperor` fanout exchange (pika).
     pub fn publish(&self, routing_key: &str, body: &[u8]) {
+        self.publish_with(routing_key, body, &[]);
+    }
+
+    /// Publishes with headers (`key=value`; a value of digits is sent as an integer).
+    pub fn publish_with(&self, routing_key: &str, body: &[u8], headers: &[&str]) {
         let f = std::env::temp_dir().join(format!("imperium-amqp-body-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
         std::fs::write(&f, body).unwrap();
+        let uri = self.uri(5672);
+        let path = f.to_string_lossy().into_owned();
+        let mut args = vec![uri.as_str(), routing_key, path.as_str()];
+        args.extend_from_slice(headers);
         python(
             "import pika, sys\n\
              uri, rk, path = sys.argv[1:4]\n\
+             h = {}\n\
+             for kv in sys.argv[4:]:\n\
+             \x20   k, v = kv.split('=', 1); h[k] = int(v) if v.isdigit() else v\n\
              c = pika.BlockingConnection(pika.URLParameters(uri))\n\
              ch = c.channel()\n\
              ch.exchange_declare(exchange='uwsgi.emperor', exchange_type='fanout')\n\
-             ch.basic_publish(exchange='uwsgi.emperor', routing_key=rk, body=open(path, 'rb').read())\n\
+             props = pika.BasicProperties(headers=h) if h else None\n\
+             ch.basic_publish(exchange='uwsgi.emperor', routing_key=rk, body=open(path, 'rb').read(), properties=props)\n\
              c.close()\n",
-            &[&self.uri(5672), routing_key, &f.to_string_lossy()],
+            &args,
         );
         let _ = std::fs::remove_file(f);
     }

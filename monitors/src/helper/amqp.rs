@@ -9,14 +9,15 @@
 //!   file, stop if it is missing) or an `http://` URL (touch when it answers 2xx, and the
 //!   vassal fetches it; stop when it answers anything else or nothing, as uWSGI's exile).
 //!
-//! Every message is a touch with ts = now, so re-publishing reloads. The connection is
+//! Every message is a touch with ts = now, so re-publishing reloads. The headers `uid` and
+//! `gid` give the owner (tyrant mode) and `socket` an on-demand socket. The connection is
 //! re-established with backoff; while it is down nothing changes.
 
 use super::{log, now_secs, Backoff, Once, Sink};
 use crate::feed::{Entry, Frame};
 use futures_lite::StreamExt;
 use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 
 pub const EXCHANGE: &str = "uwsgi.emperor";
@@ -68,9 +69,57 @@ async fn url_alive(url: &str) -> Result<(), String> {
     tokio::time::timeout(std::time::Duration::from_secs(10), fetch).await.map_err(|_| "no answer in 10 s".to_owned())?
 }
 
+/// Owner and on-demand socket from the message headers `uid`, `gid` (integers or decimal
+/// strings) and `socket` (a string), for tyrant mode and on-demand vassals.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Extras {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub socket: Option<Vec<u8>>,
+}
+
+fn header_u32(v: &AMQPValue) -> Option<u32> {
+    match v {
+        AMQPValue::ShortShortInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(u32::from(*n)),
+        AMQPValue::ShortInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u32::from(*n)),
+        AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(*n),
+        AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
+        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads the extras from the headers; Err names a header that is not usable.
+pub fn extras(headers: Option<&FieldTable>) -> Result<Extras, String> {
+    let mut x = Extras::default();
+    let Some(h) = headers else { return Ok(x) };
+    for (k, v) in h.inner() {
+        match k.as_str() {
+            "uid" => x.uid = Some(header_u32(v).ok_or("the uid header is not a number")?),
+            "gid" => x.gid = Some(header_u32(v).ok_or("the gid header is not a number")?),
+            "socket" => match v {
+                AMQPValue::LongString(s) => x.socket = Some(s.as_bytes().to_vec()),
+                AMQPValue::ShortString(s) => x.socket = Some(s.as_str().as_bytes().to_vec()),
+                _ => return Err("the socket header is not a string".into()),
+            },
+            _ => {}
+        }
+    }
+    Ok(x)
+}
+
 /// What one message means, once an `http://` URL has been checked.
-async fn message(routing_key: &str, body: &[u8]) -> Frame {
-    let f = message_frame(routing_key, body);
+async fn message(routing_key: &str, body: &[u8], x: Extras) -> Frame {
+    let mut f = message_frame(routing_key, body);
+    if let Frame::Touch(e) = &mut f {
+        e.uid = x.uid;
+        e.gid = x.gid;
+        e.socket = x.socket;
+    }
     if let Frame::Touch(Entry { name, config: None, .. }) = &f
         && name.starts_with(b"http://")
     {
@@ -130,8 +179,13 @@ async fn session(spec: &AmqpSpec, sink: &mut Sink, backoff: &mut Backoff, errs: 
     backoff.reset();
     while let Some(d) = consumer.next().await {
         let d = d.map_err(|e| format!("consumer: {e}"))?;
-        let frame = message(d.routing_key.as_str(), &d.data).await;
-        sink.send(&frame);
+        match extras(d.properties.headers().as_ref()) {
+            Ok(x) => {
+                let frame = message(d.routing_key.as_str(), &d.data, x).await;
+                sink.send(&frame);
+            }
+            Err(e) => log("amqp", &format!("message for {:?}: {e}: dropped", d.routing_key.as_str())),
+        }
     }
     Err("the consumer was cancelled".into())
 }
@@ -158,6 +212,18 @@ mod tests {
         assert!(AmqpSpec::parse("amqp://127.0.0.1:5672").is_ok());
         assert!(AmqpSpec::parse("amqps://h").is_ok());
         assert!(AmqpSpec::parse("amqp://h:notaport").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        let mut t = FieldTable::default();
+        t.insert("uid".into(), AMQPValue::LongInt(1000));
+        t.insert("gid".into(), AMQPValue::LongString("1001".into()));
+        let x = extras(Some(&t)).unwrap();
+        assert_eq!((x.uid, x.gid), (Some(1000), Some(1001)));
+        t.insert("uid".into(), AMQPValue::LongInt(-1));
+        assert!(extras(Some(&t)).is_err());
+        assert_eq!(extras(None).unwrap(), Extras::default());
     }
 
     #[test]
