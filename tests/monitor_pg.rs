@@ -147,9 +147,15 @@ fn pg_bad_rows_are_logged_and_skipped() {
     db2.sql(&format!("INSERT INTO vassals (name, config) VALUES ('w.ini', {})", lit(&probe_cfg(&s2, "w", "send:1"))));
     let mut e2 = Emperor::start(&s2, &pg_args(&s2, &db2, 5432, "", "SELECT name FROM vassals", "1"));
     e2.wait_log("at least 3 columns");
+    e2.signal(2);
+    e2.wait_exit();
     let mut e3 = Emperor::start(&s2, &pg_args(&s2, &db2, 5432, "", "SELEKT nonsense", "1"));
     e3.wait_log("query failed");
-    let _ = &mut e3;
+    e3.signal(2);
+    e3.wait_exit();
+    // A ts column of the wrong type.
+    let mut e2 = Emperor::start(&s2, &pg_args(&s2, &db2, 5432, "", "SELECT name, config, 'soon'::text FROM vassals", "1"));
+    e2.wait_log("w.ini: ts is not a number of seconds");
     assert!(starts(&s2).is_empty());
     e2.signal(2);
     e2.wait_exit();

@@ -44,6 +44,13 @@ fn zmq_touch_reload_destroy() {
     signal(first.pid, 9);
     wait_until("respawned with v3", || !started_with(&s, "v3").is_empty());
     let second = started_with(&s, "v3")[0].pid;
+    // The helper is killed: it comes back on the same endpoint, the vassal stays.
+    let helpers = peers::monitor_helpers(e.pid());
+    assert_eq!(helpers.len(), 1, "one zmq helper: {helpers:?}");
+    signal(helpers[0], 9);
+    e.wait_log("restarting it in");
+    wait_until("a new helper bound", || e.count_log("PULL socket bound") >= 2);
+    assert!(alive(second), "the vassal survives its monitor's helper");
     zmq_push(&ep, &[b"destroy", b"foo.ini"]);
     wait_until("foo.ini stopped", || s.events().iter().any(|ev| ev.pid == second && ev.event == "exit"));
     e.wait_log("removed uwsgi instance foo.ini");
