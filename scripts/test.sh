@@ -163,6 +163,54 @@ command -v rustup >/dev/null 2>&1 || die "rustup not found: needed for the x86_6
 rustup target list --installed | grep -qx x86_64-unknown-freebsd || rustup target add x86_64-unknown-freebsd
 cargo check --target x86_64-unknown-freebsd -p imperium-namespaces
 # ---- end of isolation block -------------------------------------------------------------
+# [monitors] BEGIN: peers of the pg/amqp/zmq/mongodb monitor tests (tests/monitor_*.rs).
+# PostgreSQL on 127.0.0.1:5432 with trust auth, RabbitMQ on 127.0.0.1:5672 (guest/guest,
+# rabbitmqctl for per-test vhosts and users), `ip netns` for the fleet test, and pika,
+# pyzmq, mockupdb (+ pymongo) in target/venv. Installs and starts only what is missing.
+banner "monitor peers: PostgreSQL, RabbitMQ, pika, pyzmq, mockupdb"
+MON_APT=(postgresql postgresql-client rabbitmq-server iproute2)
+mon_missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in "${MON_APT[@]}"; do
+        is_installed "$p" || mon_missing+=("$p")
+    done
+fi
+if [ "${#mon_missing[@]}" -gt 0 ]; then
+    echo "installing: ${mon_missing[*]}"
+    as_root apt-get update
+    as_root apt-get install -y --no-install-recommends "${mon_missing[@]}"
+fi
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+wait_port() {
+    local i
+    for i in $(seq 1 60); do port_open "$1" && return 0; sleep 1; done
+    return 1
+}
+if ! port_open 5432; then
+    echo "starting PostgreSQL"
+    as_root service postgresql start || as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    wait_port 5432 || die "PostgreSQL does not listen on 127.0.0.1:5432"
+fi
+if ! psql -h 127.0.0.1 -U postgres -d postgres -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    # The tests connect as postgres over TCP without a password (trust), as on the CI machines.
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -1)
+    echo "enabling trust auth for 127.0.0.1 in $hba"
+    as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    as_root service postgresql reload || as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main reload || true
+    sleep 1
+    psql -h 127.0.0.1 -U postgres -d postgres -qAtc 'SELECT 1' >/dev/null || die "cannot log into PostgreSQL as postgres on 127.0.0.1"
+fi
+if ! port_open 5672; then
+    echo "starting RabbitMQ"
+    as_root service rabbitmq-server start || as_root rabbitmq-server -detached || true
+    wait_port 5672 || die "RabbitMQ does not listen on 127.0.0.1:5672"
+fi
+rabbitmqctl list_vhosts >/dev/null 2>&1 || die "rabbitmqctl cannot reach RabbitMQ"
+if ! "$VENV/bin/python" -c 'import pika, zmq, mockupdb, pymongo' >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip install --disable-pip-version-check pika pyzmq mockupdb pymongo
+fi
+echo "PostgreSQL, RabbitMQ, pika, pyzmq, mockupdb: ready"
+# [monitors] END
 
 # ---- python (issue 3): the CPython plugin and the Flask/Django venv
 banner "CPython plugin and the Flask/Django venv (target/pyvenv)"

@@ -9,6 +9,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A monitor helper process (pg, amqp, zmq, mongodb), started by the Emperor: its role
+    // is decided before anything else is read (see monitors/src/helper/mod.rs).
+    if let Ok(arg) = std::env::var(imperium_monitors::remote::ROLE_ENV) {
+        return ExitCode::from(imperium_monitors::helper::main(&arg).clamp(0, 255) as u8);
+    }
     let inv = Invocation::from_process();
     let code = run(&inv);
     ExitCode::from(code.clamp(0, 255) as u8)

@@ -216,7 +216,7 @@ fn a_tenant_config_asking_for_root_gets_nothing() {
         "evil.ini",
         t1,
         &format!(
-            "socket = 127.0.0.1:{port}\nuid = 0\ngid = 0\ncap = sys_admin,setuid,dac_override\nunshare = net\nexec-as-root = touch {m}\nexec-as-user = touch {m}\nimmediate-uid = 0\n",
+            "socket = 127.0.0.1:{port}\nuid = 0\ngid = 0\ncap = sys_admin,setuid,dac_override\nunshare = net\nexec-as-root = touch {m}\nimmediate-uid = 0\n",
             m = marker.display()
         ),
     );

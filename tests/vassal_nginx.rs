@@ -131,7 +131,8 @@ while time.time() < end:
             out += os.read(fd, 65536)
     except OSError:
         break
-os.kill(pid, signal.SIGINT)
+# SIGKILL: after a SIGINT, curses may block writing its clean-up to a pty nobody reads.
+os.kill(pid, signal.SIGKILL)
 os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
 "#;

@@ -111,7 +111,14 @@ impl Emperor {
         }
         let startup_cwd = std::env::current_dir().map_err(|e| EmperorError::sys("getcwd()", e))?;
         let rules = NameRules { extra: settings.extra_extensions.clone() };
-        let fopts = FileOptions { names: rules.clone(), nofollow: settings.nofollow, owner_nofollow: settings.tyrant_nofollow };
+        let fopts = FileOptions {
+            names: rules.clone(),
+            nofollow: settings.nofollow,
+            owner_nofollow: settings.tyrant_nofollow,
+            // [monitors] database/queue monitors: tyrant rules and their poll period.
+            tyrant: settings.tyrant,
+            freq: settings.freq,
+        };
         let mut monitors = Vec::new();
         for arg in &settings.monitors {
             let m = imperium_monitors::build(arg, &fopts, &startup_cwd).map_err(|source| EmperorError::Monitor { arg: arg.clone(), source })?;

@@ -44,6 +44,17 @@ impl Emperor {
             self.apply(id, Input::ConfigChanged { mtime: t.mtime });
             return;
         }
+        // [monitors] a vassal is keyed by its monitor and name; a second monitor claiming a
+        // name already governed is refused, never a silent takeover.
+        if let Some(other) = self.vassals.values().find(|v| v.name == t.name && v.monitor != midx) {
+            vlog!(
+                "[emperor] vassal name {} is claimed by --emperor {} and --emperor {}: the second claim is ignored",
+                t.name,
+                self.monitors[other.monitor].arg(),
+                self.monitors[midx].arg()
+            );
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let mut v = Vassal::new(id, midx, &t.name, t.mtime);

@@ -9,10 +9,12 @@
 //! (device, inode, mtime in nanoseconds, size, owner), so two edits in the same second, an
 //! mtime moved backwards and an atomic rename-over are all seen.
 //!
-//! The push/poll monitors (`pg://`, `mongodb://`, `amqp://`, `zmq://`) are a later issue:
-//! [`spec::parse`] recognises their schemes and reports them as not built yet; a new
-//! monitor implements [`Monitor`] and may fill `Touch::config` (pushed config) and
-//! `Touch::socket` (on-demand socket).
+//! The database and queue monitors (`pg://`, `mongodb://`, `mongodb2://`, `amqp://`,
+//! `amqps://`, `zmq://`) use async drivers, which need a runtime with threads or at least
+//! an executor the Emperor does not have. They run in a helper process each ([`helper`]:
+//! the same binary in a hidden role) and stream frames ([`feed`]) over a pipe to
+//! [`remote::RemoteMonitor`], which validates names and rows, fills `Touch::config`
+//! (pushed config), `Touch::socket` and the owner, and restarts a helper that died.
 //!
 //! Design: monitors are plain synchronous objects driven by the Emperor's single-threaded
 //! event loop. A monitor exposes at most one pollable descriptor ([`Monitor::fd`]) and an
@@ -22,8 +24,11 @@
 pub mod dir;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod glob;
+pub mod helper;
 pub mod names;
+pub mod remote;
 pub mod spec;
 mod track;
 mod watch;
@@ -46,6 +51,10 @@ pub struct FileOptions {
     pub nofollow: bool,
     /// `emperor-tyrant-nofollow`: take the owner from the link itself.
     pub owner_nofollow: bool,
+    /// `emperor-tyrant`: database/queue monitors require uid and gid and refuse 0.
+    pub tyrant: bool,
+    /// `emperor-freq`: how often poll monitors (pg, mongodb) query (zero: 3 s).
+    pub freq: std::time::Duration,
 }
 
 /// One imperial monitor.
@@ -79,6 +88,13 @@ pub fn build(arg: &str, opts: &FileOptions, startup_cwd: &Path) -> Result<Box<dy
     match spec::parse(arg)? {
         MonitorSpec::Dir(path) => Ok(Box::new(dir::DirMonitor::new(arg, &path, opts.clone())?)),
         MonitorSpec::Glob(pattern) => Ok(Box::new(glob::GlobMonitor::new(arg, &pattern, opts.clone(), startup_cwd)?)),
-        MonitorSpec::NotBuilt(scheme) => Err(MonitorError::NotBuilt(scheme)),
+        MonitorSpec::Remote(scheme) => {
+            helper::validate(arg)?;
+            let mut opts = opts.clone();
+            if opts.freq.is_zero() {
+                opts.freq = std::time::Duration::from_secs(3);
+            }
+            Ok(Box::new(remote::RemoteMonitor::new(arg, &scheme, opts, startup_cwd)?))
+        }
     }
 }

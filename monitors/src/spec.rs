@@ -13,11 +13,13 @@ pub enum MonitorSpec {
     Dir(PathBuf),
     /// `glob://PATTERN` or any other plain value.
     Glob(String),
-    /// A scheme whose monitor is not built yet (`pg`, `mongodb`, `mongodb2`, `amqp`, `zmq`).
-    NotBuilt(String),
+    /// A monitor run by a helper process (`pg`, `mongodb`, `mongodb2`, `amqp`, `amqps`,
+    /// `zmq`): the scheme.
+    Remote(String),
 }
 
-const LATER: [&str; 5] = ["pg", "mongodb", "mongodb2", "amqp", "zmq"];
+/// Schemes served by helper processes ([`crate::remote`], [`crate::helper`]).
+pub const REMOTE: [&str; 6] = ["pg", "mongodb", "mongodb2", "amqp", "amqps", "zmq"];
 
 /// Resolves one `--emperor` value.
 pub fn parse(arg: &str) -> Result<MonitorSpec, MonitorError> {
@@ -30,8 +32,8 @@ pub fn parse(arg: &str) -> Result<MonitorSpec, MonitorError> {
     if let Some(i) = arg.find("://") {
         let scheme = &arg[..i];
         if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-') {
-            if LATER.contains(&scheme) {
-                return Err(MonitorError::NotBuilt(scheme.to_owned()));
+            if REMOTE.contains(&scheme) {
+                return Ok(MonitorSpec::Remote(scheme.to_owned()));
             }
             return Err(MonitorError::UnknownScheme(scheme.to_owned()));
         }
@@ -67,7 +69,8 @@ mod tests {
     fn schemes() {
         assert_eq!(parse("dir:///x").unwrap(), MonitorSpec::Dir("/x".into()));
         assert_eq!(parse("glob:///x/*.ini").unwrap(), MonitorSpec::Glob("/x/*.ini".into()));
-        assert!(matches!(parse("pg://dbname=x"), Err(MonitorError::NotBuilt(s)) if s == "pg"));
+        assert_eq!(parse("pg://dbname=x").unwrap(), MonitorSpec::Remote("pg".into()));
+        assert_eq!(parse("zmq://tcp://*:5250").unwrap(), MonitorSpec::Remote("zmq".into()));
         assert!(matches!(parse("zoo://x"), Err(MonitorError::UnknownScheme(_))));
     }
 

@@ -7,6 +7,10 @@ NAME (relative to its working directory, like a real vassal) as `key = value` li
 
     probe-log    = /path/log    (one line per event, `key=value` words, appended)
     probe-script = send:1,send:5,send:17,hb:1:3,sleep:0.5,exit:0
+    probe-tag    = any word, logged at start (and at each reload of a pushed config)
+
+With `--ini emperor://NAME` the config is read from UWSGI_EMPEROR_FD_CONFIG (pushed by a
+database/queue monitor); on a reload byte it sends 2 and reads the config again.
 
 Script steps, in order:
     send:N          write byte N to the Emperor
@@ -81,8 +85,53 @@ def read_config(path):
     return cfg
 
 
+def read_pushed(fd):
+    """One pushed config from UWSGI_EMPEROR_FD_CONFIG (uWSGI framing or the extended one)."""
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            r, _, _ = select.select([fd], [], [], 5)
+            if not r:
+                raise OSError("timeout")
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise OSError("eof")
+            buf += chunk
+        return buf
+    h = exact(4)
+    size = h[1] | (h[2] << 8)
+    if size == 0 and h[3] == 1:
+        size = int.from_bytes(exact(4), "little")
+    return exact(size)
+
+
+def parse_config_text(text):
+    cfg = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
+            k, v = line.split("=", 1)
+            cfg[k.strip()] = v.strip()
+    return cfg
+
+
 ARGV = sys.argv[1:]
-CFG = read_config(config_path(ARGV) or "")
+PUSHED_FD = int(os.environ.get("UWSGI_EMPEROR_FD_CONFIG", "-1"))
+PUSHED_LEN = -1
+if (config_path(ARGV) or "").startswith("emperor://") and PUSHED_FD >= 0:
+    try:
+        _body = read_pushed(PUSHED_FD)
+        PUSHED_LEN = len(_body)
+        CFG = parse_config_text(_body.decode("utf-8", "replace"))
+    except OSError:
+        CFG = {}
+elif (config_path(ARGV) or "").startswith("http://"):
+    import urllib.request
+    try:
+        CFG = parse_config_text(urllib.request.urlopen(config_path(ARGV), timeout=10).read().decode("utf-8", "replace"))
+    except OSError:
+        CFG = {}
+else:
+    CFG = read_config(config_path(ARGV) or "")
 LOG = CFG.get("probe-log")
 
 
@@ -174,7 +223,7 @@ def main():
     efd = int(os.environ.get("UWSGI_EMPEROR_FD", "-1"))
     env = ",".join(sorted("%s=%s" % (k, v) for k, v in os.environ.items() if k.startswith("UWSGI_")))
     fds = ",".join(str(fd) for fd in open_fds())
-    log("start", ppid=os.getppid(), pgid=os.getpgid(0), cwd=os.getcwd(), argv="|".join([sys.argv[0]] + ARGV),
+    log("start", tag=CFG.get("probe-tag", ""), cfglen=PUSHED_LEN, uid=os.getuid(), gid=os.getgid(), ppid=os.getppid(), pgid=os.getpgid(0), cwd=os.getcwd(), argv="|".join([sys.argv[0]] + ARGV),
         env=env, fds=fds, fd0=fd0_kind(), notify=os.environ.get("NOTIFY_SOCKET", ""))
     ignore_stop = False
     hb_interval = None
@@ -276,6 +325,14 @@ def main():
                 log("exit", code=0)
                 os._exit(0)
             if b == 1:
+                if PUSHED_FD >= 0:
+                    # A pushed-config vassal asks for its config again (byte 2), as uWSGI does.
+                    send(2)
+                    try:
+                        cfg = parse_config_text(read_pushed(PUSHED_FD).decode("utf-8", "replace"))
+                        log("reconfig", tag=cfg.get("probe-tag", ""))
+                    except OSError as e:
+                        log("reconfig-failed", error=str(e))
                 send(1)
 
 
