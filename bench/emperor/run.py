@@ -289,6 +289,11 @@ def main():
     rows.append(("(c) Ragnarok of %d real uWSGI vassals (s)" % m, real["imperium"]["ragnarok_s"], real["uwsgi"]["ragnarok_s"]))
     rows.append(("(c) processes left after Ragnarok (real vassals)", real["imperium"]["left"], real["uwsgi"]["left"]))
 
+    # The same vassal config run by imperium's own vassal server (master + 1 worker, no
+    # app) against the real uWSGI vassal: memory per vassal, both under imperium's Emperor.
+    own = bench_fleet("imperium", imperium, m, imperium, 0, measure_pss=True)
+    rows.append(("(b) PSS per vassal, imperium vassal vs uWSGI vassal (KiB)", own["pss_per_vassal_kb"], real["imperium"]["pss_per_vassal_kb"]))
+
     print("| measurement | imperium | uWSGI 2.0.31 | uWSGI / imperium |")
     print("|---|---|---|---|")
     for name, i, u in rows:
