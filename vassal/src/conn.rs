@@ -72,21 +72,24 @@ impl Stream {
     }
 
     /// Waits until the socket is readable, in slices so a graceful stop is noticed;
-    /// false on timeout, or when the worker must stop.
-    fn wait_readable(&self, timeout: Duration) -> bool {
+    /// false on timeout. `idle` is a kept-alive connection between two requests: once a
+    /// graceful stop is asked it is given up, unless the client has already sent its
+    /// next request (closing on unread data would reset the connection). A connection
+    /// just accepted (`idle` false) always waits for its first request: the worker took
+    /// it from the listen queue, so nobody else will serve it.
+    fn wait_readable(&self, timeout: Duration, idle: bool) -> bool {
         let end = Instant::now() + timeout;
         loop {
-            if signals::graceful_requested() {
-                return false;
-            }
+            let stopping = idle && signals::graceful_requested();
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            let slice = left.min(Duration::from_millis(500));
+            let slice = if stopping { Duration::ZERO } else { left.min(Duration::from_millis(500)) };
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX)) {
                 Ok(n) if n > 0 => return true,
+                _ if stopping => return false,
                 _ => continue,
             }
         }
@@ -226,6 +229,7 @@ impl<'a> Conn<'a> {
 
     fn serve_http(&mut self) {
         let bs = self.ctx.settings.buffer_size;
+        let mut served = 0u64;
         loop {
             // Wait for (the rest of) a request head; a client trickling it byte by byte
             // gets twice socket-timeout in all.
@@ -241,7 +245,7 @@ impl<'a> Conn<'a> {
                     break n;
                 }
                 searched = self.buf.len();
-                if self.buf.is_empty() && !self.stream.wait_readable(Duration::from_secs(self.ctx.settings.socket_timeout)) {
+                if self.buf.is_empty() && !self.stream.wait_readable(Duration::from_secs(self.ctx.settings.socket_timeout), served > 0) {
                     return;
                 }
                 let limit = *deadline.get_or_insert_with(|| Instant::now() + self.head_timeout());
@@ -285,7 +289,8 @@ impl<'a> Conn<'a> {
             let proto = req.version.as_bytes().to_vec();
             let pktsize = req.vars.encoded_len();
             let keep = self.handle(&req.vars, pktsize, req.framing, req.expect_continue, &proto, req.keep_alive);
-            if !keep || signals::graceful_requested() {
+            served += 1;
+            if !keep {
                 return;
             }
         }
