@@ -355,6 +355,11 @@ impl<'c> Exchange<'c> {
 
     /// Reads and drops what the application left of the body.
     fn drain(&mut self) -> bool {
+        // Most requests have no body left: no scratch buffer for them (zeroing 64 KiB
+        // per request showed in profiles).
+        if matches!(self.body, Body::Done | Body::Length(0)) {
+            return true;
+        }
         let mut scratch = vec![0u8; 65536];
         let mut total = 0u64;
         loop {
