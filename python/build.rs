@@ -8,6 +8,9 @@ fn main() {
     if let Some(dir) = &cfg.lib_dir {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
-    println!("cargo:rustc-env=IMPERIUM_PY_VERSION={}.{}", cfg.version.major, cfg.version.minor);
+    println!(
+        "cargo:rustc-env=IMPERIUM_PY_VERSION={}.{}",
+        cfg.version.major, cfg.version.minor
+    );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -4,7 +4,7 @@
 //! the vassal instance otherwise. Invoked through a symlink named `uwsgi` it behaves the
 //! same, so existing unit files and scripts keep working.
 
-use imperium_config::{show, Action, Config, Invocation};
+use imperium_config::{Action, Config, Invocation, show};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -28,17 +28,33 @@ const FALLBACK_DEPTH_VAR: &str = "IMPERIUM_FALLBACK_DEPTH";
 /// fallback file as its only argument (same pid, descriptors kept), as uWSGI does.
 fn fallback(inv: &Invocation, config: &Config, code: i32) -> i32 {
     use std::os::unix::process::CommandExt;
-    let Some(file) = config.get("fallback-config").filter(|_| code == 1) else { return code };
-    let depth: u32 = std::env::var(FALLBACK_DEPTH_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let Some(file) = config.get("fallback-config").filter(|_| code == 1) else {
+        return code;
+    };
+    let depth: u32 = std::env::var(FALLBACK_DEPTH_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let pid = std::process::id();
-    eprintln!("!!! {} (pid: {pid}) exited with status {code} !!!", inv.binary);
+    eprintln!(
+        "!!! {} (pid: {pid}) exited with status {code} !!!",
+        inv.binary
+    );
     if depth >= MAX_FALLBACKS {
-        eprintln!("!!! not falling back to {file}: {MAX_FALLBACKS} fallbacks in a row already (a loop?) !!!");
+        eprintln!(
+            "!!! not falling back to {file}: {MAX_FALLBACKS} fallbacks in a row already (a loop?) !!!"
+        );
         return code;
     }
     eprintln!("!!! Fallback config to {file} !!!");
-    let err = std::process::Command::new(&inv.binary).arg(file).env(FALLBACK_DEPTH_VAR, (depth + 1).to_string()).exec();
-    eprintln!("imperium: cannot execute {} for the fallback config: {err}", inv.binary);
+    let err = std::process::Command::new(&inv.binary)
+        .arg(file)
+        .env(FALLBACK_DEPTH_VAR, (depth + 1).to_string())
+        .exec();
+    eprintln!(
+        "imperium: cannot execute {} for the fallback config: {err}",
+        inv.binary
+    );
     code
 }
 
@@ -94,7 +110,9 @@ fn run(inv: &Invocation) -> i32 {
         eprint!("{}", show::show_config(&config));
     }
     for name in config.unimplemented() {
-        eprintln!("*** option '{name}' is recognised but not implemented yet: it has no effect ***");
+        eprintln!(
+            "*** option '{name}' is recognised but not implemented yet: it has no effect ***"
+        );
     }
     let code = if config.is_set("emperor") {
         imperium_emperor::run(&config)

@@ -13,7 +13,9 @@ fn bin() -> &'static str {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-cli").join(name);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("config-cli")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create scratch dir");
     d
@@ -21,7 +23,11 @@ fn scratch(name: &str) -> PathBuf {
 
 fn cmd(program: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(program);
-    c.args(args).current_dir(dir).env_clear().env("PATH", "/usr/bin:/bin").stdin(Stdio::null());
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null());
     c
 }
 
@@ -36,7 +42,9 @@ fn stdout(o: &Output) -> String {
 /// The `--show-config` block of a run.
 fn block(o: &Output) -> String {
     let e = stderr(o);
-    let start = e.find(";uWSGI instance configuration").unwrap_or_else(|| panic!("no show-config block in:\n{e}"));
+    let start = e
+        .find(";uWSGI instance configuration")
+        .unwrap_or_else(|| panic!("no show-config block in:\n{e}"));
     let end = e.find(";end of configuration").expect("end of block");
     e[start..end].to_string()
 }
@@ -44,7 +52,9 @@ fn block(o: &Output) -> String {
 #[test]
 fn version_prints_the_version_and_exits_zero() {
     let d = scratch("version");
-    let o = cmd(Path::new(bin()), &d, &["--version"]).output().expect("run");
+    let o = cmd(Path::new(bin()), &d, &["--version"])
+        .output()
+        .expect("run");
     assert!(o.status.success());
     assert_eq!(stdout(&o).trim(), env!("CARGO_PKG_VERSION"));
 }
@@ -52,7 +62,9 @@ fn version_prints_the_version_and_exits_zero() {
 #[test]
 fn help_lists_options_with_short_flags() {
     let d = scratch("help");
-    let o = cmd(Path::new(bin()), &d, &["--help"]).output().expect("run");
+    let o = cmd(Path::new(bin()), &d, &["--help"])
+        .output()
+        .expect("run");
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(out.starts_with("Usage: "), "{out}");
@@ -65,10 +77,20 @@ fn help_lists_options_with_short_flags() {
 #[test]
 fn get_prints_first_values_and_exits() {
     let d = scratch("get");
-    std::fs::write(d.join("a.ini"), "[uwsgi]\nsocket = /tmp/first.sock\nsocket = /tmp/second.sock\nx = %(socket)\n").unwrap();
-    let o = cmd(Path::new(bin()), &d, &["--ini", "a.ini", "--get", "socket", "--get", "x", "--get", "nothing"])
-        .output()
-        .expect("run");
+    std::fs::write(
+        d.join("a.ini"),
+        "[uwsgi]\nsocket = /tmp/first.sock\nsocket = /tmp/second.sock\nx = %(socket)\n",
+    )
+    .unwrap();
+    let o = cmd(
+        Path::new(bin()),
+        &d,
+        &[
+            "--ini", "a.ini", "--get", "socket", "--get", "x", "--get", "nothing",
+        ],
+    )
+    .output()
+    .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "/tmp/first.sock\n/tmp/first.sock\n");
 }
@@ -76,10 +98,21 @@ fn get_prints_first_values_and_exits() {
 #[test]
 fn unimplemented_options_are_reported_once_by_name() {
     let d = scratch("unimplemented");
-    std::fs::write(d.join("a.ini"), "[uwsgi]\nsnmp-community = x\nsnmp-community = y\n").unwrap();
-    let o = cmd(Path::new(bin()), &d, &["--ini", "a.ini"]).output().expect("run");
+    std::fs::write(
+        d.join("a.ini"),
+        "[uwsgi]\nsnmp-community = x\nsnmp-community = y\n",
+    )
+    .unwrap();
+    let o = cmd(Path::new(bin()), &d, &["--ini", "a.ini"])
+        .output()
+        .expect("run");
     let e = stderr(&o);
-    assert_eq!(e.matches("option 'snmp-community' is recognised but not implemented yet").count(), 1, "{e}");
+    assert_eq!(
+        e.matches("option 'snmp-community' is recognised but not implemented yet")
+            .count(),
+        1,
+        "{e}"
+    );
 }
 
 #[test]
@@ -88,7 +121,9 @@ fn works_under_the_name_uwsgi() {
     let link = d.join("uwsgi");
     std::os::unix::fs::symlink(bin(), &link).expect("symlink");
     std::fs::write(d.join("app.ini"), "[uwsgi]\nx = %n\n").unwrap();
-    let o = cmd(&link, &d, &["--show-config", "app.ini"]).output().expect("run");
+    let o = cmd(&link, &d, &["--show-config", "app.ini"])
+        .output()
+        .expect("run");
     assert!(block(&o).contains("x = app\n"), "{}", stderr(&o));
     let v = cmd(&link, &d, &["--version"]).output().expect("run");
     assert_eq!(stdout(&v).trim(), env!("CARGO_PKG_VERSION"));
@@ -104,14 +139,22 @@ fn http_source_is_fetched_and_magic_expanded() {
         let mut req = [0u8; 2048];
         let n = s.read(&mut req).unwrap_or(0);
         let body = "[uwsgi]\nfrom = http\nname = %o\n";
-        let resp = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let resp = format!(
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         let _ = s.write_all(resp.as_bytes());
         String::from_utf8_lossy(&req[..n]).into_owned()
     });
     let url = format!("http://127.0.0.1:{port}/configs/app.ini");
-    let o = cmd(Path::new(bin()), &d, &["--show-config", "--ini", &url]).output().expect("run");
+    let o = cmd(Path::new(bin()), &d, &["--show-config", "--ini", &url])
+        .output()
+        .expect("run");
     let req = server.join().expect("server");
-    assert!(req.starts_with("GET /configs/app.ini HTTP/1.0\r\n"), "{req}");
+    assert!(
+        req.starts_with("GET /configs/app.ini HTTP/1.0\r\n"),
+        "{req}"
+    );
     let b = block(&o);
     assert!(b.contains("from = http\n"), "{b}");
     assert!(b.contains(&format!("name = {url}\n")), "{b}");
@@ -129,7 +172,9 @@ fn http_source_error_status_is_a_clear_error() {
         let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\n\r\nnope");
     });
     let url = format!("http://127.0.0.1:{port}/missing.ini");
-    let o = cmd(Path::new(bin()), &d, &["--ini", &url]).output().expect("run");
+    let o = cmd(Path::new(bin()), &d, &["--ini", &url])
+        .output()
+        .expect("run");
     server.join().expect("server");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("404"), "{}", stderr(&o));
@@ -140,14 +185,23 @@ fn emperor_source_reads_a_pushed_config() {
     let d = scratch("emperor");
     let text = b"[uwsgi]\nfrom = emperor\n";
     let framed = imperium_config::wire::encode_pushed_config(text);
-    let mut child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "emperor://app.ini"])
-        .env("UWSGI_EMPEROR_FD_CONFIG", "0")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(&framed).expect("push");
+    let mut child = cmd(
+        Path::new(bin()),
+        &d,
+        &["--show-config", "--ini", "emperor://app.ini"],
+    )
+    .env("UWSGI_EMPEROR_FD_CONFIG", "0")
+    .stdin(Stdio::piped())
+    .stderr(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&framed)
+        .expect("push");
     let o = child.wait_with_output().expect("wait");
     let b = block(&o);
     assert!(b.contains("from = emperor\n"), "{b}");
@@ -158,9 +212,15 @@ fn emperor_source_reads_a_pushed_config() {
 #[test]
 fn emperor_source_outside_a_vassal_is_an_error() {
     let d = scratch("emperor-none");
-    let o = cmd(Path::new(bin()), &d, &["--ini", "emperor://app.ini"]).output().expect("run");
+    let o = cmd(Path::new(bin()), &d, &["--ini", "emperor://app.ini"])
+        .output()
+        .expect("run");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("not a vassal instance"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a vassal instance"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -169,7 +229,10 @@ fn data_source_reads_a_blob_appended_to_the_binary() {
     let copy = d.join("imperium-with-data");
     std::fs::copy(bin(), &copy).expect("copy binary");
     let blob = b"[uwsgi]\nfrom = data slot\n";
-    let mut f = std::fs::OpenOptions::new().append(true).open(&copy).expect("open copy");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .expect("open copy");
     f.write_all(blob).unwrap();
     f.write_all(&(blob.len() as u64).to_le_bytes()).unwrap();
     drop(f);
@@ -206,9 +269,19 @@ fn env_options_come_before_the_command_line() {
 #[test]
 fn fallback_config_reexecutes_with_the_fallback_file() {
     let d = scratch("fallback");
-    std::fs::write(d.join("app.ini"), "[uwsgi]\nfallback-config = safe.ini\nprocesses = many\n").unwrap();
-    std::fs::write(d.join("safe.ini"), "[uwsgi]\nshow-config = true\nfrom = the safe config\n").unwrap();
-    let o = cmd(Path::new(bin()), &d, &["--ini", "app.ini"]).output().expect("run");
+    std::fs::write(
+        d.join("app.ini"),
+        "[uwsgi]\nfallback-config = safe.ini\nprocesses = many\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("safe.ini"),
+        "[uwsgi]\nshow-config = true\nfrom = the safe config\n",
+    )
+    .unwrap();
+    let o = cmd(Path::new(bin()), &d, &["--ini", "app.ini"])
+        .output()
+        .expect("run");
     let e = stderr(&o);
     assert!(e.contains("exited with status 1 !!!"), "{e}");
     assert!(e.contains("!!! Fallback config to safe.ini !!!"), "{e}");
@@ -218,10 +291,20 @@ fn fallback_config_reexecutes_with_the_fallback_file() {
 #[test]
 fn fallback_config_loop_stops() {
     let d = scratch("fallback-loop");
-    std::fs::write(d.join("app.ini"), "[uwsgi]\nfallback-config = app.ini\nprocesses = many\n").unwrap();
-    let o = cmd(Path::new(bin()), &d, &["app.ini"]).output().expect("run");
+    std::fs::write(
+        d.join("app.ini"),
+        "[uwsgi]\nfallback-config = app.ini\nprocesses = many\n",
+    )
+    .unwrap();
+    let o = cmd(Path::new(bin()), &d, &["app.ini"])
+        .output()
+        .expect("run");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("fallbacks in a row already"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fallbacks in a row already"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -230,15 +313,22 @@ fn emperor_source_reads_a_config_pushed_over_a_socketpair() {
     // cannot reopen: the descriptor must be read directly.
     let d = scratch("emperor-socketpair");
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-    let child = cmd(Path::new(bin()), &d, &["--show-config", "--ini", "emperor://app.ini"])
-        .env("UWSGI_EMPEROR_FD_CONFIG", "0")
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = cmd(
+        Path::new(bin()),
+        &d,
+        &["--show-config", "--ini", "emperor://app.ini"],
+    )
+    .env("UWSGI_EMPEROR_FD_CONFIG", "0")
+    .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+    .stderr(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("spawn");
     let mut ours = ours;
-    ours.write_all(&imperium_config::wire::encode_pushed_config(b"[uwsgi]\nfrom = socketpair\n")).expect("push");
+    ours.write_all(&imperium_config::wire::encode_pushed_config(
+        b"[uwsgi]\nfrom = socketpair\n",
+    ))
+    .expect("push");
     let o = child.wait_with_output().expect("wait");
     assert!(block(&o).contains("from = socketpair\n"), "{}", stderr(&o));
 }
@@ -254,7 +344,8 @@ fn fd_source_reads_a_socket() {
         .spawn()
         .expect("spawn");
     let mut ours = ours;
-    ours.write_all(b"[uwsgi]\nfrom = fd socket\n").expect("write");
+    ours.write_all(b"[uwsgi]\nfrom = fd socket\n")
+        .expect("write");
     drop(ours);
     let o = child.wait_with_output().expect("wait");
     assert!(block(&o).contains("from = fd socket\n"), "{}", stderr(&o));

@@ -10,7 +10,9 @@ fn bin() -> &'static str {
 
 /// A fresh directory under target/tmp for one test.
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-errors").join(name);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("config-errors")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create scratch dir");
     d
@@ -36,7 +38,10 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 /// Asserts a failed run whose stderr contains every `needle`.
 fn assert_fails(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr:\n{err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr:\n{err}"
+    );
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
@@ -60,7 +65,11 @@ fn unreadable_file_names_the_file() {
 #[test]
 fn missing_include_names_the_including_line() {
     let d = scratch("missing-include");
-    write(&d, "main.ini", "[uwsgi]\nmaster = true\ninclude = other.ini\n");
+    write(
+        &d,
+        "main.ini",
+        "[uwsgi]\nmaster = true\ninclude = other.ini\n",
+    );
     let out = run(&d, &["--ini", "main.ini"]);
     assert_fails(&out, &["main.ini:3", "other.ini", "No such file"]);
 }
@@ -107,13 +116,20 @@ fn include_cycle_is_reported_with_the_chain() {
     write(&d, "a.ini", "[uwsgi]\ninclude = b.ini\n");
     write(&d, "b.ini", "[uwsgi]\nx = 1\ninclude = a.ini\n");
     let out = run(&d, &["--ini", "a.ini"]);
-    assert_fails(&out, &["b.ini:3", "include cycle", "a.ini -> ", "b.ini -> "]);
+    assert_fails(
+        &out,
+        &["b.ini:3", "include cycle", "a.ini -> ", "b.ini -> "],
+    );
 }
 
 #[test]
 fn unterminated_if_names_where_it_opened() {
     let d = scratch("unterminated-if");
-    write(&d, "app.ini", "[uwsgi]\nmaster = true\nif-env = PATH\nx = 1\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nmaster = true\nif-env = PATH\nx = 1\n",
+    );
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["app.ini:3", "never closed"]);
 }
@@ -129,15 +145,26 @@ fn unterminated_for_names_where_it_opened() {
 #[test]
 fn nested_logic_is_refused() {
     let d = scratch("nested-logic");
-    write(&d, "app.ini", "[uwsgi]\nif-env = PATH\nfor = a b\nendfor =\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nif-env = PATH\nfor = a b\nendfor =\n",
+    );
     let out = run(&d, &["--ini", "app.ini"]);
-    assert_fails(&out, &["app.ini:3", "recursive logic in options is not supported"]);
+    assert_fails(
+        &out,
+        &["app.ini:3", "recursive logic in options is not supported"],
+    );
 }
 
 #[test]
 fn yaml_syntax_error_names_the_line() {
     let d = scratch("yaml");
-    write(&d, "app.yaml", "uwsgi:\n  master: true\n  this is not an option\n");
+    write(
+        &d,
+        "app.yaml",
+        "uwsgi:\n  master: true\n  this is not an option\n",
+    );
     let out = run(&d, &["--yaml", "app.yaml"]);
     assert_fails(&out, &["app.yaml:3", "YAML"]);
 }
@@ -145,7 +172,11 @@ fn yaml_syntax_error_names_the_line() {
 #[test]
 fn json_syntax_error_names_the_line() {
     let d = scratch("json");
-    write(&d, "app.json", "{\n  \"uwsgi\": {\n    \"master\": true,\n    \"x\": \n  }\n}\n");
+    write(
+        &d,
+        "app.json",
+        "{\n  \"uwsgi\": {\n    \"master\": true,\n    \"x\": \n  }\n}\n",
+    );
     let out = run(&d, &["--json", "app.json"]);
     assert_fails(&out, &["app.json:5", "JSON"]);
 }
@@ -161,7 +192,11 @@ fn json_without_the_object_is_an_error() {
 #[test]
 fn xml_syntax_error_names_the_line() {
     let d = scratch("xml");
-    write(&d, "app.xml", "<uwsgi>\n  <master>1</master>\n  <socket>/tmp/x</sock>\n</uwsgi>\n");
+    write(
+        &d,
+        "app.xml",
+        "<uwsgi>\n  <master>1</master>\n  <socket>/tmp/x</sock>\n</uwsgi>\n",
+    );
     let out = run(&d, &["--xml", "app.xml"]);
     assert_fails(&out, &["app.xml:3", "XML"]);
 }
@@ -169,9 +204,19 @@ fn xml_syntax_error_names_the_line() {
 #[test]
 fn strict_mode_rejects_unknown_keys() {
     let d = scratch("strict");
-    write(&d, "app.ini", "[uwsgi]\nstrict = true\nexec-as-user-at-exit = true\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nstrict = true\nexec-as-user-at-exit = true\n",
+    );
     let out = run(&d, &["--ini", "app.ini"]);
-    assert_fails(&out, &["app.ini:3", "[strict-mode] unknown config directive: exec-as-user-at-exit"]);
+    assert_fails(
+        &out,
+        &[
+            "app.ini:3",
+            "[strict-mode] unknown config directive: exec-as-user-at-exit",
+        ],
+    );
 }
 
 #[test]
@@ -179,7 +224,10 @@ fn placeholder_named_like_an_option_is_refused() {
     let d = scratch("placeholder-option");
     write(&d, "app.ini", "[uwsgi]\nset-placeholder = socket=/x\n");
     let out = run(&d, &["--ini", "app.ini"]);
-    assert_fails(&out, &["app.ini:2", "'socket'", "already available as an option"]);
+    assert_fails(
+        &out,
+        &["app.ini:2", "'socket'", "already available as an option"],
+    );
 }
 
 #[test]
@@ -203,7 +251,11 @@ fn nothing_starts_after_an_error() {
     // The configuration says to print before the bad line: the print must not happen,
     // because nothing runs until the whole configuration is valid.
     let d = scratch("nothing-starts");
-    write(&d, "app.ini", "[uwsgi]\nprint = started\nprocesses = lots\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nprint = started\nprocesses = lots\n",
+    );
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["app.ini:3"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("started"));
@@ -220,7 +272,11 @@ fn self_referencing_placeholder_is_an_error_not_a_hang() {
 #[test]
 fn custom_option_that_expands_into_itself_is_an_error() {
     let d = scratch("custom-loop");
-    write(&d, "app.ini", "[uwsgi]\ndeclare-option = a=b=$1\ndeclare-option = b=a=$1\na = 1\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\ndeclare-option = a=b=$1\ndeclare-option = b=a=$1\na = 1\n",
+    );
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["app.ini:4", "expands into itself", "a -> b -> a"]);
 }
@@ -228,7 +284,11 @@ fn custom_option_that_expands_into_itself_is_an_error() {
 #[test]
 fn inherit_cycle_is_an_error_not_a_hang() {
     let d = scratch("inherit-loop");
-    write(&d, "app.ini", "[uwsgi]\nmaster = true\ninherit = base.ini\n");
+    write(
+        &d,
+        "app.ini",
+        "[uwsgi]\nmaster = true\ninherit = base.ini\n",
+    );
     write(&d, "base.ini", "[uwsgi]\nx = 1\ninherit = base.ini\n");
     let out = run(&d, &["--ini", "app.ini"]);
     assert_fails(&out, &["base.ini:3", "inherit cycle"]);

@@ -13,8 +13,15 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::Duration;
 
 fn pid_of(s: &Scratch, name: &str) -> i32 {
-    wait_until(&format!("{name} started"), || starts(s).iter().any(|st| st.get("argv").contains(name)));
-    starts(s).iter().rev().find(|st| st.get("argv").contains(name)).unwrap().pid
+    wait_until(&format!("{name} started"), || {
+        starts(s).iter().any(|st| st.get("argv").contains(name))
+    });
+    starts(s)
+        .iter()
+        .rev()
+        .find(|st| st.get("argv").contains(name))
+        .unwrap()
+        .pid
 }
 
 #[test]
@@ -24,9 +31,18 @@ fn ragnarok_leaves_no_process_behind() {
     s.vassal("b.ini", "send:1");
     s.vassal("stubborn.ini", "send:1,ignore-stop");
     let mut e = Emperor::start(&s, &Emperor::probe_args(&s, &["--reload-mercy", "2"]));
-    let pids: Vec<i32> = ["a.ini", "b.ini", "stubborn.ini"].iter().map(|n| pid_of(&s, n)).collect();
-    wait_until("the orphans of a.ini", || s.events().iter().any(|ev| ev.event == "orphans"));
-    let orphans = s.events().into_iter().find(|ev| ev.event == "orphans").unwrap();
+    let pids: Vec<i32> = ["a.ini", "b.ini", "stubborn.ini"]
+        .iter()
+        .map(|n| pid_of(&s, n))
+        .collect();
+    wait_until("the orphans of a.ini", || {
+        s.events().iter().any(|ev| ev.event == "orphans")
+    });
+    let orphans = s
+        .events()
+        .into_iter()
+        .find(|ev| ev.event == "orphans")
+        .unwrap();
     let daemon: i32 = orphans.get("daemon").parse().unwrap();
     let child: i32 = orphans.get("child").parse().unwrap();
     assert!(alive(daemon) && alive(child));
@@ -37,7 +53,10 @@ fn ragnarok_leaves_no_process_behind() {
     let st = e.wait_exit();
     assert!(st.success(), "exit status {st:?}");
     let log = e.stderr();
-    assert!(log.contains("NO MERCY for vassal stubborn.ini !!!"), "{log}");
+    assert!(
+        log.contains("NO MERCY for vassal stubborn.ini !!!"),
+        "{log}"
+    );
     assert!(log.contains("The Emperor is buried."), "{log}");
     for p in pids.iter().chain([&daemon, &child]) {
         wait_until(&format!("process {p} gone"), || !alive(*p));
@@ -55,22 +74,48 @@ fn sighup_reloads_every_vassal_and_sigusr1_logs_their_status() {
     e.wait_log("vassal b.ini is now loyal");
     e.signal(1);
     for p in [a, b] {
-        wait_until("reload byte", || s.events().iter().any(|ev| ev.pid == p && ev.event == "byte" && ev.get("value") == "1"));
+        wait_until("reload byte", || {
+            s.events()
+                .iter()
+                .any(|ev| ev.pid == p && ev.event == "byte" && ev.get("value") == "1")
+        });
         assert!(alive(p), "a reload keeps the pid");
     }
     e.signal(10);
     e.wait_log("vassal instance a.ini (last modified");
     e.wait_log("vassal instance b.ini (last modified");
     let log = e.stderr();
-    assert!(log.lines().any(|l| l.starts_with("vassal instance b.ini") && l.contains("loyal 1")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("vassal instance b.ini") && l.contains("loyal 1")),
+        "{log}"
+    );
     assert_eq!(starts(&s).len(), 2);
     e.signal(15);
     assert!(e.wait_exit().success());
 }
 
 const VASSAL_KEYS: [&str; 20] = [
-    "id", "pid", "born", "last_mod", "last_heartbeat", "loyal", "ready", "accepting", "last_loyal", "last_ready",
-    "last_accepting", "first_run", "last_run", "cursed", "zerg", "on_demand", "uid", "gid", "monitor", "respawns",
+    "id",
+    "pid",
+    "born",
+    "last_mod",
+    "last_heartbeat",
+    "loyal",
+    "ready",
+    "accepting",
+    "last_loyal",
+    "last_ready",
+    "last_accepting",
+    "first_run",
+    "last_run",
+    "cursed",
+    "zerg",
+    "on_demand",
+    "uid",
+    "gid",
+    "monitor",
+    "respawns",
 ];
 
 #[test]
@@ -88,13 +133,33 @@ fn stats_json_over_tcp_and_http() {
         let c = std::net::TcpStream::connect(&addr).unwrap();
         serde_json::from_str(&read_all(c)).unwrap()
     };
-    wait_until("ready, accepting, loyal and a heartbeat in the stats", || {
-        let v = &get()["vassals"][0];
-        v["ready"] == 1 && v["accepting"] == 1 && v["loyal"] == 1 && v["last_heartbeat"].as_u64().unwrap_or(0) > 0
-    });
+    wait_until(
+        "ready, accepting, loyal and a heartbeat in the stats",
+        || {
+            let v = &get()["vassals"][0];
+            v["ready"] == 1
+                && v["accepting"] == 1
+                && v["loyal"] == 1
+                && v["last_heartbeat"].as_u64().unwrap_or(0) > 0
+        },
+    );
     let st = get();
     let top: Vec<&str> = st.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(top, ["version", "pid", "uid", "gid", "cwd", "emperor", "emperor_tyrant", "throttle_level", "vassals", "blacklist"]);
+    assert_eq!(
+        top,
+        [
+            "version",
+            "pid",
+            "uid",
+            "gid",
+            "cwd",
+            "emperor",
+            "emperor_tyrant",
+            "throttle_level",
+            "vassals",
+            "blacklist"
+        ]
+    );
     let v = &st["vassals"][0];
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(&keys[..20], VASSAL_KEYS, "uWSGI's keys, in uWSGI's order");
@@ -111,7 +176,13 @@ fn stats_json_over_tcp_and_http() {
 
     // The same over a UNIX socket with stats-http.
     let sock = s.path("stats.sock");
-    let mut e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-stats", &sock.to_string_lossy(), "--stats-http"]));
+    let mut e = Emperor::start(
+        &s,
+        &Emperor::probe_args(
+            &s,
+            &["--emperor-stats", &sock.to_string_lossy(), "--stats-http"],
+        ),
+    );
     e.wait_log("stats server enabled");
     let mut c = UnixStream::connect(&sock).unwrap();
     c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
@@ -144,10 +215,20 @@ fn command_socket() {
     assert_eq!(list["vassals"].as_array().unwrap().len(), 2);
     let r = command(&sock, "reload a.ini");
     assert_eq!(r["ok"], true, "{r}");
-    wait_until("reload byte", || s.events().iter().any(|ev| ev.pid == a && ev.event == "byte" && ev.get("value") == "1"));
+    wait_until("reload byte", || {
+        s.events()
+            .iter()
+            .any(|ev| ev.pid == a && ev.event == "byte" && ev.get("value") == "1")
+    });
     let r = command(&sock, r#"{"cmd": "stop", "vassal": "a.ini"}"#);
     assert_eq!(r["vassal"]["state"], "stopping", "{r}");
-    wait_until("stopped", || command(&sock, "list")["vassals"].as_array().unwrap().iter().any(|v| v["id"] == "a.ini" && v["state"] == "stopped"));
+    wait_until("stopped", || {
+        command(&sock, "list")["vassals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "a.ini" && v["state"] == "stopped")
+    });
     assert!(!alive(a));
     assert_eq!(command(&sock, "start a.ini")["ok"], true);
     wait_until("a.ini started again", || pid_of(&s, "a.ini") != a);
@@ -155,10 +236,25 @@ fn command_socket() {
     assert_eq!(command(&sock, "respawn-now a.ini")["ok"], true);
     wait_until("a.ini respawned", || pid_of(&s, "a.ini") != b);
     // bad.ini backs off by 5 s per failure; reset-backoff spawns it at once.
-    wait_until("bad.ini throttled", || command(&sock, "list")["vassals"].as_array().unwrap().iter().any(|v| v["id"] == "bad.ini" && v["state"] == "throttled"));
-    let before = starts(&s).iter().filter(|st| st.get("argv").contains("bad.ini")).count();
+    wait_until("bad.ini throttled", || {
+        command(&sock, "list")["vassals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "bad.ini" && v["state"] == "throttled")
+    });
+    let before = starts(&s)
+        .iter()
+        .filter(|st| st.get("argv").contains("bad.ini"))
+        .count();
     assert_eq!(command(&sock, "reset-backoff bad.ini")["ok"], true);
-    wait_until("bad.ini spawned after reset-backoff", || starts(&s).iter().filter(|st| st.get("argv").contains("bad.ini")).count() > before);
+    wait_until("bad.ini spawned after reset-backoff", || {
+        starts(&s)
+            .iter()
+            .filter(|st| st.get("argv").contains("bad.ini"))
+            .count()
+            > before
+    });
     let err = command(&sock, "stop nope.ini");
     assert_eq!(err["ok"], false);
     assert!(err["error"].as_str().unwrap().contains("no vassal named"));
@@ -196,9 +292,19 @@ fn systemd_notify() {
     let path = s.path("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_nonblocking(true).unwrap();
-    let mut n = Notifications { sock, seen: String::new() };
+    let mut n = Notifications {
+        sock,
+        seen: String::new(),
+    };
     let args = Emperor::probe_args(&s, &[]);
-    let mut e = Emperor::start_with(&s, &args, &[("NOTIFY_SOCKET", &path.to_string_lossy()), ("WATCHDOG_USEC", "400000")]);
+    let mut e = Emperor::start_with(
+        &s,
+        &args,
+        &[
+            ("NOTIFY_SOCKET", &path.to_string_lossy()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
     let seen = n.wait("READY=1");
     assert!(seen.contains("STATUS=The Emperor is governing"), "{seen}");
     n.wait("STATUS=The Emperor is governing 1 vassals");
@@ -220,8 +326,16 @@ fn systemd_socket_activation_of_the_stats_socket() {
     let s = Scratch::new("activate");
     s.vassal("a.ini", "send:1");
     let sock = s.path("stats.sock");
-    let mut args: Vec<String> = vec!["-l".into(), sock.to_string_lossy().into_owned(), "--fdname=stats".into(), BIN.into()];
-    args.extend(Emperor::probe_args(&s, &["--emperor-stats", "/nonexistent/dir/never-bound.sock"]));
+    let mut args: Vec<String> = vec![
+        "-l".into(),
+        sock.to_string_lossy().into_owned(),
+        "--fdname=stats".into(),
+        BIN.into(),
+    ];
+    args.extend(Emperor::probe_args(
+        &s,
+        &["--emperor-stats", "/nonexistent/dir/never-bound.sock"],
+    ));
     let log = s.path("emperor.log");
     let mut child = std::process::Command::new("systemd-socket-activate")
         .args(&args)
@@ -234,10 +348,17 @@ fn systemd_socket_activation_of_the_stats_socket() {
     // systemd-socket-activate execs the Emperor on the first connection.
     let st = stats_unix(&sock);
     assert!(st["emperor"].is_array(), "{st}");
-    wait_until("a.ini in stats", || stats_unix(&sock)["vassals"].as_array().is_some_and(|a| !a.is_empty()));
+    wait_until("a.ini in stats", || {
+        stats_unix(&sock)["vassals"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
     wait_until("a.ini started", || !starts(&s).is_empty());
     let st = starts(&s).remove(0);
-    assert!(!st.get("env").contains("LISTEN_"), "activation variables are not passed on");
+    assert!(
+        !st.get("env").contains("LISTEN_"),
+        "activation variables are not passed on"
+    );
     // systemd-socket-activate forks the service: stop the Emperor by the pid it reports.
     let emperor = stats_unix(&sock)["pid"].as_i64().unwrap();
     signal(emperor as i32, 15);
@@ -255,7 +376,15 @@ fn on_demand_cycle() {
     let stats = s.path("stats.sock");
     let mut e = Emperor::start(
         &s,
-        &Emperor::probe_args(&s, &["--emperor-on-demand-directory", &sockets.to_string_lossy(), "--emperor-stats", &stats.to_string_lossy()]),
+        &Emperor::probe_args(
+            &s,
+            &[
+                "--emperor-on-demand-directory",
+                &sockets.to_string_lossy(),
+                "--emperor-stats",
+                &stats.to_string_lossy(),
+            ],
+        ),
     );
     let od = sockets.join("od.socket");
     e.wait_log("\"on demand\" instance detected, waiting for connections on socket");
@@ -266,7 +395,10 @@ fn on_demand_cycle() {
     assert_eq!(v["state"], "on-demand");
     assert_eq!(v["pid"], -1);
     assert_eq!(v["on_demand"], od.to_string_lossy().as_ref());
-    assert!(starts(&s).is_empty(), "no process before the first connection");
+    assert!(
+        starts(&s).is_empty(),
+        "no process before the first connection"
+    );
     for round in 1..=2 {
         let mut c = UnixStream::connect(&od).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -275,12 +407,22 @@ fn on_demand_cycle() {
         assert_eq!(answer, "hello\n");
         wait_until("spawned on demand", || starts(&s).len() == round);
         let st = starts(&s).remove(round - 1);
-        assert_eq!(st.get("fd0"), format!("unix:{}", od.display()), "fd 0 is the listening socket");
+        assert_eq!(
+            st.get("fd0"),
+            format!("unix:{}", od.display()),
+            "fd 0 is the listening socket"
+        );
         // Idle: byte 22, stop, back to waiting.
         e.wait_log("bringing back instance od.ini to on-demand mode");
-        wait_until("back to on-demand", || vassal_stats(&stats, "od.ini")["state"] == "on-demand");
+        wait_until("back to on-demand", || {
+            vassal_stats(&stats, "od.ini")["state"] == "on-demand"
+        });
         wait_until("the idle vassal exited", || !alive(st.pid));
-        assert_eq!(fs::metadata(&od).unwrap().ino(), ino, "the socket is never closed");
+        assert_eq!(
+            fs::metadata(&od).unwrap().ino(),
+            ino,
+            "the socket is never closed"
+        );
     }
     e.signal(15);
     assert!(e.wait_exit().success());

@@ -13,7 +13,11 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One uwsgi-protocol request with no variables; uWSGI answers (an error, without an
@@ -37,7 +41,9 @@ fn imperium_governs_real_uwsgi_vassals() {
     let s = Scratch::new("uwsgi");
     let port = free_port();
     let cfg = s.vassals().join("app.ini");
-    let text = format!("[uwsgi]\nsocket = 127.0.0.1:{port}\nmaster = true\nprocesses = 1\nreload-mercy = 5\nworker-reload-mercy = 5\n");
+    let text = format!(
+        "[uwsgi]\nsocket = 127.0.0.1:{port}\nmaster = true\nprocesses = 1\nreload-mercy = 5\nworker-reload-mercy = 5\n"
+    );
     write_atomic(&cfg, &text);
     let stats = s.path("stats.sock");
     let mut e = Emperor::start(
@@ -58,7 +64,9 @@ fn imperium_governs_real_uwsgi_vassals() {
         v["ready"] == 1 && v["accepting"] == 1
     });
     let _ = poke(port);
-    wait_until("uWSGI vassal loyal", || vassal_stats(&stats, "app.ini")["loyal"] == 1);
+    wait_until("uWSGI vassal loyal", || {
+        vassal_stats(&stats, "app.ini")["loyal"] == 1
+    });
     e.wait_log("vassal app.ini is now loyal");
     let pid = master_pid(&stats);
     assert!(pid > 0);
@@ -70,7 +78,11 @@ fn imperium_governs_real_uwsgi_vassals() {
         let v = vassal_stats(&stats, "app.ini");
         v["accepting"] == 1 && v["respawns"] == 1 && v["state"] != "reloading"
     });
-    assert_eq!(master_pid(&stats), pid, "a graceful reload keeps the master pid");
+    assert_eq!(
+        master_pid(&stats),
+        pid,
+        "a graceful reload keeps the master pid"
+    );
     let _ = poke(port);
     // Removal stops it.
     fs::remove_file(&cfg).unwrap();
@@ -79,7 +91,9 @@ fn imperium_governs_real_uwsgi_vassals() {
     assert!(stats_unix(&stats)["vassals"].as_array().unwrap().is_empty());
     // Ragnarok with a running uWSGI vassal: nothing left.
     write_atomic(&cfg, &text);
-    wait_until("uWSGI vassal back", || vassal_stats(&stats, "app.ini")["ready"] == 1);
+    wait_until("uWSGI vassal back", || {
+        vassal_stats(&stats, "app.ini")["ready"] == 1
+    });
     let pid = master_pid(&stats);
     let workers: Vec<i32> = harness_children(pid as i32);
     e.signal(3);
@@ -93,10 +107,18 @@ fn imperium_governs_real_uwsgi_vassals() {
 fn harness_children(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(st) = fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(st) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         if let Some(rest) = st.rfind(')').map(|i| &st[i + 1..])
-            && rest.split_whitespace().nth(1).and_then(|x| x.parse::<i32>().ok()) == Some(pid)
+            && rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<i32>().ok())
+                == Some(pid)
         {
             out.push(p);
         }

@@ -38,13 +38,21 @@ fn vassal_runs_as_the_owner_with_nothing_more() {
     let pid = st.pid;
     assert_eq!(ids(pid, "Uid"), vec![t1.uid; 4], "{}", e.stderr());
     assert_eq!(ids(pid, "Gid"), vec![t1.gid; 4]);
-    assert_eq!(status(pid, "Groups"), "", "no supplementary groups without initgroups");
+    assert_eq!(
+        status(pid, "Groups"),
+        "",
+        "no supplementary groups without initgroups"
+    );
     assert_eq!(cap(pid, "CapEff"), 0);
     assert_eq!(cap(pid, "CapPrm"), 0);
     assert_eq!(cap(pid, "CapAmb"), 0);
     assert_eq!(status(pid, "NoNewPrivs"), "1");
     // The config came through the Emperor's descriptor, not a path the vassal reopens.
-    assert!(st.get("argv").contains("emperor://a.ini"), "{:?}", st.get("argv"));
+    assert!(
+        st.get("argv").contains("emperor://a.ini"),
+        "{:?}",
+        st.get("argv")
+    );
     e.wait_log("dropping privileges to");
     drop(e);
 
@@ -52,9 +60,15 @@ fn vassal_runs_as_the_owner_with_nothing_more() {
     let s = tyrant_scratch("tyr-initgroups");
     let cfg = s.vassal("a.ini", "");
     chown(&cfg, t1);
-    let _e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-tyrant", "--emperor-tyrant-initgroups"]));
+    let _e = Emperor::start(
+        &s,
+        &Emperor::probe_args(&s, &["--emperor-tyrant", "--emperor-tyrant-initgroups"]),
+    );
     let pid = probe_start(&s, 1).pid;
-    let groups: Vec<u32> = status(pid, "Groups").split_whitespace().filter_map(|g| g.parse().ok()).collect();
+    let groups: Vec<u32> = status(pid, "Groups")
+        .split_whitespace()
+        .filter_map(|g| g.parse().ok())
+        .collect();
     assert!(groups.contains(&shared), "groups {groups:?} lack {shared}");
     assert!(!groups.contains(&0));
 }
@@ -82,11 +96,19 @@ fn root_owned_symlinked_and_hard_linked_root_files_are_refused() {
     let st = probe_start(&s, 1);
     assert!(st.get("argv").contains("good.ini"));
     for name in ["root.ini", "link.ini", "hard.ini"] {
-        e.wait_log(&format!("refusing to spawn {}", s.vassals().join(name).display()));
+        e.wait_log(&format!(
+            "refusing to spawn {}",
+            s.vassals().join(name).display()
+        ));
     }
     assert!(e.stderr().contains("invalid permissions"), "{}", e.stderr());
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(starts(&s).len(), 1, "only the tenant's own config runs: {}", e.stderr());
+    assert_eq!(
+        starts(&s).len(),
+        1,
+        "only the tenant's own config runs: {}",
+        e.stderr()
+    );
     for ev in starts(&s) {
         assert_ne!(ids(ev.pid, "Uid").first().copied(), Some(0));
     }
@@ -100,7 +122,17 @@ fn root_owned_symlinked_and_hard_linked_root_files_are_refused() {
     let link = s2.vassals().join("link.ini");
     std::os::unix::fs::symlink(&secret, &link).unwrap();
     lchown(&link, t1);
-    let e = Emperor::start(&s2, &Emperor::probe_args(&s2, &["--emperor-tyrant", "--emperor-tyrant-nofollow", "--emperor-nofollow"]));
+    let e = Emperor::start(
+        &s2,
+        &Emperor::probe_args(
+            &s2,
+            &[
+                "--emperor-tyrant",
+                "--emperor-tyrant-nofollow",
+                "--emperor-nofollow",
+            ],
+        ),
+    );
     e.wait_log("cannot read");
     // A world-readable shared template is fine: it runs as the link owner.
     chmod(&secret, 0o644);
@@ -151,7 +183,11 @@ fn tenants_cannot_signal_the_emperor_or_each_other() {
     chown(&b, t2);
     let e = Emperor::start(&s, &Emperor::probe_args(&s, &["--emperor-tyrant"]));
     wait_until("both probes", || starts(&s).len() >= 2);
-    let other = starts(&s).into_iter().find(|ev| ids(ev.pid, "Uid")[0] == t2.uid).expect("t2's vassal").pid;
+    let other = starts(&s)
+        .into_iter()
+        .find(|ev| ids(ev.pid, "Uid")[0] == t2.uid)
+        .expect("t2's vassal")
+        .pid;
     let (ok, out) = as_tenant(t1, &["kill", "-TERM", &e.pid().to_string()]);
     assert!(!ok, "a tenant signalled the Emperor: {out}");
     let (ok, out) = as_tenant(t1, &["kill", "-KILL", &other.to_string()]);
@@ -164,13 +200,27 @@ fn tyrant_mode_without_setuid_capabilities_refuses_to_start() {
     let s = tyrant_scratch("tyr-nocap");
     let t1 = tenant("imp-tenant1");
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid", &t1.uid.to_string(), "--regid", &t1.gid.to_string(), "--clear-groups", "--", BIN, "--emperor", &s.vassals().to_string_lossy(), "--emperor-tyrant"])
+        .args([
+            "--reuid",
+            &t1.uid.to_string(),
+            "--regid",
+            &t1.gid.to_string(),
+            "--clear-groups",
+            "--",
+            BIN,
+            "--emperor",
+            &s.vassals().to_string_lossy(),
+            "--emperor-tyrant",
+        ])
         .current_dir(&s.dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("emperor-tyrant needs CAP_SETUID and CAP_SETGID"), "{err}");
+    assert!(
+        err.contains("emperor-tyrant needs CAP_SETUID and CAP_SETGID"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,13 +230,32 @@ fn unprivileged_emperor_with_setuid_setgid_capabilities() {
     let s = tyrant_scratch("tyr-paranoid");
     let cfg = s.vassal("a.ini", "");
     chown(&cfg, t1);
-    let args = Emperor::probe_args(&s, &["--emperor-tyrant", "--uid", &boss.uid.to_string(), "--gid", &boss.gid.to_string(), "--cap", "setgid,setuid"]);
+    let args = Emperor::probe_args(
+        &s,
+        &[
+            "--emperor-tyrant",
+            "--uid",
+            &boss.uid.to_string(),
+            "--gid",
+            &boss.gid.to_string(),
+            "--cap",
+            "setgid,setuid",
+        ],
+    );
     let e = Emperor::start(&s, &args);
     let pid = probe_start(&s, 1).pid;
     assert_eq!(ids(e.pid(), "Uid"), vec![boss.uid; 4], "{}", e.stderr());
-    assert_eq!(cap(e.pid(), "CapEff"), (1 << 6) | (1 << 7), "the Emperor keeps only setgid,setuid");
+    assert_eq!(
+        cap(e.pid(), "CapEff"),
+        (1 << 6) | (1 << 7),
+        "the Emperor keeps only setgid,setuid"
+    );
     assert_eq!(ids(pid, "Uid"), vec![t1.uid; 4]);
-    assert_eq!(cap(pid, "CapPrm"), 0, "nothing of the Emperor's capabilities reaches the vassal");
+    assert_eq!(
+        cap(pid, "CapPrm"),
+        0,
+        "nothing of the Emperor's capabilities reaches the vassal"
+    );
     assert_eq!(cap(pid, "CapAmb"), 0);
 }
 
@@ -199,7 +268,18 @@ fn real_vassal(s: &Scratch, name: &str, owner: Tenant, body: &str) -> std::path:
 }
 
 fn real_args(s: &Scratch) -> Vec<String> {
-    ["--emperor", &s.vassals().to_string_lossy(), "--binary-path", BIN, "--emperor-freq", "1", "--emperor-tyrant"].iter().map(|x| x.to_string()).collect()
+    [
+        "--emperor",
+        &s.vassals().to_string_lossy(),
+        "--binary-path",
+        BIN,
+        "--emperor-freq",
+        "1",
+        "--emperor-tyrant",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect()
 }
 
 #[test]
@@ -229,17 +309,29 @@ fn a_tenant_config_asking_for_root_gets_nothing() {
         });
         p.unwrap()
     };
-    wait_until("the vassal serving", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_until("the vassal serving", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     assert_eq!(ids(pid, "Uid"), vec![t1.uid; 4], "{}", e.stderr());
     assert_eq!(ids(pid, "Gid"), vec![t1.gid; 4]);
     assert_eq!(cap(pid, "CapEff"), 0);
     assert_eq!(cap(pid, "CapPrm"), 0);
     assert_eq!(cap(pid, "CapAmb"), 0);
     assert_eq!(status(pid, "NoNewPrivs"), "1");
-    assert_eq!(ns(&pid.to_string(), "net"), ns("self", "net"), "unshare needs the Emperor (emperor-use-clone)");
-    assert!(!marker.exists(), "a tenant hook wrote into a root-only directory");
+    assert_eq!(
+        ns(&pid.to_string(), "net"),
+        ns("self", "net"),
+        "unshare needs the Emperor (emperor-use-clone)"
+    );
+    assert!(
+        !marker.exists(),
+        "a tenant hook wrote into a root-only directory"
+    );
     let log = e.stderr();
-    assert!(log.contains("uid ignored: this instance is not root"), "{log}");
+    assert!(
+        log.contains("uid ignored: this instance is not root"),
+        "{log}"
+    );
     assert!(log.contains("unshare ignored"), "{log}");
     assert!(log.contains("cap ignored"), "{log}");
 }
@@ -254,15 +346,33 @@ fn a_tenant_cannot_write_into_another_tenants_directory() {
     chown(&home2, t2);
     chmod(&home2, 0o700);
     let port = free_port();
-    real_vassal(&s, "pid.ini", t1, &format!("socket = 127.0.0.1:{port}\npidfile = {}/stolen.pid\n", home2.display()));
-    real_vassal(&s, "sock.ini", t1, &format!("socket = {}/stolen.sock\n", home2.display()));
+    real_vassal(
+        &s,
+        "pid.ini",
+        t1,
+        &format!(
+            "socket = 127.0.0.1:{port}\npidfile = {}/stolen.pid\n",
+            home2.display()
+        ),
+    );
+    real_vassal(
+        &s,
+        "sock.ini",
+        t1,
+        &format!("socket = {}/stolen.sock\n", home2.display()),
+    );
     let e = Emperor::start(&s, &real_args(&s));
     e.wait_log("stolen.pid");
     e.wait_log("stolen.sock");
-    wait_until("both refused and respawned at least once", || e.count_log("spawned (pid:") >= 3);
+    wait_until("both refused and respawned at least once", || {
+        e.count_log("spawned (pid:") >= 3
+    });
     assert!(!home2.join("stolen.pid").exists());
     assert!(!home2.join("stolen.sock").exists());
-    assert!(fs::read_dir(&home2).unwrap().next().is_none(), "nothing was written into the other tenant's directory");
+    assert!(
+        fs::read_dir(&home2).unwrap().next().is_none(),
+        "nothing was written into the other tenant's directory"
+    );
     assert!(alive(e.pid()));
 }
 

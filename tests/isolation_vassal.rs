@@ -13,7 +13,10 @@ use std::fs;
 use vs::{Instance, Scratch};
 
 fn base_args(sock: &str) -> Vec<String> {
-    ["--socket", sock, "--master", "--processes", "1"].iter().map(|s| s.to_string()).collect()
+    ["--socket", sock, "--master", "--processes", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 #[test]
@@ -22,7 +25,17 @@ fn uid_gid_and_cap_are_kept_as_ambient_with_no_new_privs() {
     let s = Scratch::new("iso-cap");
     let port = free_port();
     let mut args = base_args(&format!("127.0.0.1:{port}"));
-    args.extend(["--uid", &t1.uid.to_string(), "--gid", &t1.gid.to_string(), "--cap", "net_bind_service,25"].map(String::from));
+    args.extend(
+        [
+            "--uid",
+            &t1.uid.to_string(),
+            "--gid",
+            &t1.gid.to_string(),
+            "--cap",
+            "net_bind_service,25",
+        ]
+        .map(String::from),
+    );
     let inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     inst.wait_ready(1);
     let worker = inst.worker_pids(1)[0];
@@ -32,10 +45,17 @@ fn uid_gid_and_cap_are_kept_as_ambient_with_no_new_privs() {
         let want = (1u64 << 10) | (1 << 25);
         assert_eq!(cap(pid, "CapEff"), want, "pid {pid}");
         assert_eq!(cap(pid, "CapPrm"), want);
-        assert_eq!(cap(pid, "CapAmb"), want, "ambient: survives exec of ordinary binaries");
+        assert_eq!(
+            cap(pid, "CapAmb"),
+            want,
+            "ambient: survives exec of ordinary binaries"
+        );
         assert_eq!(status(pid, "NoNewPrivs"), "1");
     }
-    assert!(inst.stderr().contains("kept capabilities: net_bind_service,sys_time"));
+    assert!(
+        inst.stderr()
+            .contains("kept capabilities: net_bind_service,sys_time")
+    );
 }
 
 #[test]
@@ -46,7 +66,11 @@ fn unknown_capability_names_are_fatal() {
     args.extend(["--cap", "net_bind_service,frobnicate"].map(String::from));
     let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!inst.wait_exit().success());
-    assert!(inst.stderr().contains("unknown capability \"frobnicate\""), "{}", inst.stderr());
+    assert!(
+        inst.stderr().contains("unknown capability \"frobnicate\""),
+        "{}",
+        inst.stderr()
+    );
 }
 
 #[test]
@@ -58,13 +82,25 @@ fn unshare_gives_the_master_its_own_namespaces() {
     let inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     inst.wait_ready(1);
     for kind in ["ipc", "uts"] {
-        assert_ne!(ns(&inst.pid().to_string(), kind), ns("self", kind), "{kind}");
+        assert_ne!(
+            ns(&inst.pid().to_string(), kind),
+            ns("self", kind),
+            "{kind}"
+        );
     }
-    assert_eq!(ns(&inst.pid().to_string(), "net"), ns("self", "net"), "net was not asked for");
+    assert_eq!(
+        ns(&inst.pid().to_string(), "net"),
+        ns("self", "net"),
+        "net was not asked for"
+    );
     let s2 = Scratch::new("iso-unshare-bad");
     let mut bad = Instance::start(&s2, &["--socket", "127.0.0.1:1", "--unshare", "ipc,bogus"]);
     assert!(!bad.wait_exit().success());
-    assert!(bad.stderr().contains("unknown namespace subsystem: bogus"), "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("unknown namespace subsystem: bogus"),
+        "{}",
+        bad.stderr()
+    );
 }
 
 #[test]
@@ -75,14 +111,19 @@ fn cgroup_options_on_v1_and_v2() {
     let mut dirs = Vec::new();
     // v1 memory hierarchy (below our own cgroup there), if mounted.
     if let Some(h) = layout.v1_for("memory") {
-        let own = imperium_namespaces::cgroup::layout::own_path(Some("memory")).unwrap_or_else(|| "/".into());
+        let own = imperium_namespaces::cgroup::layout::own_path(Some("memory"))
+            .unwrap_or_else(|| "/".into());
         dirs.push(imperium_namespaces::cgroup::layout::join(&h.mount, &own).join(&tag));
     }
     if let Some(u) = &layout.unified {
         let own = imperium_namespaces::cgroup::layout::own_path(None).unwrap_or_else(|| "/".into());
         dirs.push(imperium_namespaces::cgroup::layout::join(u, &own).join(&tag));
     }
-    assert!(!dirs.is_empty(), "no cgroup hierarchy mounted: {}", layout.describe());
+    assert!(
+        !dirs.is_empty(),
+        "no cgroup hierarchy mounted: {}",
+        layout.describe()
+    );
     let port = free_port();
     let mut args = base_args(&format!("127.0.0.1:{port}"));
     for d in &dirs {
@@ -90,22 +131,40 @@ fn cgroup_options_on_v1_and_v2() {
     }
     let memory_on_v2 = layout.v2_controllers().iter().any(|c| c == "memory");
     // A v1 key: written as is on v1, translated to memory.max on v2.
-    args.extend(["--cgroup-opt".to_owned(), "memory.limit_in_bytes=67108864".to_owned()]);
+    args.extend([
+        "--cgroup-opt".to_owned(),
+        "memory.limit_in_bytes=67108864".to_owned(),
+    ]);
     let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     inst.wait_ready(1);
     let worker = inst.worker_pids(1)[0];
     for d in &dirs {
         let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap();
         let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
-        assert!(pids.contains(&inst.pid()) && pids.contains(&worker), "{} has {pids:?}", d.display());
-        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d).unwrap().permissions()) & 0o777;
+        assert!(
+            pids.contains(&inst.pid()) && pids.contains(&worker),
+            "{} has {pids:?}",
+            d.display()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d).unwrap().permissions())
+            & 0o777;
         assert_eq!(mode, 0o700, "cgroup-dir-mode default");
     }
     if layout.v1_for("memory").is_some() {
-        assert_eq!(fs::read_to_string(dirs[0].join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
+        assert_eq!(
+            fs::read_to_string(dirs[0].join("memory.limit_in_bytes"))
+                .unwrap()
+                .trim(),
+            "67108864"
+        );
     }
     if memory_on_v2 {
-        assert_eq!(fs::read_to_string(dirs.last().unwrap().join("memory.max")).unwrap().trim(), "67108864");
+        assert_eq!(
+            fs::read_to_string(dirs.last().unwrap().join("memory.max"))
+                .unwrap()
+                .trim(),
+            "67108864"
+        );
     }
     inst.signal("INT");
     inst.wait_exit();
@@ -117,7 +176,12 @@ fn cgroup_options_on_v1_and_v2() {
     let s2 = Scratch::new("iso-cgroup-bad");
     let mut args = base_args(&format!("127.0.0.1:{}", free_port()));
     let d = dirs[0].with_file_name(format!("{tag}-bad"));
-    args.extend(["--cgroup".to_owned(), d.to_string_lossy().into_owned(), "--cgroup-opt".to_owned(), "bogus.knob=1".to_owned()]);
+    args.extend([
+        "--cgroup".to_owned(),
+        d.to_string_lossy().into_owned(),
+        "--cgroup-opt".to_owned(),
+        "bogus.knob=1".to_owned(),
+    ]);
     let mut bad = Instance::start(&s2, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!bad.wait_exit().success());
     assert!(bad.stderr().contains("bogus.knob"), "{}", bad.stderr());
@@ -131,15 +195,39 @@ fn a_non_root_instance_cannot_gain_privileges() {
     chmod(&s.dir, 0o777);
     let port = free_port();
     let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid", &t1.uid.to_string(), "--regid", &t1.gid.to_string(), "--clear-groups", "--", vs::BIN, "--socket", &format!("127.0.0.1:{port}"), "--master", "--uid", "0", "--gid", "0", "--unshare", "net"]);
+    cmd.args([
+        "--reuid",
+        &t1.uid.to_string(),
+        "--regid",
+        &t1.gid.to_string(),
+        "--clear-groups",
+        "--",
+        vs::BIN,
+        "--socket",
+        &format!("127.0.0.1:{port}"),
+        "--master",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--unshare",
+        "net",
+    ]);
     let inst = Instance::spawn(&s, &mut cmd, "instance.log");
     inst.wait_ready(1);
     // setpriv execs the instance: same pid.
     assert_eq!(ids(inst.pid(), "Uid"), vec![t1.uid; 4]);
     assert_eq!(status(inst.pid(), "NoNewPrivs"), "1");
-    assert_eq!(ns(&inst.pid().to_string(), "net"), ns("self", "net"), "unshare needs root");
+    assert_eq!(
+        ns(&inst.pid().to_string(), "net"),
+        ns("self", "net"),
+        "unshare needs root"
+    );
     let log = inst.stderr();
-    assert!(log.contains("uid ignored: this instance is not root"), "{log}");
+    assert!(
+        log.contains("uid ignored: this instance is not root"),
+        "{log}"
+    );
     assert!(log.contains("unshare ignored"), "{log}");
 }
 
@@ -153,7 +241,10 @@ fn chroot_and_pivot_root() {
     args.extend(["--chroot".to_owned(), root.to_string_lossy().into_owned()]);
     let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     inst.wait_ready(1);
-    assert_eq!(fs::read_link(format!("/proc/{}/root", inst.pid())).unwrap(), root);
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/root", inst.pid())).unwrap(),
+        root
+    );
     inst.signal("INT");
     inst.wait_exit();
 
@@ -163,10 +254,21 @@ fn chroot_and_pivot_root() {
     let old = new.join(".old_root");
     fs::create_dir_all(&old).unwrap();
     let n = new.to_string_lossy().into_owned();
-    assert!(std::process::Command::new("mount").args(["--bind", &n, &n]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mount")
+            .args(["--bind", &n, &n])
+            .status()
+            .unwrap()
+            .success()
+    );
     let port = free_port();
     let mut args = base_args(&format!("127.0.0.1:{port}"));
-    args.extend(["--unshare".to_owned(), "fs".to_owned(), "--pivot-root".to_owned(), format!("{} {}", n, old.display())]);
+    args.extend([
+        "--unshare".to_owned(),
+        "fs".to_owned(),
+        "--pivot-root".to_owned(),
+        format!("{} {}", n, old.display()),
+    ]);
     let mut inst = Instance::start(&s, &args.iter().map(String::as_str).collect::<Vec<_>>());
     inst.wait_ready(1);
     let mounts = fs::read_to_string(format!("/proc/{}/mountinfo", inst.pid())).unwrap();
@@ -174,8 +276,21 @@ fn chroot_and_pivot_root() {
     inst.wait_exit();
     let _ = std::process::Command::new("umount").arg(&n).status();
     // Its "/" is the bind mount of the new root (mountinfo: root-in-fs, mount point).
-    let root_line = mounts.lines().find(|l| l.split(' ').nth(4) == Some("/")).expect("a / mount");
+    let root_line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("a / mount");
     assert_eq!(root_line.split(' ').nth(3), Some(n.as_str()), "{root_line}");
-    assert!(mounts.lines().any(|l| l.split(' ').nth(4) == Some("/.old_root")), "the old root is under /.old_root inside:\n{mounts}");
-    assert!(!fs::read_to_string("/proc/self/mountinfo").unwrap().contains(".old_root"), "nothing leaked into the host's mount table");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/.old_root")),
+        "the old root is under /.old_root inside:\n{mounts}"
+    );
+    assert!(
+        !fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(".old_root"),
+        "nothing leaked into the host's mount table"
+    );
 }

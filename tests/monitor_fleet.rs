@@ -24,7 +24,11 @@ fn fleet_emperor(s: &Scratch, ns: &NetNs, i: usize, args: &[String]) -> Emperor 
         .stderr(f)
         .spawn()
         .expect("ip netns exec");
-    Emperor { child, log, status: None }
+    Emperor {
+        child,
+        log,
+        status: None,
+    }
 }
 
 /// Pids of started vassals (with `tag`) whose parent is one of `emperors`.
@@ -32,7 +36,13 @@ fn started_under(s: &Scratch, tag: &str, emperors: &[i32]) -> Vec<(i32, i32)> {
     starts(s)
         .into_iter()
         .filter(|e| e.get("tag") == tag)
-        .filter_map(|e| e.get("ppid").parse::<i32>().ok().filter(|p| emperors.contains(p)).map(|p| (p, e.pid)))
+        .filter_map(|e| {
+            e.get("ppid")
+                .parse::<i32>()
+                .ok()
+                .filter(|p| emperors.contains(p))
+                .map(|p| (p, e.pid))
+        })
         .collect()
 }
 
@@ -52,9 +62,27 @@ fn three_emperors_in_namespaces_follow_one_table_and_one_exchange() {
     let nss: Vec<NetNs> = (0..3).map(NetNs::new).collect();
     let mut emperors = Vec::new();
     for (i, ns) in nss.iter().enumerate() {
-        let pg = format!("pg://host={} port={} user=postgres dbname={} listen=fleet", ns.host_ip, pg_proxy.port, db.name);
-        let amqp = format!("amqp://{}:{}@{}:{}/{}", mq.user, mq.password, ns.host_ip, mq_proxy.port, mq.vhost);
-        let args: Vec<String> = ["--emperor", &pg, "--emperor", &amqp, "--binary-path", PROBE, "--emperor-freq", "600"].iter().map(|x| x.to_string()).collect();
+        let pg = format!(
+            "pg://host={} port={} user=postgres dbname={} listen=fleet",
+            ns.host_ip, pg_proxy.port, db.name
+        );
+        let amqp = format!(
+            "amqp://{}:{}@{}:{}/{}",
+            mq.user, mq.password, ns.host_ip, mq_proxy.port, mq.vhost
+        );
+        let args: Vec<String> = [
+            "--emperor",
+            &pg,
+            "--emperor",
+            &amqp,
+            "--binary-path",
+            PROBE,
+            "--emperor-freq",
+            "600",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         emperors.push(fleet_emperor(&s, ns, i, &args));
     }
     for e in &emperors {
@@ -65,22 +93,39 @@ fn three_emperors_in_namespaces_follow_one_table_and_one_exchange() {
 
     // A row (with NOTIFY: the poll period is 10 minutes) starts it everywhere.
     let cfg = probe_cfg(&s.probe_log(), "row", "send:1");
-    db.sql(&format!("INSERT INTO vassals (name, config) VALUES ('fleet-row.ini', {}); NOTIFY fleet", lit(&cfg)));
-    wait_until("the row's vassal on all three", || started_under(&s, "row", &pids).len() == 3);
-    let mut parents: Vec<i32> = started_under(&s, "row", &pids).iter().map(|p| p.0).collect();
+    db.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('fleet-row.ini', {}); NOTIFY fleet",
+        lit(&cfg)
+    ));
+    wait_until("the row's vassal on all three", || {
+        started_under(&s, "row", &pids).len() == 3
+    });
+    let mut parents: Vec<i32> = started_under(&s, "row", &pids)
+        .iter()
+        .map(|p| p.0)
+        .collect();
     parents.sort();
     let mut want = pids.clone();
     want.sort();
     assert_eq!(parents, want, "one per Emperor");
 
     // A published config starts it everywhere.
-    mq.publish("fleet-msg.ini", probe_cfg(&s.probe_log(), "msg", "send:1").as_bytes());
-    wait_until("the message's vassal on all three", || started_under(&s, "msg", &pids).len() == 3);
+    mq.publish(
+        "fleet-msg.ini",
+        probe_cfg(&s.probe_log(), "msg", "send:1").as_bytes(),
+    );
+    wait_until("the message's vassal on all three", || {
+        started_under(&s, "msg", &pids).len() == 3
+    });
 
     // Deleting the row and an empty body stop them everywhere.
     db.sql("DELETE FROM vassals; NOTIFY fleet");
     mq.publish("fleet-msg.ini", b"");
-    let all: Vec<i32> = started_under(&s, "row", &pids).into_iter().chain(started_under(&s, "msg", &pids)).map(|p| p.1).collect();
+    let all: Vec<i32> = started_under(&s, "row", &pids)
+        .into_iter()
+        .chain(started_under(&s, "msg", &pids))
+        .map(|p| p.1)
+        .collect();
     assert_eq!(all.len(), 6);
     wait_until("all six stopped", || all.iter().all(|p| exited(&s, *p)));
     for mut e in emperors {

@@ -16,18 +16,38 @@ fn probe_cfg(s: &Scratch, tag: &str, script: &str) -> String {
     peers::probe_cfg(&s.probe_log(), tag, script)
 }
 
-fn pg_args(s: &Scratch, db: &PgDb, port: u16, extra_conn: &str, query: &str, freq: &str) -> Vec<String> {
+fn pg_args(
+    s: &Scratch,
+    db: &PgDb,
+    port: u16,
+    extra_conn: &str,
+    query: &str,
+    freq: &str,
+) -> Vec<String> {
     let _ = s;
     let mut arg = format!("pg://{} {extra_conn}", db.conninfo(port));
     if !query.is_empty() {
         arg.push(';');
         arg.push_str(query);
     }
-    ["--emperor", &arg, "--binary-path", PROBE, "--emperor-freq", freq].iter().map(|x| x.to_string()).collect()
+    [
+        "--emperor",
+        &arg,
+        "--binary-path",
+        PROBE,
+        "--emperor-freq",
+        freq,
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect()
 }
 
 fn started_with(s: &Scratch, tag: &str) -> Vec<Event> {
-    starts(s).into_iter().filter(|e| e.get("tag") == tag).collect()
+    starts(s)
+        .into_iter()
+        .filter(|e| e.get("tag") == tag)
+        .collect()
 }
 
 const QUERY: &str = "SELECT name,config,EXTRACT(epoch FROM ts),uid,gid FROM vassals";
@@ -37,34 +57,69 @@ fn pg_add_reload_stop_with_notify() {
     let s = Scratch::new("pg-notify");
     let db = PgDb::new("notify");
     // A very long poll period: every change below must come through NOTIFY.
-    let mut e = Emperor::start(&s, &pg_args(&s, &db, 5432, "listen=vassals_changed", QUERY, "600"));
+    let mut e = Emperor::start(
+        &s,
+        &pg_args(&s, &db, 5432, "listen=vassals_changed", QUERY, "600"),
+    );
     e.wait_log("pg monitor helper started");
     let cfg = probe_cfg(&s, "v1", "send:1,send:5,send:17");
-    db.sql(&format!("INSERT INTO vassals (name, config) VALUES ('a.ini', {}); NOTIFY vassals_changed", lit(&cfg)));
-    wait_until("a.ini started with the v1 config", || !started_with(&s, "v1").is_empty());
+    db.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('a.ini', {}); NOTIFY vassals_changed",
+        lit(&cfg)
+    ));
+    wait_until("a.ini started with the v1 config", || {
+        !started_with(&s, "v1").is_empty()
+    });
     let first = started_with(&s, "v1")[0].clone();
-    assert!(first.get("argv").ends_with("--ini|emperor://a.ini"), "argv: {}", first.get("argv"));
+    assert!(
+        first.get("argv").ends_with("--ini|emperor://a.ini"),
+        "argv: {}",
+        first.get("argv")
+    );
     assert_eq!(first.get("cfglen"), cfg.len().to_string());
     assert!(first.get("env").contains("UWSGI_EMPEROR_FD_CONFIG="));
 
     // A newer ts and a new text: reload, and the vassal reads the new config.
     let cfg2 = probe_cfg(&s, "v2", "send:1,send:5,send:17");
-    db.sql(&format!("UPDATE vassals SET config = {}, ts = ts + interval '10 seconds'; NOTIFY vassals_changed", lit(&cfg2)));
-    wait_until("a.ini reloaded with v2", || s.events().iter().any(|ev| ev.event == "reconfig" && ev.get("tag") == "v2"));
-    assert!(s.events().iter().any(|ev| ev.pid == first.pid && ev.event == "byte" && ev.get("value") == "1"));
+    db.sql(&format!(
+        "UPDATE vassals SET config = {}, ts = ts + interval '10 seconds'; NOTIFY vassals_changed",
+        lit(&cfg2)
+    ));
+    wait_until("a.ini reloaded with v2", || {
+        s.events()
+            .iter()
+            .any(|ev| ev.event == "reconfig" && ev.get("tag") == "v2")
+    });
+    assert!(
+        s.events()
+            .iter()
+            .any(|ev| ev.pid == first.pid && ev.event == "byte" && ev.get("value") == "1")
+    );
 
     // A crash: the vassal comes back (uWSGI forgets push/db vassals), with the v2 config.
-    wait_until("a.ini loyal", || e.stderr().contains("vassal a.ini is now loyal"));
+    wait_until("a.ini loyal", || {
+        e.stderr().contains("vassal a.ini is now loyal")
+    });
     signal(first.pid, 9);
-    wait_until("a.ini respawned with v2", || !started_with(&s, "v2").is_empty());
+    wait_until("a.ini respawned with v2", || {
+        !started_with(&s, "v2").is_empty()
+    });
     let second = started_with(&s, "v2")[0].clone();
     assert_ne!(second.pid, first.pid);
 
     // The row goes: the vassal is stopped (byte 0) and not respawned.
     db.sql("DELETE FROM vassals; NOTIFY vassals_changed");
-    wait_until("a.ini stopped", || s.events().iter().any(|ev| ev.pid == second.pid && ev.event == "exit"));
+    wait_until("a.ini stopped", || {
+        s.events()
+            .iter()
+            .any(|ev| ev.pid == second.pid && ev.event == "exit")
+    });
     e.wait_log("removed uwsgi instance a.ini");
-    assert!(s.events().iter().any(|ev| ev.pid == second.pid && ev.event == "byte" && ev.get("value") == "0"));
+    assert!(
+        s.events()
+            .iter()
+            .any(|ev| ev.pid == second.pid && ev.event == "byte" && ev.get("value") == "0")
+    );
     e.signal(2);
     e.wait_exit();
 }
@@ -74,21 +129,37 @@ fn pg_database_away_and_helper_killed_change_nothing() {
     let s = Scratch::new("pg-away");
     let db = PgDb::new("away");
     let proxy = Proxy::new("127.0.0.1:5432");
-    let mut e = Emperor::start(&s, &pg_args(&s, &db, proxy.port, "connect_timeout=2", "", "1"));
+    let mut e = Emperor::start(
+        &s,
+        &pg_args(&s, &db, proxy.port, "connect_timeout=2", "", "1"),
+    );
     let cfg = probe_cfg(&s, "p1", "send:1,send:5,send:17");
-    db.sql(&format!("INSERT INTO vassals (name, config) VALUES ('p.ini', {})", lit(&cfg)));
-    wait_until("p.ini started (polling)", || !started_with(&s, "p1").is_empty());
+    db.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('p.ini', {})",
+        lit(&cfg)
+    ));
+    wait_until("p.ini started (polling)", || {
+        !started_with(&s, "p1").is_empty()
+    });
     let pid = started_with(&s, "p1")[0].pid;
 
     // The server goes away: the helper logs, reconnects, and nothing is stopped.
     proxy.down();
     e.wait_log("lost the PostgreSQL connection");
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert!(alive(pid), "the vassal must survive the database going away");
+    assert!(
+        alive(pid),
+        "the vassal must survive the database going away"
+    );
     // A row added meanwhile is seen once the server is back.
-    db.sql(&format!("INSERT INTO vassals (name, config) VALUES ('q.ini', {})", lit(&probe_cfg(&s, "q1", "send:1"))));
+    db.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('q.ini', {})",
+        lit(&probe_cfg(&s, "q1", "send:1"))
+    ));
     proxy.up();
-    wait_until("q.ini started after the server came back", || !started_with(&s, "q1").is_empty());
+    wait_until("q.ini started after the server came back", || {
+        !started_with(&s, "q1").is_empty()
+    });
     assert!(alive(pid));
 
     // A query that fails (table renamed) changes nothing either.
@@ -103,11 +174,19 @@ fn pg_database_away_and_helper_killed_change_nothing() {
     assert_eq!(helpers.len(), 1, "one pg helper: {helpers:?}");
     signal(helpers[0], 9);
     e.wait_log("restarting it in");
-    wait_until("a new helper", || peers::monitor_helpers(e.pid()).iter().any(|h| *h != helpers[0]));
+    wait_until("a new helper", || {
+        peers::monitor_helpers(e.pid())
+            .iter()
+            .any(|h| *h != helpers[0])
+    });
     db.sql("DELETE FROM vassals WHERE name = 'q.ini'");
     e.wait_log("removed uwsgi instance q.ini");
     assert!(alive(pid), "p.ini must not be touched by a helper restart");
-    assert_eq!(starts(&s).iter().filter(|ev| ev.get("tag") == "p1").count(), 1, "p.ini was never restarted");
+    assert_eq!(
+        starts(&s).iter().filter(|ev| ev.get("tag") == "p1").count(),
+        1,
+        "p.ini was never restarted"
+    );
     e.signal(2);
     e.wait_exit();
 }
@@ -129,7 +208,16 @@ fn pg_bad_rows_are_logged_and_skipped() {
     ));
     let mut e = Emperor::start(&s, &pg_args(&s, &db, 5432, "", "", "1"));
     wait_until("ok.ini started", || !started_with(&s, "good").is_empty());
-    for needle in ["NULL name", "nullcfg.ini: NULL config", "nots.ini: NULL ts", "\"../evil.ini\" (path traversal)", "\"sub/evil.ini\"", "noext.txt", "longer than 254", "big.ini: config larger than"] {
+    for needle in [
+        "NULL name",
+        "nullcfg.ini: NULL config",
+        "nots.ini: NULL ts",
+        "\"../evil.ini\" (path traversal)",
+        "\"sub/evil.ini\"",
+        "noext.txt",
+        "longer than 254",
+        "big.ini: config larger than",
+    ] {
         e.wait_log(needle);
     }
     assert_eq!(starts(&s).len(), 1, "only ok.ini runs");
@@ -144,8 +232,14 @@ fn pg_bad_rows_are_logged_and_skipped() {
     assert!(!alive(pid));
     let s2 = Scratch::new("pg-bad2");
     let db2 = PgDb::new("bad2");
-    db2.sql(&format!("INSERT INTO vassals (name, config) VALUES ('w.ini', {})", lit(&probe_cfg(&s2, "w", "send:1"))));
-    let mut e2 = Emperor::start(&s2, &pg_args(&s2, &db2, 5432, "", "SELECT name FROM vassals", "1"));
+    db2.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('w.ini', {})",
+        lit(&probe_cfg(&s2, "w", "send:1"))
+    ));
+    let mut e2 = Emperor::start(
+        &s2,
+        &pg_args(&s2, &db2, 5432, "", "SELECT name FROM vassals", "1"),
+    );
     e2.wait_log("at least 3 columns");
     e2.signal(2);
     e2.wait_exit();
@@ -154,7 +248,17 @@ fn pg_bad_rows_are_logged_and_skipped() {
     e3.signal(2);
     e3.wait_exit();
     // A ts column of the wrong type.
-    let mut e2 = Emperor::start(&s2, &pg_args(&s2, &db2, 5432, "", "SELECT name, config, 'soon'::text FROM vassals", "1"));
+    let mut e2 = Emperor::start(
+        &s2,
+        &pg_args(
+            &s2,
+            &db2,
+            5432,
+            "",
+            "SELECT name, config, 'soon'::text FROM vassals",
+            "1",
+        ),
+    );
     e2.wait_log("w.ini: ts is not a number of seconds");
     assert!(starts(&s2).is_empty());
     e2.signal(2);
@@ -167,7 +271,11 @@ fn pg_tyrant_takes_uid_gid_from_the_row() {
     // The probe runs as uid 1000: it must be able to write its log.
     std::fs::set_permissions(&s.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     std::fs::write(s.probe_log(), "").unwrap();
-    std::fs::set_permissions(s.probe_log(), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        s.probe_log(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
     let db = PgDb::new("tyrant");
     let cfg = |tag: &str| lit(&probe_cfg(&s, tag, "send:1"));
     db.sql(&format!(
@@ -195,12 +303,21 @@ fn pg_real_vassal_serves_with_a_large_pushed_config() {
     let db = PgDb::new("real");
     let port = free_port();
     // 100 KiB: beyond uWSGI's 64 KiB pushed-config limit.
-    let padding: String = (0..1600).map(|i| format!("; padding line {i:05} ..........................................\n")).collect();
-    let cfg = format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmaster = true\nprocesses = 1\n{padding}");
+    let padding: String = (0..1600)
+        .map(|i| format!("; padding line {i:05} ..........................................\n"))
+        .collect();
+    let cfg =
+        format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmaster = true\nprocesses = 1\n{padding}");
     assert!(cfg.len() > 65_536);
-    db.sql(&format!("INSERT INTO vassals (name, config) VALUES ('web.ini', {})", lit(&cfg)));
+    db.sql(&format!(
+        "INSERT INTO vassals (name, config) VALUES ('web.ini', {})",
+        lit(&cfg)
+    ));
     let arg = format!("pg://{}", db.conninfo(5432));
-    let mut e = Emperor::start(&s, &["--emperor".into(), arg, "--emperor-freq".into(), "1".into()]);
+    let mut e = Emperor::start(
+        &s,
+        &["--emperor".into(), arg, "--emperor-freq".into(), "1".into()],
+    );
     wait_until("the vassal answers HTTP", || http_status(port).is_some());
     e.wait_log("vassal web.ini has been spawned");
     db.sql("DELETE FROM vassals");

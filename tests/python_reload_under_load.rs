@@ -12,9 +12,12 @@ use std::time::Duration;
 
 /// One request on a new connection; true when a complete 200 came back.
 fn one_request(port: u16) -> Result<(), String> {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    c.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
-    c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut c =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
     let mut out = Vec::new();
     c.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&out);
@@ -75,17 +78,25 @@ fn graceful_reloads_under_load_lose_no_request() {
         })
         .collect();
 
-    let served_before = |n: usize| wait_until(&format!("{n} requests served"), || ok.load(Ordering::Relaxed) >= n);
+    let served_before = |n: usize| {
+        wait_until(&format!("{n} requests served"), || {
+            ok.load(Ordering::Relaxed) >= n
+        })
+    };
     served_before(50);
     for round in 1..=3 {
         if round == 2 {
             // The same graceful reload, asked through touch-reload.
             let f = std::fs::File::options().write(true).open(&touch).unwrap();
-            f.set_modified(std::time::SystemTime::now() + Duration::from_secs(round)).unwrap();
+            f.set_modified(std::time::SystemTime::now() + Duration::from_secs(round))
+                .unwrap();
         } else {
             i.signal("HUP");
         }
-        i.wait_count("gracefully (RE)spawned uWSGI master process", round as usize);
+        i.wait_count(
+            "gracefully (RE)spawned uWSGI master process",
+            round as usize,
+        );
         let now = ok.load(Ordering::Relaxed);
         served_before(now + 50);
     }
@@ -94,6 +105,16 @@ fn graceful_reloads_under_load_lose_no_request() {
         c.join().unwrap();
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} of {} requests failed across 3 reloads: {:?}", failures.len(), ok.load(Ordering::Relaxed) + failures.len(), &failures[..failures.len().min(5)]);
-    assert!(i.count("binary reloading uWSGI") >= 3, "three reloads happened: {}", i.stderr());
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed across 3 reloads: {:?}",
+        failures.len(),
+        ok.load(Ordering::Relaxed) + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        i.count("binary reloading uWSGI") >= 3,
+        "three reloads happened: {}",
+        i.stderr()
+    );
 }

@@ -9,7 +9,14 @@ use python_support::*;
 /// An instance serving checks.py on an http-socket and a uwsgi socket.
 fn checks(s: &Scratch, extra: &[&str]) -> (Instance, u16, u16) {
     let close = s.s("close.log");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0", "--wsgi-file", &*Box::leak(app("checks.py").into_boxed_str())];
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &*Box::leak(app("checks.py").into_boxed_str()),
+    ];
     args.extend_from_slice(extra);
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(&args).env("CHECKS_CLOSE_FILE", &close);
@@ -42,8 +49,16 @@ fn hello_over_http_and_uwsgi_with_startup_lines() {
     ] {
         assert!(log.contains(line), "{line:?} missing from:\n{log}");
     }
-    assert!(!log.contains("multiple interpreter mode") && !log.contains("dynamic mode"), "{log}");
-    assert!(log.contains("[pid: ") && log.contains("|app: 0|req: ") && log.contains("GET /hello => generated 11 bytes"), "{log}");
+    assert!(
+        !log.contains("multiple interpreter mode") && !log.contains("dynamic mode"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[pid: ")
+            && log.contains("|app: 0|req: ")
+            && log.contains("GET /hello => generated 11 bytes"),
+        "{log}"
+    );
     assert_no_python_errors(&i);
 }
 
@@ -53,7 +68,14 @@ fn validated_routes_pass_wsgiref_validate() {
     let f = s.path("payload.bin");
     std::fs::write(&f, vec![7u8; 100_000]).unwrap();
     let (i, h, u) = checks(&s, &[]);
-    for path in ["/hello", "/environ", "/generator", "/single-gen", "/close-ok", "/uwsgi"] {
+    for path in [
+        "/hello",
+        "/environ",
+        "/generator",
+        "/single-gen",
+        "/close-ok",
+        "/uwsgi",
+    ] {
         assert_eq!(get(h, path).status, 200, "{path}");
         assert_eq!(uwsgi_get_path(u, path).status, 200, "{path}");
     }
@@ -120,7 +142,13 @@ fn request_body_reads() {
     assert_eq!(j["chunks"], serde_json::json!(["x\n", "y\n"]));
     // Without post-buffering, seeking is refused with uWSGI's message.
     let j = http(h, "POST", "/seek", b"hello world").json();
-    assert!(j["error"].as_str().unwrap().contains("seeking wsgi.input without post_buffering is IMPOSSIBLE"), "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("seeking wsgi.input without post_buffering is IMPOSSIBLE"),
+        "{j}"
+    );
     drop(i);
 }
 
@@ -129,23 +157,42 @@ fn post_buffering_makes_input_seekable_and_spools_big_bodies() {
     let s = Scratch::new("py-postbuf");
     let (_i, h, _) = checks(&s, &["--callable", "raw", "--post-buffering", "4096"]);
     let j = http(h, "POST", "/seek", b"hello world").json();
-    assert_eq!((j["first"].as_str(), j["whole"].as_str(), j["tell"].as_u64()), (Some("hello"), Some("hello world"), Some(11)), "{j}");
+    assert_eq!(
+        (j["first"].as_str(), j["whole"].as_str(), j["tell"].as_u64()),
+        (Some("hello"), Some("hello world"), Some(11)),
+        "{j}"
+    );
     let big: Vec<u8> = (0..1_000_000u32).map(|n| (n % 251) as u8).collect();
     let j = http(h, "POST", "/bigpost", &big).json();
     assert_eq!(j["len"], 1_000_000);
     use std::fmt::Write as _;
     let want = {
-        let out = std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let out = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut out = out;
         std::io::Write::write_all(out.stdin.as_mut().unwrap(), &big).unwrap();
         let o = out.wait_with_output().unwrap();
         let mut s = String::new();
-        let _ = write!(s, "{}", String::from_utf8_lossy(&o.stdout).split(' ').next().unwrap());
+        let _ = write!(
+            s,
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+                .split(' ')
+                .next()
+                .unwrap()
+        );
         s
     };
     assert_eq!(j["sha"], want);
     // The spool file is unlinked: nothing named imperium-body is left in the temp dir.
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("imperium-body")).collect();
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("imperium-body"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -165,14 +212,20 @@ fn file_wrapper_sends_files_and_drains_filelikes() {
     let r = get(h, "/filelike");
     assert_eq!(r.text(), "abcdef");
     let tags = get(h, "/close-count").json();
-    assert!(tags.as_array().unwrap().iter().any(|t| t == "filelike"), "{tags}");
+    assert!(
+        tags.as_array().unwrap().iter().any(|t| t == "filelike"),
+        "{tags}"
+    );
 }
 
 #[test]
 fn start_response_rules() {
     let s = Scratch::new("py-sr");
     let (_i, h, _) = checks(&s, &["--callable", "raw"]);
-    assert_eq!(get(h, "/sr-tuple").text(), "http headers must be in a python list");
+    assert_eq!(
+        get(h, "/sr-tuple").text(),
+        "http headers must be in a python list"
+    );
     assert_eq!(get(h, "/sr-status").text(), "http status must be a string");
     let r = get(h, "/sr-twice");
     assert_eq!((r.status, r.text().as_str()), (201, "last wins"));
@@ -190,14 +243,22 @@ fn close_is_called_on_success_error_and_disconnect() {
         // A client that goes away in the middle of a big response.
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(("127.0.0.1", h)).unwrap();
-        c.write_all(b"GET /close-big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /close-big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut b = [0u8; 1000];
         let _ = c.read(&mut b);
     }
     wait_until("three close() calls", || {
         let tags = get(h, "/close-count").json();
-        let t: Vec<String> = tags.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-        ["ok", "fail", "disconnect"].iter().all(|w| t.iter().any(|x| x == w))
+        let t: Vec<String> = tags
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        ["ok", "fail", "disconnect"]
+            .iter()
+            .all(|w| t.iter().any(|x| x == w))
     });
     assert!(i.stderr().contains("failing on purpose mid-iteration"));
 }
@@ -219,7 +280,13 @@ fn exception_before_start_response_is_a_500() {
     let (_i, h, _) = checks(&s, &["--callable", "raw", "--catch-exceptions"]);
     let r = get(h, "/raise");
     assert_eq!(r.status, 500);
-    assert!(r.text().contains("uWSGI exceptions catcher for \"GET /raise\"") && r.text().contains("ValueError"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("uWSGI exceptions catcher for \"GET /raise\"")
+            && r.text().contains("ValueError"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -231,16 +298,27 @@ fn framing_keepalive_chunked_head() {
     c.set_read_timeout(Some(LONG)).unwrap();
     // Several requests on one connection: known lengths get Content-Length, a generator
     // of several chunks goes chunked, HEAD has no body.
-    for (path, method) in [("/hello", "GET"), ("/generator", "GET"), ("/single-gen", "GET"), ("/bytes", "GET"), ("/hello", "HEAD"), ("/hello", "GET")] {
+    for (path, method) in [
+        ("/hello", "GET"),
+        ("/generator", "GET"),
+        ("/single-gen", "GET"),
+        ("/bytes", "GET"),
+        ("/hello", "HEAD"),
+        ("/hello", "GET"),
+    ] {
         write!(c, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let r = read_resp(&mut c, method == "HEAD").unwrap_or_else(|| panic!("connection closed before {method} {path}"));
+        let r = read_resp(&mut c, method == "HEAD")
+            .unwrap_or_else(|| panic!("connection closed before {method} {path}"));
         assert_eq!(r.status, 200, "{path}");
         match (path, method) {
             ("/generator", _) => {
                 assert_eq!(r.header("transfer-encoding").as_deref(), Some("chunked"));
                 assert_eq!(r.text(), "one two three");
             }
-            ("/single-gen", _) => assert_eq!((r.header("content-length").as_deref(), r.text().as_str()), (Some("10"), "only chunk")),
+            ("/single-gen", _) => assert_eq!(
+                (r.header("content-length").as_deref(), r.text().as_str()),
+                (Some("10"), "only chunk")
+            ),
             ("/bytes", _) => assert_eq!(r.text(), "bare bytes"),
             (_, "HEAD") => assert_eq!(r.header("content-length").as_deref(), Some("11")),
             _ => assert_eq!(r.text(), "Hello World"),
@@ -259,7 +337,15 @@ fn framing_keepalive_chunked_head() {
 #[test]
 fn missing_app_answers_500_and_need_app_exits_22() {
     let s = Scratch::new("py-noapp");
-    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--module", "no_such_module_here"]);
+    let i = start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--module",
+            "no_such_module_here",
+        ],
+    );
     let h = i.port(0);
     i.wait_log("spawned uWSGI worker 1");
     let r = get(h, "/");
@@ -267,11 +353,28 @@ fn missing_app_answers_500_and_need_app_exits_22() {
     assert_eq!(r.header("connection").as_deref(), Some("close"));
     assert_eq!(r.text(), "Internal Server Error");
     i.wait_log("--- no python application found, check your startup logs for errors ---");
-    assert!(i.stderr().contains("unable to load app 0 (mountpoint='') (callable not found or import error)"));
-    assert!(i.stderr().contains("*** no app loaded. going in full dynamic mode ***"));
+    assert!(
+        i.stderr()
+            .contains("unable to load app 0 (mountpoint='') (callable not found or import error)")
+    );
+    assert!(
+        i.stderr()
+            .contains("*** no app loaded. going in full dynamic mode ***")
+    );
     drop(i);
     let s = Scratch::new("py-needapp");
-    let mut i = start(&s, &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("checks.py"), "--callable", "nope", "--need-app"]);
+    let mut i = start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            &app("checks.py"),
+            "--callable",
+            "nope",
+            "--need-app",
+        ],
+    );
     let st = i.wait_exit();
     assert_eq!(st.code(), Some(22), "{}", i.stderr());
     assert!(i.stderr().contains("*** no app loaded. GAME OVER ***"));
@@ -291,7 +394,15 @@ fn limit_post_refuses_big_bodies_before_the_app() {
 #[test]
 fn eval_defines_the_app() {
     let s = Scratch::new("py-eval");
-    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--eval", "def application(e, sr):\n    sr('200 OK', [])\n    return [b'from eval']\n"]);
+    let i = start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--eval",
+            "def application(e, sr):\n    sr('200 OK', [])\n    return [b'from eval']\n",
+        ],
+    );
     let h = i.port(0);
     i.wait_log("spawned uWSGI worker 1");
     assert_eq!(get(h, "/").text(), "from eval");
@@ -307,14 +418,18 @@ fn pipelined_requests_and_chunked_request_bodies() {
     // Two requests in one write, the first with a body the app reads only in part.
     c.write_all(b"POST /post?readn HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let r = read_resp(&mut c, false).unwrap();
-    assert_eq!(r.json()["chunks"], serde_json::json!(["012", "3456", "789abcdefghij"]));
+    assert_eq!(
+        r.json()["chunks"],
+        serde_json::json!(["012", "3456", "789abcdefghij"])
+    );
     let r = read_resp(&mut c, false).unwrap();
     assert_eq!(r.text(), "Hello World");
     // A chunked request body arrives decoded, and the connection goes on.
     c.write_all(b"POST /post?read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").unwrap();
     let r = read_resp(&mut c, false).unwrap();
     assert_eq!(r.json()["chunks"], serde_json::json!(["hello world"]));
-    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
     // A body the app does not read at all is drained before the next request.
     c.write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nxxxxxGET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -330,10 +445,23 @@ fn set_logvar_reaches_log_format() {
         "import uwsgi\ndef application(e, sr):\n    uwsgi.set_logvar('who', 'alice')\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [uwsgi.get_logvar('who').encode()]\n",
     )
     .unwrap();
-    let i = start(&s, &["--http-socket", "127.0.0.1:0", "--log-format", "LOGLINE %(method) %(uri) %(status) app=%(app) core=%(core) who=%(who)", "--wsgi-file", &s.s("lv.py")]);
+    let i = start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--log-format",
+            "LOGLINE %(method) %(uri) %(status) app=%(app) core=%(core) who=%(who)",
+            "--wsgi-file",
+            &s.s("lv.py"),
+        ],
+    );
     let h = i.port(0);
     i.wait_log("spawned uWSGI worker 1");
     assert_eq!(get(h, "/x").text(), "alice");
     let line = i.wait_log("LOGLINE ");
-    assert!(line.contains("LOGLINE GET /x 200") && line.ends_with("who=alice"), "{line}");
+    assert!(
+        line.contains("LOGLINE GET /x 200") && line.ends_with("who=alice"),
+        "{line}"
+    );
 }

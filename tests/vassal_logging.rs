@@ -9,7 +9,13 @@ use vassal_support::*;
 
 fn get(port: u16, path: &str) -> String {
     let mut c = connect(&Target::Tcp(format!("127.0.0.1:{port}")));
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: tester\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    c.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: tester\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     String::from_utf8_lossy(&read_to_close(&mut c)).into_owned()
 }
 
@@ -31,15 +37,30 @@ fn log_format_variables_and_micros() {
     let s = Scratch::new("log-format");
     let i = Instance::start(
         &s,
-        &["--http-socket", "127.0.0.1:0", "--master", "--log-format", "\"%(method) %(uri) %(proto)\" %(status) %(var.PATH_INFO) %(uagent) %(nope) wid=%(wid) pid=%(pid)"],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--log-format",
+            "\"%(method) %(uri) %(proto)\" %(status) %(var.PATH_INFO) %(uagent) %(nope) wid=%(wid) pid=%(pid)",
+        ],
     );
     let port = i.port(0);
     i.wait_ready(1);
     assert!(get(port, "/x?a=1").starts_with("HTTP/1.1 500"));
     let line = i.wait_log("\"GET /x?a=1 HTTP/1.1\"");
-    assert_eq!(line, format!("\"GET /x?a=1 HTTP/1.1\" 500 /x tester - wid=1 pid={}", i.worker_pids(1)[0]));
+    assert_eq!(
+        line,
+        format!(
+            "\"GET /x?a=1 HTTP/1.1\" 500 /x tester - wid=1 pid={}",
+            i.worker_pids(1)[0]
+        )
+    );
 
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-micros"]);
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--log-micros"],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     get(port, "/m");
@@ -50,13 +71,30 @@ fn log_format_variables_and_micros() {
 #[test]
 fn log_date_prefixes_lines() {
     let s = Scratch::new("log-date");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-date=%Y-%m-stamp"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--log-date=%Y-%m-stamp",
+        ],
+    );
     i.wait_ready(1);
     let line = i.wait_log("spawned uWSGI master process");
-    let year = std::process::Command::new("date").arg("+%Y-%m").output().unwrap();
-    let want = format!("{}-stamp - spawned uWSGI master process", String::from_utf8_lossy(&year.stdout).trim());
+    let year = std::process::Command::new("date")
+        .arg("+%Y-%m")
+        .output()
+        .unwrap();
+    let want = format!(
+        "{}-stamp - spawned uWSGI master process",
+        String::from_utf8_lossy(&year.stdout).trim()
+    );
     assert!(line.starts_with(&want), "{line}");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--log-date"]);
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--log-date"],
+    );
     let line = i.wait_log("spawned uWSGI master process");
     // ctime: "Mon Nov 30 01:02:03 2026 - "
     assert_eq!(&line[24..27], " - ", "{line}");
@@ -68,7 +106,10 @@ fn logto_udp_sends_datagrams() {
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     rx.set_read_timeout(Some(LONG)).unwrap();
     let addr = rx.local_addr().unwrap().to_string();
-    let _i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--logto", &addr]);
+    let _i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--logto", &addr],
+    );
     let mut buf = [0u8; 65536];
     let mut seen = Vec::new();
     wait_until("the master's spawn line over UDP", || {
@@ -78,7 +119,11 @@ fn logto_udp_sends_datagrams() {
         seen.iter().any(|d| d.contains("spawned uWSGI worker 1"))
     });
     // One line per datagram.
-    assert!(seen.iter().all(|d| d.ends_with('\n') && d.matches('\n').count() == 1), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|d| d.ends_with('\n') && d.matches('\n').count() == 1),
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -87,10 +132,30 @@ fn req_logger_and_logger_split_the_lines() {
     let (req, err) = (s.path("req.log"), s.path("err.log"));
     let i = Instance::start(
         &s,
-        &["--http-socket", "127.0.0.1:0", "--processes", "2", "--req-logger", &format!("file:{}", req.display()), "--logger", &format!("file:{}", err.display())],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--processes",
+            "2",
+            "--req-logger",
+            &format!("file:{}", req.display()),
+            "--logger",
+            &format!("file:{}", err.display()),
+        ],
     );
     let errlog = wait_file(&err, "bound to TCP address");
-    let port: u16 = errlog.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = errlog
+        .lines()
+        .find(|l| l.contains("bound to TCP address"))
+        .unwrap()
+        .split("address 127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     wait_file(&err, "spawned uWSGI worker 2");
     get(port, "/req-only");
     let r = wait_file(&req, "GET /req-only");
@@ -98,7 +163,11 @@ fn req_logger_and_logger_split_the_lines() {
     // The worker's own lines go through the master to the general logger.
     wait_file(&err, "no python application found");
     assert!(!read(&err).contains("GET /req-only =>"));
-    assert!(!i.stderr().contains("spawned uWSGI worker"), "nothing on the original stderr: {}", i.stderr());
+    assert!(
+        !i.stderr().contains("spawned uWSGI worker"),
+        "nothing on the original stderr: {}",
+        i.stderr()
+    );
 }
 
 #[test]
@@ -106,14 +175,30 @@ fn syslog_logger_sends_rfc3164_datagrams() {
     let s = Scratch::new("syslog");
     // The test owns /dev/log (the machine runs no syslog daemon; the test command installs none).
     let dev_log = std::path::Path::new("/dev/log");
-    assert!(!dev_log.exists(), "/dev/log exists: a syslog daemon runs here; this test needs the path");
+    assert!(
+        !dev_log.exists(),
+        "/dev/log exists: a syslog daemon runs here; this test needs the path"
+    );
     let rx = std::os::unix::net::UnixDatagram::bind(dev_log).unwrap();
-    rx.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
-    let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--logger", "syslog:myapp,local6"]);
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--logger",
+            "syslog:myapp,local6",
+        ],
+    );
     let mut got = Vec::new();
     let mut buf = [0u8; 65536];
     let end = std::time::Instant::now() + LONG;
-    while std::time::Instant::now() < end && !got.iter().any(|d: &String| d.contains("spawned uWSGI worker 1")) {
+    while std::time::Instant::now() < end
+        && !got
+            .iter()
+            .any(|d: &String| d.contains("spawned uWSGI worker 1"))
+    {
         if let Ok(n) = rx.recv(&mut buf) {
             got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
@@ -121,7 +206,10 @@ fn syslog_logger_sends_rfc3164_datagrams() {
     i.signal("INT");
     i.wait_exit();
     let _ = std::fs::remove_file(dev_log);
-    let line = got.iter().find(|d| d.contains("spawned uWSGI worker 1")).unwrap_or_else(|| panic!("no syslog datagram: {got:?}"));
+    let line = got
+        .iter()
+        .find(|d| d.contains("spawned uWSGI worker 1"))
+        .unwrap_or_else(|| panic!("no syslog datagram: {got:?}"));
     // local6 (22) * 8 + info (6) = 182.
     assert!(line.starts_with("<182>"), "{line}");
     assert!(line.contains(" myapp: spawned uWSGI worker 1"), "{line}");
@@ -135,13 +223,39 @@ fn log_file_rotation_and_reopen() {
     let fifo = s.path("fifo");
     let i = Instance::start(
         &s,
-        &["--http-socket", "127.0.0.1:0", "--log-master", "--logto", &log.to_string_lossy(), "--master-fifo", &fifo.to_string_lossy(), "--log-backupname", &s.s("u.old")],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--log-master",
+            "--logto",
+            &log.to_string_lossy(),
+            "--master-fifo",
+            &fifo.to_string_lossy(),
+            "--log-backupname",
+            &s.s("u.old"),
+        ],
     );
     let first = wait_file(&log, "bound to TCP address");
-    let port: u16 = first.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = first
+        .lines()
+        .find(|l| l.contains("bound to TCP address"))
+        .unwrap()
+        .split("address 127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     wait_file(&log, "spawned uWSGI worker 1");
     wait_until("the fifo", || fifo.exists());
-    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"L").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(b"L")
+        .unwrap();
     let old = wait_file(&s.path("u.old"), "triggering rotation to");
     assert!(old.contains("spawned uWSGI worker 1"));
     get(port, "/after-rotation");
@@ -149,7 +263,12 @@ fn log_file_rotation_and_reopen() {
     assert!(!new.contains("spawned uWSGI worker 1"), "{new}");
     // Reopen: the file was moved away by someone else; `l` writes to a new one at the path.
     std::fs::rename(&log, s.path("moved.log")).unwrap();
-    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"l").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(b"l")
+        .unwrap();
     wait_file(&s.path("moved.log"), "triggering log-reopen...");
     wait_file(&log, "reopened.");
     get(port, "/after-reopen");
@@ -159,21 +278,48 @@ fn log_file_rotation_and_reopen() {
     // log-maxsize rotates by itself to <file>.<unixtime>.
     let s = Scratch::new("log-maxsize");
     let log = s.path("m.log");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--logto", &log.to_string_lossy(), "--log-maxsize", "1000"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--logto",
+            &log.to_string_lossy(),
+            "--log-maxsize",
+            "1000",
+        ],
+    );
     let first = wait_file(&log, "bound to TCP address");
-    let port: u16 = first.lines().find(|l| l.contains("bound to TCP address")).unwrap().split("address 127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let port: u16 = first
+        .lines()
+        .find(|l| l.contains("bound to TCP address"))
+        .unwrap()
+        .split("address 127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     for n in 0..5 {
         get(port, &format!("/fill/{n}"));
     }
     wait_until("a rotated log file", || {
-        std::fs::read_dir(&s.dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("m.log."))
+        std::fs::read_dir(&s.dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("m.log."))
     });
     drop(i);
 }
 
 fn get_with(port: u16, path: &str, extra: &str) {
     let mut c = connect(&Target::Tcp(format!("127.0.0.1:{port}")));
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     read_to_close(&mut c);
 }
 
@@ -181,13 +327,31 @@ fn get_with(port: u16, path: &str, extra: &str) {
 fn conditional_request_logging_and_extras() {
     let s = Scratch::new("log-cond");
     // disable-logging with log-5xx: the 500 is still logged.
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--disable-logging", "--log-5xx"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--disable-logging",
+            "--log-5xx",
+        ],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     get_with(port, "/five", "");
     i.wait_log("GET /five =>");
     // disable-logging with log-4xx only: nothing.
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--disable-logging", "--log-4xx"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--disable-logging",
+            "--log-4xx",
+        ],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     get_with(port, "/four", "");
@@ -196,7 +360,16 @@ fn conditional_request_logging_and_extras() {
     i.wait_count("no python application found", 2);
     assert!(!i.stderr().contains("GET /four"), "{}", i.stderr());
     // memory-report and log-x-forwarded-for.
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--memory-report", "--log-x-forwarded-for"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--memory-report",
+            "--log-x-forwarded-for",
+        ],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     get_with(port, "/mem", "X-Forwarded-For: 10.1.2.3\r\n");
@@ -213,13 +386,21 @@ fn routes_drains_filters_and_encoders() {
     let i = Instance::start(
         &s,
         &[
-            "--http-socket", "127.0.0.1:0", "--master",
-            "--logger", &format!("a file:{}", a.display()),
-            "--logger", &format!("file:{}", all.display()),
-            "--log-route", "a ^spawned uWSGI worker",
-            "--log-drain", "your mercy",
-            "--log-encoder", "prefix [X] ",
-            "--log-encoder", "prefix:a [A] ",
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--logger",
+            &format!("a file:{}", a.display()),
+            "--logger",
+            &format!("file:{}", all.display()),
+            "--log-route",
+            "a ^spawned uWSGI worker",
+            "--log-drain",
+            "your mercy",
+            "--log-encoder",
+            "prefix [X] ",
+            "--log-encoder",
+            "prefix:a [A] ",
         ],
     );
     let _ = i;
@@ -227,7 +408,12 @@ fn routes_drains_filters_and_encoders() {
     wait_file(&all, "spawned uWSGI master process");
     let got_all = read(&all);
     // Routed lines go to the named logger only; the drain drops its lines everywhere.
-    assert!(got_a.lines().all(|l| l.starts_with("[A] [X] spawned uWSGI worker")), "{got_a}");
+    assert!(
+        got_a
+            .lines()
+            .all(|l| l.starts_with("[A] [X] spawned uWSGI worker")),
+        "{got_a}"
+    );
     assert!(!got_all.contains("spawned uWSGI worker"), "{got_all}");
     assert!(!got_all.contains("your mercy"), "{got_all}");
     assert!(got_all.lines().all(|l| l.starts_with("[X] ")), "{got_all}");
@@ -237,11 +423,17 @@ fn routes_drains_filters_and_encoders() {
     let _i = Instance::start(
         &s,
         &[
-            "--http-socket", "127.0.0.1:0", "--master",
-            "--logger", &format!("file:{}", j.display()),
-            "--log-filter", "uWSGI",
-            "--log-encoder", "json {\"msg\":\"${msg}\",\"unix\":${unix}}",
-            "--log-encoder", "nl",
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--logger",
+            &format!("file:{}", j.display()),
+            "--log-filter",
+            "uWSGI",
+            "--log-encoder",
+            "json {\"msg\":\"${msg}\",\"unix\":${unix}}",
+            "--log-encoder",
+            "nl",
         ],
     );
     let got = wait_file(&j, "spawned uWSGI worker 1");
@@ -259,11 +451,24 @@ fn a_chatty_hook_does_not_block_the_log_master() {
     // 3 MB of output from a hook the master waits for: far more than the pipe holds.
     let i = Instance::start(
         &s,
-        &["--http-socket", "127.0.0.1:0", "--logger", &format!("file:{}", f.display()), "--exec-as-user", "head -c 3000000 /dev/zero | tr '\\0' a | fold -w 99"],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--logger",
+            &format!("file:{}", f.display()),
+            "--exec-as-user",
+            "head -c 3000000 /dev/zero | tr '\\0' a | fold -w 99",
+        ],
     );
     wait_file(&f, "spawned uWSGI worker 1");
-    let lines = read(&f).lines().filter(|l| l.len() == 99 && l.bytes().all(|b| b == b'a')).count();
-    assert_eq!(lines, 30303, "every line of the hook's output reached the logger");
+    let lines = read(&f)
+        .lines()
+        .filter(|l| l.len() == 99 && l.bytes().all(|b| b == b'a'))
+        .count();
+    assert_eq!(
+        lines, 30303,
+        "every line of the hook's output reached the logger"
+    );
     drop(i);
 }
 
@@ -271,10 +476,23 @@ fn a_chatty_hook_does_not_block_the_log_master() {
 fn logto2_opens_after_the_privilege_drop() {
     let s = Scratch::new("logto2");
     let f = s.path("l2.log");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--logto2", &f.to_string_lossy()]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--logto2",
+            &f.to_string_lossy(),
+        ],
+    );
     let got = wait_file(&f, "spawned uWSGI worker 1");
     // Lines before the drop went to the original standard error.
-    assert!(i.stderr().contains("bound to TCP address"), "{}", i.stderr());
+    assert!(
+        i.stderr().contains("bound to TCP address"),
+        "{}",
+        i.stderr()
+    );
     assert!(!got.contains("bound to TCP address"), "{got}");
 }
 
@@ -288,10 +506,19 @@ fn rsyslog_pipe_and_rotating_file_loggers() {
     let _i = Instance::start(
         &s,
         &[
-            "--http-socket", "127.0.0.1:0", "--master",
-            "--logger", &format!("rsyslog:{},myident,30", rx.local_addr().unwrap()),
-            "--logger", &format!("pipe:cat >> {}", piped.display()),
-            "--logger", &format!("file:logfile={},maxsize=300,backupname={}", rot.display(), s.s("rot.old")),
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--logger",
+            &format!("rsyslog:{},myident,30", rx.local_addr().unwrap()),
+            "--logger",
+            &format!("pipe:cat >> {}", piped.display()),
+            "--logger",
+            &format!(
+                "file:logfile={},maxsize=300,backupname={}",
+                rot.display(),
+                s.s("rot.old")
+            ),
         ],
     );
     let mut buf = [0u8; 4096];
@@ -302,8 +529,16 @@ fn rsyslog_pipe_and_rotating_file_loggers() {
         }
         got.iter().any(|d| d.contains("spawned uWSGI worker 1"))
     });
-    let d = got.iter().find(|d| d.contains("spawned uWSGI worker 1")).unwrap();
-    assert!(d.starts_with("<30>") && d.contains(" myident: spawned uWSGI worker 1") && !d.ends_with('\n'), "{d}");
+    let d = got
+        .iter()
+        .find(|d| d.contains("spawned uWSGI worker 1"))
+        .unwrap();
+    assert!(
+        d.starts_with("<30>")
+            && d.contains(" myident: spawned uWSGI worker 1")
+            && !d.ends_with('\n'),
+        "{d}"
+    );
     wait_file(&piped, "spawned uWSGI worker 1");
     // The banner is longer than 300 bytes: the file logger rotated itself.
     wait_file(&s.path("rot.old"), "triggering rotation to");
@@ -340,7 +575,9 @@ fn reloads_keep_or_reopen_the_log() {
         }
         // Workers of the new generation log too.
         let target = if reopen { &log } else { &moved };
-        wait_until(&format!("{case}: the new worker's line"), || read(target).matches("spawned uWSGI worker 1").count() >= if reopen { 1 } else { 2 });
+        wait_until(&format!("{case}: the new worker's line"), || {
+            read(target).matches("spawned uWSGI worker 1").count() >= if reopen { 1 } else { 2 }
+        });
         drop(i);
     }
 }

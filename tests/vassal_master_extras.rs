@@ -8,18 +8,28 @@ use std::io::Write;
 use vassal_support::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16) -> String {
     let mut c = connect(&Target::Tcp(format!("127.0.0.1:{port}")));
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     String::from_utf8_lossy(&read_to_close(&mut c)).into_owned()
 }
 
 fn fifo(path: &std::path::Path, cmds: &str) {
     wait_until("the fifo", || path.exists());
-    std::fs::OpenOptions::new().write(true).open(path).unwrap().write_all(cmds.as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all(cmds.as_bytes())
+        .unwrap();
 }
 
 #[test]
@@ -27,25 +37,52 @@ fn shared_socket_references() {
     let s = Scratch::new("shared");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let i = Instance::start(&s, &["--shared-socket", &addr, "--http-socket", "=0", "--master"]);
+    let i = Instance::start(
+        &s,
+        &["--shared-socket", &addr, "--http-socket", "=0", "--master"],
+    );
     i.wait_ready(1);
     i.wait_log(&format!("uwsgi socket 0 bound to TCP address {addr}"));
     assert!(get(port).starts_with("HTTP/1.1 500"));
     let mut bad = Instance::start(&s, &["--shared-socket", &addr, "--http-socket", "=3"]);
     assert_eq!(bad.wait_exit().code(), Some(1));
-    assert!(bad.stderr().contains("unable to use shared socket 3"), "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("unable to use shared socket 3"),
+        "{}",
+        bad.stderr()
+    );
 }
 
 #[test]
 fn memory_limits_recycle_workers() {
     let s = Scratch::new("rss");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--reload-on-rss", "1", "--min-worker-lifetime", "0"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--reload-on-rss",
+            "1",
+            "--min-worker-lifetime",
+            "0",
+        ],
+    );
     i.wait_ready(1);
     i.wait_log("worker 1 (pid: ");
     i.wait_log("rss usage");
     i.wait_log("is over its limit: recycling it");
     i.wait_log("Respawned uWSGI worker 1");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--evil-reload-on-as", "1"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--evil-reload-on-as",
+            "1",
+        ],
+    );
     i.wait_ready(1);
     i.wait_log("*** EVIL RELOAD ON WORKER 1 ADDRESS SPACE: ");
     i.wait_log("Respawned uWSGI worker 1");
@@ -54,16 +91,30 @@ fn memory_limits_recycle_workers() {
 #[test]
 fn usr2_logs_what_workers_do() {
     let s = Scratch::new("usr2");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+        ],
+    );
     i.wait_ready(2);
     i.signal("USR2");
     let w1 = i.worker_pids(1)[0];
-    i.wait_log(&format!("SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"));
+    i.wait_log(&format!(
+        "SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"
+    ));
     i.wait_log("SIGUSR2: --- uWSGI worker 2 (pid: ");
     // A SIGUSR2 sent to a worker itself does not kill it.
     signal(w1, "USR2");
     i.signal("USR2");
-    i.wait_count(&format!("SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"), 2);
+    i.wait_count(
+        &format!("SIGUSR2: --- uWSGI worker 1 (pid: {w1}) is idle ---"),
+        2,
+    );
     assert!(alive(w1));
 }
 
@@ -71,7 +122,16 @@ fn usr2_logs_what_workers_do() {
 fn fifo_letters() {
     let s = Scratch::new("fifo-letters");
     let f = s.path("fifo");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--master-fifo", &f.to_string_lossy()]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--master-fifo",
+            &f.to_string_lossy(),
+        ],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     fifo(&f, "SS+E");
@@ -89,7 +149,9 @@ fn fifo_letters() {
     fifo(&f, "f");
     let line = i.wait_log("new master copy spawned with pid ");
     let copy: i32 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    wait_until("the copy runs", || alive(copy) && !children(copy).is_empty());
+    wait_until("the copy runs", || {
+        alive(copy) && !children(copy).is_empty()
+    });
     for c in children(copy) {
         signal(c, "KILL");
     }
@@ -106,7 +168,10 @@ fn cheap_and_idle_cheap_mode() {
     assert!(get(port).starts_with("HTTP/1.1 500"));
     i.wait_log("[cheap] a connection arrived: spawning the workers");
 
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--idle", "1"]);
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--idle", "1"],
+    );
     let port = i.port(0);
     i.wait_ready(1);
     i.wait_log("workers have been inactive for more than 1 seconds");

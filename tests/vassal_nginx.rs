@@ -12,7 +12,11 @@ use std::process::{Child, Command, Stdio};
 use vassal_support::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// nginx in the foreground with a generated configuration; killed on drop.
@@ -35,7 +39,10 @@ impl Nginx {
                server {{\n    listen 127.0.0.1:{port};\n{locations}\n  }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("nginx is not installed (scripts/test.sh installs it)");
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx is not installed (scripts/test.sh installs it)");
         let child = Command::new(nginx)
             .arg("-e")
             .arg(dir.join("error.log"))
@@ -49,7 +56,9 @@ impl Nginx {
             .spawn()
             .expect("cannot run nginx");
         let n = Nginx { child, port, dir };
-        wait_until("nginx listening", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("nginx listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         n
     }
 
@@ -66,7 +75,10 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- nginx error log ---\n{}", std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default());
+            eprintln!(
+                "--- nginx error log ---\n{}",
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            );
         }
     }
 }
@@ -75,7 +87,18 @@ impl Drop for Nginx {
 fn nginx_uwsgi_pass_over_tcp_and_unix() {
     let s = Scratch::new("nginx");
     let sock = s.path("v.sock");
-    let i = Instance::start(&s, &["--socket", "127.0.0.1:0", "--socket", &sock.to_string_lossy(), "--master", "--processes", "2"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--socket",
+            "127.0.0.1:0",
+            "--socket",
+            &sock.to_string_lossy(),
+            "--master",
+            "--processes",
+            "2",
+        ],
+    );
     let vport = i.port(0);
     i.wait_ready(2);
     let params = "/etc/nginx/uwsgi_params";
@@ -88,10 +111,19 @@ fn nginx_uwsgi_pass_over_tcp_and_unix() {
     );
     for path in ["/tcp/hello?x=1", "/unix/there?y=2", "/tcp/again"] {
         let r = nginx.get(path);
-        assert!(r.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{path}: {r}");
-        assert!(r.contains("\r\nContent-Type: text/plain\r\n"), "{path}: {r}");
+        assert!(
+            r.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{path}: {r}"
+        );
+        assert!(
+            r.contains("\r\nContent-Type: text/plain\r\n"),
+            "{path}: {r}"
+        );
         // nginx re-frames the body the vassal sent (21 bytes) as one chunk.
-        assert!(r.ends_with("\r\n\r\n15\r\nInternal Server Error\r\n0\r\n\r\n"), "{path}: {r}");
+        assert!(
+            r.ends_with("\r\n\r\n15\r\nInternal Server Error\r\n0\r\n\r\n"),
+            "{path}: {r}"
+        );
         // The vassal parsed nginx's packet: method, URI, protocol and client address.
         let uri = path;
         let line = i.wait_log(&format!("GET {uri} => generated 21 bytes"));
@@ -107,11 +139,28 @@ fn nginx_uwsgi_pass_over_tcp_and_unix() {
 fn uwsgitop_reads_the_stats_server() {
     let s = Scratch::new("uwsgitop");
     let stats = s.path("stats.sock");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--stats", &stats.to_string_lossy()]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+            "--stats",
+            &stats.to_string_lossy(),
+        ],
+    );
     i.wait_ready(2);
-    let venv = std::env::var_os("IMPERIUM_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv"));
+    let venv = std::env::var_os("IMPERIUM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv"));
     let top = venv.join("bin/uwsgitop");
-    assert!(top.is_file(), "no uwsgitop at {} (scripts/test.sh installs it)", top.display());
+    assert!(
+        top.is_file(),
+        "no uwsgitop at {} (scripts/test.sh installs it)",
+        top.display()
+    );
     // uwsgitop is a curses program: run it on a pseudo-terminal for a few refreshes.
     let driver = r#"
 import os, pty, sys, time, fcntl, termios, struct, signal
@@ -136,13 +185,26 @@ os.kill(pid, signal.SIGKILL)
 os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
 "#;
-    let out = Command::new(venv.join("bin/python")).arg("-c").arg(driver).arg(&top).arg(&stats).output().expect("cannot run python");
+    let out = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(driver)
+        .arg(&top)
+        .arg(&stats)
+        .output()
+        .expect("cannot run python");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("WID"), "uwsgitop drew no worker table: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("WID"),
+        "uwsgitop drew no worker table: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("Traceback"), "{text}");
     // One row per worker, with its pid.
     for w in 1..=2 {
         let pid = i.worker_pids(w)[0];
-        assert!(text.contains(&pid.to_string()), "worker {w} ({pid}) missing: {text}");
+        assert!(
+            text.contains(&pid.to_string()),
+            "worker {w} ({pid}) missing: {text}"
+        );
     }
 }

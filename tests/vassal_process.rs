@@ -17,14 +17,28 @@ fn http(i: &Instance) -> Target {
 #[test]
 fn workers_are_spawned_and_respawned() {
     let s = Scratch::new("respawn");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "3"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "3",
+        ],
+    );
     i.wait_ready(3);
     assert!(i.stderr().contains("*** Starting imperium "));
     assert!(i.stderr().contains("*** Operational MODE: preforking ***"));
-    assert!(i.stderr().contains(&format!("spawned uWSGI master process (pid: {})", i.pid())));
+    assert!(
+        i.stderr()
+            .contains(&format!("spawned uWSGI master process (pid: {})", i.pid()))
+    );
     let w2 = i.worker_pids(2)[0];
     signal(w2, "KILL");
-    i.wait_log(&format!("DAMN ! worker 2 (pid: {w2}) died, killed by signal 9 :( trying respawn ..."));
+    i.wait_log(&format!(
+        "DAMN ! worker 2 (pid: {w2}) died, killed by signal 9 :( trying respawn ..."
+    ));
     i.wait_log("Respawned uWSGI worker 2 (new pid: ");
     let new = *i.worker_pids(2).last().unwrap();
     assert_ne!(new, w2);
@@ -35,7 +49,20 @@ fn workers_are_spawned_and_respawned() {
 #[test]
 fn max_requests_recycles_the_worker() {
     let s = Scratch::new("maxreq");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "1", "--max-requests", "2", "--min-worker-lifetime", "0"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "1",
+            "--max-requests",
+            "2",
+            "--min-worker-lifetime",
+            "0",
+        ],
+    );
     i.wait_ready(1);
     let t = http(&i);
     let first = i.worker_pids(1)[0];
@@ -54,15 +81,36 @@ fn max_requests_recycles_the_worker() {
 #[test]
 fn harakiri_kills_a_stuck_worker_and_a_new_one_serves() {
     let s = Scratch::new("harakiri");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "1", "--harakiri", "1", "--socket-timeout", "120", "--harakiri-verbose"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "1",
+            "--harakiri",
+            "1",
+            "--socket-timeout",
+            "120",
+            "--harakiri-verbose",
+        ],
+    );
     i.wait_ready(1);
     let t = http(&i);
     let stuck = i.worker_pids(1)[0];
     // The worker waits for a body that never comes: stuck inside the request.
     let mut c = connect(&t);
-    c.write_all(b"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc").unwrap();
-    i.wait_log(&format!("*** HARAKIRI ON WORKER 1 (pid: {stuck}, try: 1) ***"));
-    assert_eq!(read_to_close(&mut c), b"", "the stuck client's connection is closed");
+    c.write_all(b"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc")
+        .unwrap();
+    i.wait_log(&format!(
+        "*** HARAKIRI ON WORKER 1 (pid: {stuck}, try: 1) ***"
+    ));
+    assert_eq!(
+        read_to_close(&mut c),
+        b"",
+        "the stuck client's connection is closed"
+    );
     i.wait_log("Respawned uWSGI worker 1 (new pid: ");
     assert_eq!(roundtrip(&t, b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
     assert!(!alive(stuck));
@@ -72,7 +120,18 @@ fn harakiri_kills_a_stuck_worker_and_a_new_one_serves() {
 fn hup_reloads_gracefully_and_keeps_the_listening_socket() {
     let s = Scratch::new("hup");
     let sock = s.s("r.sock");
-    let i = Instance::start(&s, &["--http-socket", &sock, "--master", "--processes", "1", "--socket-timeout", "120"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            &sock,
+            "--master",
+            "--processes",
+            "1",
+            "--socket-timeout",
+            "120",
+        ],
+    );
     i.wait_ready(1);
     let t = Target::Unix(sock.clone().into());
     let master = i.pid();
@@ -80,7 +139,8 @@ fn hup_reloads_gracefully_and_keeps_the_listening_socket() {
 
     // A request in progress (its body is still coming) holds the worker...
     let mut busy = connect(&t);
-    busy.write_all(b"POST / HTTP/1.0\r\nContent-Length: 6\r\n\r\nabc").unwrap();
+    busy.write_all(b"POST / HTTP/1.0\r\nContent-Length: 6\r\n\r\nabc")
+        .unwrap();
     i.wait_log("spawned uWSGI worker 1");
     std::thread::sleep(std::time::Duration::from_millis(300));
     i.signal("HUP");
@@ -92,9 +152,21 @@ fn hup_reloads_gracefully_and_keeps_the_listening_socket() {
     busy.write_all(b"def").unwrap();
     assert_eq!(read_to_close(&mut busy), NO_APP_10);
     i.wait_log("binary reloading uWSGI...");
-    i.wait_log(&format!("gracefully (RE)spawned uWSGI master process (pid: {master})"));
-    assert!(i.stderr().contains(&format!("uwsgi socket 0 inherited UNIX address {sock} fd 3")), "{}", i.stderr());
-    assert_eq!(read_to_close(&mut during), NO_APP_10, "the connection made during the reload is served");
+    i.wait_log(&format!(
+        "gracefully (RE)spawned uWSGI master process (pid: {master})"
+    ));
+    assert!(
+        i.stderr().contains(&format!(
+            "uwsgi socket 0 inherited UNIX address {sock} fd 3"
+        )),
+        "{}",
+        i.stderr()
+    );
+    assert_eq!(
+        read_to_close(&mut during),
+        NO_APP_10,
+        "the connection made during the reload is served"
+    );
     let new = *i.worker_pids(1).last().unwrap();
     assert_ne!(new, old);
     assert!(alive(master));
@@ -103,18 +175,51 @@ fn hup_reloads_gracefully_and_keeps_the_listening_socket() {
 #[test]
 fn term_is_a_brutal_reload_unless_die_on_term() {
     let s = Scratch::new("term");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+        ],
+    );
     i.wait_ready(2);
     let port = i.port(0);
     i.signal("TERM");
     i.wait_log("...brutally killing workers...");
-    i.wait_log(&format!("gracefully (RE)spawned uWSGI master process (pid: {})", i.pid()));
+    i.wait_log(&format!(
+        "gracefully (RE)spawned uWSGI master process (pid: {})",
+        i.pid()
+    ));
     i.wait_count("spawned uWSGI worker 2 ", 2);
-    assert!(i.stderr().contains(&format!("inherited INET address 127.0.0.1:{port} fd 3")), "{}", i.stderr());
-    assert_eq!(roundtrip(&Target::Tcp(format!("127.0.0.1:{port}")), b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
+    assert!(
+        i.stderr()
+            .contains(&format!("inherited INET address 127.0.0.1:{port} fd 3")),
+        "{}",
+        i.stderr()
+    );
+    assert_eq!(
+        roundtrip(
+            &Target::Tcp(format!("127.0.0.1:{port}")),
+            b"GET / HTTP/1.0\r\n\r\n"
+        ),
+        NO_APP_10
+    );
 
     let s2 = Scratch::new("term-die");
-    let mut d = Instance::start(&s2, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2", "--die-on-term"]);
+    let mut d = Instance::start(
+        &s2,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+            "--die-on-term",
+        ],
+    );
     d.wait_ready(2);
     let workers: Vec<i32> = (1..=2).map(|w| d.worker_pids(w)[0]).collect();
     d.signal("TERM");
@@ -128,7 +233,10 @@ fn term_is_a_brutal_reload_unless_die_on_term() {
 #[test]
 fn quit_with_die_on_term_is_a_brutal_reload() {
     let s = Scratch::new("quit-die");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--die-on-term"]);
+    let i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--die-on-term"],
+    );
     i.wait_ready(1);
     i.signal("QUIT");
     i.wait_log("...brutally killing workers...");
@@ -139,14 +247,29 @@ fn quit_with_die_on_term_is_a_brutal_reload() {
 fn int_and_quit_shut_down() {
     for sig in ["INT", "QUIT"] {
         let s = Scratch::new(&format!("stop-{sig}"));
-        let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2"]);
+        let mut i = Instance::start(
+            &s,
+            &[
+                "--http-socket",
+                "127.0.0.1:0",
+                "--master",
+                "--processes",
+                "2",
+            ],
+        );
         i.wait_ready(2);
         let workers: Vec<i32> = (1..=2).map(|w| i.worker_pids(w)[0]).collect();
         i.signal(sig);
         assert!(i.wait_exit().success(), "{sig}");
         let log = i.stderr();
-        assert!(log.contains("SIGINT/SIGTERM received...killing workers..."), "{log}");
-        assert!(log.contains("worker 1 buried after") && log.contains("worker 2 buried after"), "{log}");
+        assert!(
+            log.contains("SIGINT/SIGTERM received...killing workers..."),
+            "{log}"
+        );
+        assert!(
+            log.contains("worker 1 buried after") && log.contains("worker 2 buried after"),
+            "{log}"
+        );
         assert!(log.contains("goodbye to uWSGI."));
         for w in workers {
             assert!(!alive(w), "worker {w} survived {sig}");
@@ -157,19 +280,35 @@ fn int_and_quit_shut_down() {
 #[test]
 fn usr1_logs_the_stats() {
     let s = Scratch::new("usr1");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+        ],
+    );
     i.wait_ready(2);
     roundtrip(&http(&i), b"GET / HTTP/1.0\r\n\r\n");
     i.wait_log("|req: -1/1]");
     i.signal("USR1");
     i.wait_log("\tworkers total requests: 1");
-    assert!(i.stderr().contains(";uWSGI instance configuration"), "{}", i.stderr());
+    assert!(
+        i.stderr().contains(";uWSGI instance configuration"),
+        "{}",
+        i.stderr()
+    );
 }
 
 #[test]
 fn need_app_exits_22_without_an_app() {
     let s = Scratch::new("needapp");
-    let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--need-app"]);
+    let mut i = Instance::start(
+        &s,
+        &["--http-socket", "127.0.0.1:0", "--master", "--need-app"],
+    );
     assert_eq!(i.wait_exit().code(), Some(22));
     assert!(i.stderr().contains("*** no app loaded. GAME OVER ***"));
     let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master"]);
@@ -184,19 +323,50 @@ fn chdir_env_pidfile2_and_privileges() {
     // pidfile2 is written after the privilege drop: its directory must let nobody write.
     let open_dir = s.path("open");
     std::fs::create_dir_all(&open_dir).unwrap();
-    std::fs::set_permissions(&open_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        &open_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let pid2 = open_dir.join("p2.pid").to_string_lossy().into_owned();
     let mut i = Instance::start(
         &s,
-        &["--http-socket", "127.0.0.1:0", "--master", "--chdir", &work.to_string_lossy(), "--env", "IMPERIUM_T=yes", "--uid", "nobody", "--gid", "nogroup", "--pidfile2", &pid2],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--chdir",
+            &work.to_string_lossy(),
+            "--env",
+            "IMPERIUM_T=yes",
+            "--uid",
+            "nobody",
+            "--gid",
+            "nogroup",
+            "--pidfile2",
+            &pid2,
+        ],
     );
     i.wait_ready(1);
     let w = i.worker_pids(1)[0];
     let status = std::fs::read_to_string(format!("/proc/{w}/status")).unwrap();
-    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534")), "{status}");
-    assert!(status.lines().any(|l| l.starts_with("Gid:") && l.split_whitespace().nth(1) == Some("65534")), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Gid:") && l.split_whitespace().nth(1) == Some("65534")),
+        "{status}"
+    );
     assert_eq!(std::fs::read_link(format!("/proc/{w}/cwd")).unwrap(), work);
-    assert_eq!(std::fs::read_to_string(&pid2).unwrap().trim(), i.pid().to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pid2).unwrap().trim(),
+        i.pid().to_string()
+    );
     // /proc/PID/environ shows the block given to exec: after a reload (an exec of the
     // master) it holds what `env` set and the reload count.
     i.signal("HUP");
@@ -212,7 +382,10 @@ fn chdir_env_pidfile2_and_privileges() {
 fn without_master_the_process_is_its_only_worker() {
     let s = Scratch::new("nomaster");
     let mut i = Instance::start(&s, &["--http-socket", "127.0.0.1:0"]);
-    i.wait_log(&format!("spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)", i.pid()));
+    i.wait_log(&format!(
+        "spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)",
+        i.pid()
+    ));
     assert_eq!(roundtrip(&http(&i), b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
     i.signal("INT");
     i.wait_exit();
@@ -221,7 +394,16 @@ fn without_master_the_process_is_its_only_worker() {
 #[test]
 fn workers_do_not_outlive_their_master() {
     let s = Scratch::new("orphans");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--processes", "2"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--processes",
+            "2",
+        ],
+    );
     i.wait_ready(2);
     let workers: Vec<i32> = (1..=2).map(|w| i.worker_pids(w)[0]).collect();
     signal(i.pid(), "KILL");
@@ -237,7 +419,8 @@ fn systemd_notifications() {
     let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(LONG)).unwrap();
     let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["--http-socket", "127.0.0.1:0", "--master"]).env("NOTIFY_SOCKET", &path);
+    cmd.args(["--http-socket", "127.0.0.1:0", "--master"])
+        .env("NOTIFY_SOCKET", &path);
     let mut i = Instance::spawn(&s, &mut cmd, "instance.log");
     let next = || {
         let mut b = [0u8; 512];

@@ -27,11 +27,18 @@ fn uwsgi_request_gets_uwsgis_no_app_answer_and_log_line() {
     let (i, t) = one_worker(&s, &[]);
     assert_eq!(roundtrip(&t, &uwsgi_get("/hello?x=1")), NO_APP_11);
     // Without SERVER_PROTOCOL the status line says HTTP/1.0, as in uWSGI.
-    assert_eq!(roundtrip(&t, &uwsgi_packet(&[("REQUEST_METHOD", "GET")])), NO_APP_10);
+    assert_eq!(
+        roundtrip(&t, &uwsgi_packet(&[("REQUEST_METHOD", "GET")])),
+        NO_APP_10
+    );
     i.wait_log("--- no python application found, check your startup logs for errors ---");
     let line = i.wait_log("|app: -1|req: -1/1]");
     assert!(line.contains(" 10.0.0.1 () {10 vars in "), "{line}");
-    assert!(line.contains("GET /hello?x=1 => generated 21 bytes in ") && line.ends_with("(HTTP/1.1 500) 2 headers in 83 bytes (0 switches on core 0)"), "{line}");
+    assert!(
+        line.contains("GET /hello?x=1 => generated 21 bytes in ")
+            && line.ends_with("(HTTP/1.1 500) 2 headers in 83 bytes (0 switches on core 0)"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -77,7 +84,17 @@ fn buffer_size_raises_the_limit() {
     let s = Scratch::new("uwsgi-bufsize");
     let (i, t) = one_worker(&s, &["--buffer-size", "32768"]);
     let long = "v".repeat(6000);
-    assert_eq!(roundtrip(&t, &uwsgi_packet(&[("REQUEST_METHOD", "GET"), ("SERVER_PROTOCOL", "HTTP/1.1"), ("HTTP_X_BIG", &long)])), NO_APP_11);
+    assert_eq!(
+        roundtrip(
+            &t,
+            &uwsgi_packet(&[
+                ("REQUEST_METHOD", "GET"),
+                ("SERVER_PROTOCOL", "HTTP/1.1"),
+                ("HTTP_X_BIG", &long)
+            ])
+        ),
+        NO_APP_11
+    );
     assert_eq!(i.count("invalid request block size"), 0);
 }
 
@@ -90,7 +107,13 @@ fn ping_gets_pong() {
 }
 
 fn http_worker(s: &Scratch, extra: &[&str]) -> (Instance, Target) {
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--master", "--processes", "1"];
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--master",
+        "--processes",
+        "1",
+    ];
     args.extend_from_slice(extra);
     let i = Instance::start(s, &args);
     i.wait_ready(1);
@@ -106,7 +129,11 @@ fn http_keep_alive_pipelining_chunked_and_continue() {
     // Two requests on one connection, one after the other.
     c.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let r1 = read_response(&mut c);
-    assert!(r1.starts_with("HTTP/1.1 500 Internal Server Error\r\n") && r1.ends_with("Internal Server Error"), "{r1}");
+    assert!(
+        r1.starts_with("HTTP/1.1 500 Internal Server Error\r\n")
+            && r1.ends_with("Internal Server Error"),
+        "{r1}"
+    );
     c.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     read_response(&mut c);
     // Pipelined: three requests in one write, one with a chunked body.
@@ -115,18 +142,24 @@ fn http_keep_alive_pipelining_chunked_and_continue() {
         read_response(&mut c);
     }
     // Expect: 100-continue: the interim answer comes before the body is sent.
-    c.write_all(b"POST /f HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    c.write_all(b"POST /f HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
     let mut interim = [0u8; 25];
     std::io::Read::read_exact(&mut c, &mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     c.write_all(b"hello").unwrap();
     read_response(&mut c);
     // Connection: close ends it.
-    c.write_all(b"GET /g HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    c.write_all(b"GET /g HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     assert_eq!(read_to_close(&mut c), NO_APP_11);
     i.wait_count("--- no python application found", 7);
     for p in ["/a", "/b", "/c", "/d", "/e", "/f", "/g"] {
-        assert!(i.stderr().contains(&format!(" POST {p} =>")) || i.stderr().contains(&format!(" GET {p} =>")), "no log line for {p}");
+        assert!(
+            i.stderr().contains(&format!(" POST {p} =>"))
+                || i.stderr().contains(&format!(" GET {p} =>")),
+            "no log line for {p}"
+        );
     }
     assert_eq!(i.worker_pids(1).len(), 1);
     // HTTP/1.0 without keep-alive closes after the answer.
@@ -139,16 +172,29 @@ fn http_garbage_and_oversized_heads_are_refused_and_the_worker_goes_on() {
     let (i, t) = http_worker(&s, &[]);
     let worker = i.worker_pids(1)[0];
     let r = roundtrip(&t, b"garbage\r\n\r\n");
-    assert!(r.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"HTTP/1.1 400 Bad Request\r\n"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     i.wait_log("invalid HTTP request from 127.0.0.1: invalid HTTP request line");
     let r = roundtrip(&t, b"\x00\x01\x02\xff\r\n\r\n");
     assert!(r.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
-    let r = roundtrip(&t, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let r = roundtrip(
+        &t,
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     assert!(r.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
     let r = roundtrip(&t, b"GET / HTTP/3.0\r\n\r\n");
     assert!(r.starts_with(b"HTTP/1.1 505 "));
-    let r = roundtrip(&t, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
-    assert!(r.starts_with(b"HTTP/1.1 500 "), "a bad chunk is logged and the connection closed after the answer");
+    let r = roundtrip(
+        &t,
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    );
+    assert!(
+        r.starts_with(b"HTTP/1.1 500 "),
+        "a bad chunk is logged and the connection closed after the answer"
+    );
     i.wait_log("invalid chunk size in a chunked request body");
     // A head larger than buffer-size.
     let mut big = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
@@ -157,7 +203,11 @@ fn http_garbage_and_oversized_heads_are_refused_and_the_worker_goes_on() {
     let mut c = connect(&t);
     let _ = c.write_all(&big);
     let r = read_to_close(&mut c);
-    assert!(r.is_empty() || r.starts_with(b"HTTP/1.1 431 "), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.is_empty() || r.starts_with(b"HTTP/1.1 431 "),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     i.wait_log("invalid HTTP request size (max 4096)...skip");
     // A client gone in the middle of a head.
     let mut c = connect(&t);
@@ -175,10 +225,15 @@ fn a_body_shorter_than_its_content_length_times_out_and_the_worker_goes_on() {
     let s = Scratch::new("http-short");
     let (i, t) = http_worker(&s, &["--socket-timeout", "1"]);
     let mut c = connect(&t);
-    c.write_all(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nshort").unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nshort")
+        .unwrap();
     // The worker gives up reading after socket-timeout, answers and closes.
     let r = read_to_close(&mut c);
-    assert!(r.starts_with(b"HTTP/1.1 500 ") && r.windows(17).any(|w| w == b"Connection: close"), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"HTTP/1.1 500 ") && r.windows(17).any(|w| w == b"Connection: close"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     assert_eq!(roundtrip(&t, b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
     assert_eq!(i.worker_pids(1).len(), 1);
 }
@@ -198,7 +253,10 @@ fn a_client_trickling_its_head_is_cut_off_and_the_worker_goes_on() {
             break;
         }
     }
-    assert!(closed || read_to_close(&mut c).is_empty(), "the slow client was never cut off");
+    assert!(
+        closed || read_to_close(&mut c).is_empty(),
+        "the slow client was never cut off"
+    );
     i.wait_log("took more than 2s to send its request head");
     assert_eq!(roundtrip(&t, b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
 }

@@ -8,20 +8,41 @@ use vassal_support::*;
 
 fn stats_port(i: &Instance) -> u16 {
     let line = i.wait_log("*** Stats server enabled on 127.0.0.1:");
-    line.split("127.0.0.1:").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+    line.split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn keys_match_the_real_uwsgi() {
     let s = Scratch::new("stats-diff");
-    let args = ["--socket", "127.0.0.1:0", "--master", "--processes", "2", "--stats", "127.0.0.1:0"];
+    let args = [
+        "--socket",
+        "127.0.0.1:0",
+        "--master",
+        "--processes",
+        "2",
+        "--stats",
+        "127.0.0.1:0",
+    ];
     let ours = Instance::start(&s, &args);
     ours.wait_ready(2);
     let sp = stats_port(&ours);
     // uWSGI does not report an auto-assigned stats port: give it a free one.
-    let tsp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tsp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cmd = std::process::Command::new(uwsgi_bin());
-    cmd.args(&args[..5]).args(["--stats", &format!("127.0.0.1:{tsp}")]).stdin(std::process::Stdio::null());
+    cmd.args(&args[..5])
+        .args(["--stats", &format!("127.0.0.1:{tsp}")])
+        .stdin(std::process::Stdio::null());
     let theirs = Instance::spawn(&s, &mut cmd, "uwsgi.log");
     theirs.wait_log("*** Stats server enabled on");
     theirs.wait_log("spawned uWSGI worker 2");
@@ -32,7 +53,10 @@ fn keys_match_the_real_uwsgi() {
     let keep = |p: &String| !p.starts_with("locks[]");
     let ka: Vec<String> = key_paths(&a).into_iter().filter(keep).collect();
     let kb: Vec<String> = key_paths(&b).into_iter().filter(keep).collect();
-    assert_eq!(ka, kb, "stats keys differ from uWSGI's\nours: {a:#}\nuWSGI: {b:#}");
+    assert_eq!(
+        ka, kb,
+        "stats keys differ from uWSGI's\nours: {a:#}\nuWSGI: {b:#}"
+    );
     // Top-level key order too.
     let order = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(order(&a), order(&b));
@@ -56,9 +80,19 @@ fn keys_match_the_real_uwsgi() {
     }
     ours.wait_log("|req: -1/3]");
     let a = stats(&Target::Tcp(format!("127.0.0.1:{sp}")));
-    let total: u64 = a["workers"].as_array().unwrap().iter().map(|w| w["requests"].as_u64().unwrap()).sum();
+    let total: u64 = a["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
     assert_eq!(total, 3);
-    let tx: u64 = a["workers"].as_array().unwrap().iter().map(|w| w["tx"].as_u64().unwrap()).sum();
+    let tx: u64 = a["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["tx"].as_u64().unwrap())
+        .sum();
     assert_eq!(tx, 3 * 104);
 }
 
@@ -66,18 +100,41 @@ fn keys_match_the_real_uwsgi() {
 fn unix_http_and_minified_variants() {
     let s = Scratch::new("stats-unix");
     let st = s.s("stats.sock");
-    let i = Instance::start(&s, &["--http-socket", "127.0.0.1:0", "--master", "--stats", &st, "--stats-http", "--vacuum"]);
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--stats",
+            &st,
+            "--stats-http",
+            "--vacuum",
+        ],
+    );
     i.wait_ready(1);
     i.wait_log(&format!("*** Stats server enabled on {st} fd: "));
     let raw = roundtrip(&Target::Unix(st.clone().into()), b"GET / HTTP/1.0\r\n\r\n");
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.0 200 OK\r\n") && head.contains("Content-Type: application/json"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.0 200 OK\r\n") && head.contains("Content-Type: application/json"),
+        "{head}"
+    );
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["sockets"][0]["proto"], "http");
 
     let s2 = Scratch::new("stats-min");
-    let j = Instance::start(&s2, &["--http-socket", "127.0.0.1:0", "--stats", "127.0.0.1:0", "--stats-minified"]);
+    let j = Instance::start(
+        &s2,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--stats",
+            "127.0.0.1:0",
+            "--stats-minified",
+        ],
+    );
     j.wait_ready(1);
     let raw = roundtrip(&Target::Tcp(format!("127.0.0.1:{}", stats_port(&j))), b"");
     assert!(!raw.contains(&b'\n'), "minified stats are one line");

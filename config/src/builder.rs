@@ -125,12 +125,18 @@ impl Builder {
     }
 
     fn getenv(&self, name: &str) -> Option<String> {
-        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// The first value of `key` as uWSGI's lookups see it (bare flags count as unset).
     fn first_value(&self, key: &str) -> Option<String> {
-        self.opts.iter().find(|o| o.key == key).and_then(|o| o.value.clone())
+        self.opts
+            .iter()
+            .find(|o| o.key == key)
+            .and_then(|o| o.value.clone())
     }
 
     fn custom_option(&self, name: &str) -> Option<&Custom> {
@@ -143,7 +149,14 @@ impl Builder {
             return Some((spec.name.to_string(), spec.arg));
         }
         self.custom_option(name).map(|c| {
-            (c.name.clone(), if c.has_args { options::Arg::Required } else { options::Arg::None })
+            (
+                c.name.clone(),
+                if c.has_args {
+                    options::Arg::Required
+                } else {
+                    options::Arg::None
+                },
+            )
         })
     }
 
@@ -169,11 +182,22 @@ impl Builder {
         ];
         let vars: Vec<(String, String)> = self.env.clone();
         for (k, v) in vars {
-            let Some(rest) = k.strip_prefix("UWSGI_") else { continue };
+            let Some(rest) = k.strip_prefix("UWSGI_") else {
+                continue;
+            };
             if INTERNAL.contains(&k.as_str()) {
                 continue;
             }
-            let name: String = rest.chars().map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() }).collect();
+            let name: String = rest
+                .chars()
+                .map(|c| {
+                    if c == '_' {
+                        '-'
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
             self.add(name, Some(v), false, false, Origin::Env { var: k.clone() })?;
         }
         Ok(())
@@ -182,7 +206,14 @@ impl Builder {
     // ---------------------------------------------------------------- the one entry point
 
     /// Adds one option, as uWSGI's `add_exported_option` does.
-    pub fn add(&mut self, key: String, value: Option<String>, configured: bool, placeholder_only: bool, origin: Origin) -> Res {
+    pub fn add(
+        &mut self,
+        key: String,
+        value: Option<String>,
+        configured: bool,
+        placeholder_only: bool,
+        origin: Origin,
+    ) -> Res {
         if !self.block_running {
             if logic::closes_block(&key) {
                 self.block = None;
@@ -196,9 +227,18 @@ impl Builder {
         }
         let id = self.opts.len();
         if id >= MAX_OPTIONS {
-            return Err(ConfigError::at(origin, format!("more than {MAX_OPTIONS} options: is a for loop running away?")).into());
+            return Err(ConfigError::at(
+                origin,
+                format!("more than {MAX_OPTIONS} options: is a for loop running away?"),
+            )
+            .into());
         }
-        self.opts.push(Raw { key: key.clone(), value: value.clone(), configured, origin: origin.clone() });
+        self.opts.push(Raw {
+            key: key.clone(),
+            value: value.clone(),
+            configured,
+            origin: origin.clone(),
+        });
 
         if placeholder_only {
             if options::lookup(&key).is_some() || self.custom_option(&key).is_some() {
@@ -219,7 +259,11 @@ impl Builder {
         }
         let Some(spec) = options::lookup(&key) else {
             if self.strict {
-                return Err(ConfigError::at(origin, format!("[strict-mode] unknown config directive: {key}")).into());
+                return Err(ConfigError::at(
+                    origin,
+                    format!("[strict-mode] unknown config directive: {key}"),
+                )
+                .into());
             }
             return Ok(());
         };
@@ -230,13 +274,23 @@ impl Builder {
         Ok(())
     }
 
-    fn run_block(&mut self, block: &OpenBlock, key: &str, value: Option<&str>, origin: &Origin) -> Res {
+    fn run_block(
+        &mut self,
+        block: &OpenBlock,
+        key: &str,
+        value: Option<&str>,
+        origin: &Origin,
+    ) -> Res {
         use LogicKind::*;
         let arg = block.arg.as_str();
         let sub = |with: &str| value.map(|v| logic::substitute_underscore(v, with));
         match block.kind {
             For => {
-                let tokens: Vec<String> = arg.split(' ').filter(|t| !t.is_empty()).map(String::from).collect();
+                let tokens: Vec<String> = arg
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect();
                 for t in tokens {
                     self.add(key.to_string(), sub(&t), false, false, origin.clone())?;
                 }
@@ -249,7 +303,13 @@ impl Builder {
             ForTimes => {
                 let n = source::leading_int(arg);
                 for i in 1..=n.max(0) {
-                    self.add(key.to_string(), sub(&i.to_string()), false, false, origin.clone())?;
+                    self.add(
+                        key.to_string(),
+                        sub(&i.to_string()),
+                        false,
+                        false,
+                        origin.clone(),
+                    )?;
                 }
             }
             ForReadline => match std::fs::read(arg) {
@@ -261,7 +321,11 @@ impl Builder {
                     }
                 }
                 Err(e) => {
-                    return Err(ConfigError::at(block.origin.clone(), format!("for-readline: cannot read {arg}: {e}")).into());
+                    return Err(ConfigError::at(
+                        block.origin.clone(),
+                        format!("for-readline: cannot read {arg}: {e}"),
+                    )
+                    .into());
                 }
             },
             IfOpt | IfNotOpt | IfEnv | IfNotEnv => {
@@ -269,7 +333,11 @@ impl Builder {
                     Some((n, w)) => (n, Some(w)),
                     None => (arg, None),
                 };
-                let found = if matches!(block.kind, IfOpt | IfNotOpt) { self.first_value(name) } else { self.getenv(name) };
+                let found = if matches!(block.kind, IfOpt | IfNotOpt) {
+                    self.first_value(name)
+                } else {
+                    self.getenv(name)
+                };
                 let positive = matches!(block.kind, IfOpt | IfEnv);
                 let matched = match (&found, want) {
                     (Some(f), Some(w)) => f == w,
@@ -286,11 +354,17 @@ impl Builder {
             }
             IfReload | IfNotReload => {
                 if self.is_reload == (block.kind == IfReload) {
-                    self.add(key.to_string(), value.map(String::from), false, false, origin.clone())?;
+                    self.add(
+                        key.to_string(),
+                        value.map(String::from),
+                        false,
+                        false,
+                        origin.clone(),
+                    )?;
                 }
             }
-            IfExists | IfNotExists | IfFile | IfNotFile | IfDir | IfNotDir | IfPlugin | IfNotPlugin | IfHostname
-            | IfNotHostname => {
+            IfExists | IfNotExists | IfFile | IfNotFile | IfDir | IfNotDir | IfPlugin
+            | IfNotPlugin | IfHostname | IfNotHostname => {
                 let truth = match block.kind {
                     IfExists => logic::readable(arg),
                     IfNotExists => !logic::readable(arg),
@@ -324,7 +398,11 @@ impl Builder {
                 )
                 .into());
             }
-            self.block = Some(OpenBlock { kind, arg: v, origin: origin.clone() });
+            self.block = Some(OpenBlock {
+                kind,
+                arg: v,
+                origin: origin.clone(),
+            });
             return Ok(());
         }
         match name {
@@ -368,24 +446,38 @@ impl Builder {
 
     fn declare(&mut self, v: &str, origin: &Origin) -> Res {
         let Some((name, template)) = v.split_once('=') else {
-            return Err(ConfigError::at(origin.clone(), format!("invalid declare-option value '{v}': it must be name=template")).into());
+            return Err(ConfigError::at(
+                origin.clone(),
+                format!("invalid declare-option value '{v}': it must be name=template"),
+            )
+            .into());
         };
         let has_args = ["$1", "$2", "$3"].iter().any(|p| template.contains(p));
-        self.custom.push(Custom { name: name.to_string(), template: template.to_string(), has_args });
+        self.custom.push(Custom {
+            name: name.to_string(),
+            template: template.to_string(),
+            has_args,
+        });
         Ok(())
     }
 
     fn resolve(&mut self, v: &str, origin: &Origin) -> Res {
         use std::net::ToSocketAddrs;
         let Some((ph, host)) = v.split_once('=') else {
-            return Err(ConfigError::at(origin.clone(), "invalid resolve syntax, it must be placeholder=domain").into());
+            return Err(ConfigError::at(
+                origin.clone(),
+                "invalid resolve syntax, it must be placeholder=domain",
+            )
+            .into());
         };
         let ip = (host, 0u16)
             .to_socket_addrs()
             .ok()
             .and_then(|mut a| a.find(|x| x.is_ipv4()))
             .map(|a| a.ip().to_string())
-            .ok_or_else(|| ConfigError::at(origin.clone(), format!("unable to resolve name {host}")))?;
+            .ok_or_else(|| {
+                ConfigError::at(origin.clone(), format!("unable to resolve name {host}"))
+            })?;
         self.add(ph.to_string(), Some(ip), false, true, origin.clone())
     }
 
@@ -397,7 +489,11 @@ impl Builder {
             chain.push(c.name.clone());
             return Err(ConfigError::at(
                 origin.clone(),
-                format!("custom option '{}' expands into itself: {}", c.name, chain.join(" -> ")),
+                format!(
+                    "custom option '{}' expands into itself: {}",
+                    c.name,
+                    chain.join(" -> ")
+                ),
             )
             .into());
         }
@@ -407,7 +503,13 @@ impl Builder {
         r
     }
 
-    fn apply_custom_pairs(&mut self, c: &Custom, value: &str, origin: &Origin, at: Option<usize>) -> Res {
+    fn apply_custom_pairs(
+        &mut self,
+        c: &Custom,
+        value: &str,
+        origin: &Origin,
+        at: Option<usize>,
+    ) -> Res {
         let count = value.matches(' ').count() + 1;
         let mut args: Vec<Option<&str>> = vec![None; count];
         if value.is_empty() {
@@ -427,7 +529,9 @@ impl Builder {
             s
         };
         for pair in c.template.split(';').filter(|p| !p.is_empty()) {
-            let Some((k, v)) = pair.split_once('=') else { break };
+            let Some((k, v)) = pair.split_once('=') else {
+                break;
+            };
             let (k, v) = (subst(k), subst(v));
             self.apply_generated(k, v, origin, at)?;
         }
@@ -435,7 +539,13 @@ impl Builder {
     }
 
     /// An option produced by a custom option: applied directly, never shown.
-    fn apply_generated(&mut self, key: String, value: String, origin: &Origin, at: Option<usize>) -> Res {
+    fn apply_generated(
+        &mut self,
+        key: String,
+        value: String,
+        origin: &Origin,
+        at: Option<usize>,
+    ) -> Res {
         if let Some(c) = self.custom_option(&key).cloned() {
             return self.apply_custom(&c, &value, origin, at);
         }
@@ -444,7 +554,14 @@ impl Builder {
         {
             return self.immediate(spec.name, Some(value), origin);
         }
-        self.hidden.push((at, Entry { key, value, origin: Origin::Internal }));
+        self.hidden.push((
+            at,
+            Entry {
+                key,
+                value,
+                origin: Origin::Internal,
+            },
+        ));
         Ok(())
     }
 
@@ -474,7 +591,11 @@ impl Builder {
             match &self.last_ini {
                 Some(p) => p.clone(),
                 None => {
-                    return Err(ConfigError::at(origin.clone(), format!("{name}: no INI file was loaded before to take a section from")).into());
+                    return Err(ConfigError::at(
+                        origin.clone(),
+                        format!("{name}: no INI file was loaded before to take a section from"),
+                    )
+                    .into());
                 }
             }
         } else {
@@ -484,7 +605,10 @@ impl Builder {
             return Err(ConfigError::at(origin.clone(), "empty configuration file name").into());
         }
         if !magic::has_scheme(&path) && path != "-" && std::fs::symlink_metadata(&path).is_err() {
-            let e = std::fs::metadata(&path).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = std::fs::metadata(&path)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             return Err(ConfigError::at(origin.clone(), format!("cannot open {path}: {e}")).into());
         }
         self.magic
@@ -495,24 +619,43 @@ impl Builder {
         if self.loading.contains(&key) {
             let mut chain: Vec<&str> = self.loading.iter().map(String::as_str).collect();
             chain.push(&key);
-            return Err(ConfigError::at(origin.clone(), format!("include cycle: {}", chain.join(" -> "))).into());
+            return Err(ConfigError::at(
+                origin.clone(),
+                format!("include cycle: {}", chain.join(" -> ")),
+            )
+            .into());
         }
         if self.loading.len() >= MAX_INCLUDE_DEPTH {
-            return Err(ConfigError::at(origin.clone(), format!("includes nested more than {MAX_INCLUDE_DEPTH} deep")).into());
+            return Err(ConfigError::at(
+                origin.clone(),
+                format!("includes nested more than {MAX_INCLUDE_DEPTH} deep"),
+            )
+            .into());
         }
 
-        let from_last_ini = format == Format::Ini && Some(&path) == self.last_ini.as_ref() && source::split_section(name).0.is_empty();
+        let from_last_ini = format == Format::Ini
+            && Some(&path) == self.last_ini.as_ref()
+            && source::split_section(name).0.is_empty();
         match format {
             Format::Xml => {
                 if let Some(id) = section {
                     if id.is_empty() {
-                        return Err(ConfigError::at(origin.clone(), format!("{name}: invalid (empty) xml id")).into());
+                        return Err(ConfigError::at(
+                            origin.clone(),
+                            format!("{name}: invalid (empty) xml id"),
+                        )
+                        .into());
                     }
-                    self.out.log.push(format!("[uWSGI] using xml uwsgi id: {id}"));
+                    self.out
+                        .log
+                        .push(format!("[uWSGI] using xml uwsgi id: {id}"));
                 }
             }
             Format::Ini if from_last_ini => {}
-            _ => self.out.log.push(format!("[uWSGI] getting {} configuration from {path}", format.label())),
+            _ => self.out.log.push(format!(
+                "[uWSGI] getting {} configuration from {path}",
+                format.label()
+            )),
         }
         let raw = source::read(&path, &self.src).map_err(|e| ConfigError::at(origin.clone(), e))?;
         let text = self.magic.substitute(&raw);
@@ -524,7 +667,15 @@ impl Builder {
             Some(s) if !s.is_empty() => s,
             _ => "uwsgi",
         };
-        let syntax = |e: formats::SyntaxError| ConfigError::at(Origin::File { path: file.clone(), line: e.line }, e.message);
+        let syntax = |e: formats::SyntaxError| {
+            ConfigError::at(
+                Origin::File {
+                    path: file.clone(),
+                    line: e.line,
+                },
+                e.message,
+            )
+        };
         let parsed = match format {
             Format::Ini => formats::ini::parse(&text, want).map_err(syntax)?,
             Format::Yaml => formats::yaml::parse(&text, want).map_err(syntax)?,
@@ -532,7 +683,9 @@ impl Builder {
             Format::Xml => formats::xml::parse(&text, section).map_err(syntax)?,
         };
         if format == Format::Xml {
-            self.out.log.push(format!("[uWSGI] parsing config file {path}"));
+            self.out
+                .log
+                .push(format!("[uWSGI] parsing config file {path}"));
         }
         if !parsed.found {
             match format {
@@ -564,7 +717,10 @@ impl Builder {
         self.loading.push(key);
         let mut result = Ok(());
         for item in parsed.items {
-            let o = Origin::File { path: file.clone(), line: item.line };
+            let o = Origin::File {
+                path: file.clone(),
+                line: item.line,
+            };
             if let Err(e) = self.add(item.key, Some(item.value), false, false, o) {
                 result = Err(e);
                 break;
@@ -599,18 +755,26 @@ impl Builder {
             }
             Ok(Some(formats_text(&bytes)))
         })?;
-        self.pass(b'%', |b, k| Ok(expand::placeholder(k, |name| b.first_value(name))))
+        self.pass(b'%', |b, k| {
+            Ok(expand::placeholder(k, |name| b.first_value(name)))
+        })
     }
 
     /// One expansion pass over the values of the options not applied yet, in order, so a
     /// reference sees earlier values already expanded (as in uWSGI). `hook` resolves one
     /// reference; its error stops loading with the option's file and line.
-    fn pass(&mut self, symbol: u8, hook: impl Fn(&Self, &str) -> Result<Option<String>, String>) -> Res {
+    fn pass(
+        &mut self,
+        symbol: u8,
+        hook: impl Fn(&Self, &str) -> Result<Option<String>, String>,
+    ) -> Res {
         for i in 0..self.opts.len() {
             if self.opts[i].configured {
                 continue;
             }
-            let Some(v) = self.opts[i].value.clone() else { continue };
+            let Some(v) = self.opts[i].value.clone() else {
+                continue;
+            };
             let mut failure = None;
             let expanded = expand::expand_value(&v, symbol, |k| match hook(self, k) {
                 Ok(found) => found,
@@ -619,7 +783,12 @@ impl Builder {
                     None
                 }
             });
-            let here = |e: String| ConfigError::at(self.opts[i].origin.clone(), format!("option '{}': {e}", self.opts[i].key));
+            let here = |e: String| {
+                ConfigError::at(
+                    self.opts[i].origin.clone(),
+                    format!("option '{}': {e}", self.opts[i].key),
+                )
+            };
             let nv = expanded.map_err(here)?;
             if let Some(e) = failure {
                 return Err(here(e).into());
@@ -692,7 +861,11 @@ impl Builder {
         }
         let mut out = front;
         for (o, extra) in self.opts.into_iter().zip(after) {
-            out.push(Entry { key: o.key, value: o.value.unwrap_or_else(|| "true".into()), origin: o.origin });
+            out.push(Entry {
+                key: o.key,
+                value: o.value.unwrap_or_else(|| "true".into()),
+                origin: o.origin,
+            });
             out.extend(extra);
         }
         out
@@ -703,7 +876,9 @@ fn cycle_key(path: &str, section: Option<&str>) -> String {
     let base = if magic::has_scheme(path) || path == "-" {
         path.to_string()
     } else {
-        std::fs::canonicalize(path).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| path.to_string())
+        std::fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string())
     };
     match section {
         Some(s) if !s.is_empty() => format!("{base}:{s}"),

@@ -16,7 +16,13 @@ pub(crate) fn parse(b: &mut Builder, args: &[String]) -> Result<(), Halt> {
         let word = &args[i];
         let origin = Origin::CommandLine { index: i + 1 };
         if word == "--" {
-            bare.extend(args[i + 1..].iter().cloned().enumerate().map(|(k, w)| (i + 2 + k, w)));
+            bare.extend(
+                args[i + 1..]
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(k, w)| (i + 2 + k, w)),
+            );
             break;
         }
         if let Some(long) = word.strip_prefix("--") {
@@ -33,14 +39,22 @@ pub(crate) fn parse(b: &mut Builder, args: &[String]) -> Result<(), Halt> {
                         match args.get(i) {
                             Some(v) => Some(v.clone()),
                             None => {
-                                return Err(ConfigError::at(origin, format!("option '--{full}' requires an argument")).into());
+                                return Err(ConfigError::at(
+                                    origin,
+                                    format!("option '--{full}' requires an argument"),
+                                )
+                                .into());
                             }
                         }
                     }
                 },
                 Arg::None => {
                     if inline.is_some() {
-                        return Err(ConfigError::at(origin, format!("option '--{full}' doesn't allow an argument")).into());
+                        return Err(ConfigError::at(
+                            origin,
+                            format!("option '--{full}' doesn't allow an argument"),
+                        )
+                        .into());
                     }
                     None
                 }
@@ -53,7 +67,11 @@ pub(crate) fn parse(b: &mut Builder, args: &[String]) -> Result<(), Halt> {
             while k < chars.len() {
                 let c = chars[k];
                 let Some(spec) = options::lookup_short(c) else {
-                    return Err(ConfigError::at(origin, format!("unknown option '-{c}' (see --help)")).into());
+                    return Err(ConfigError::at(
+                        origin,
+                        format!("unknown option '-{c}' (see --help)"),
+                    )
+                    .into());
                 };
                 let rest: String = chars[k + 1..].iter().collect();
                 let value = match spec.arg {
@@ -71,7 +89,14 @@ pub(crate) fn parse(b: &mut Builder, args: &[String]) -> Result<(), Halt> {
                             match args.get(i) {
                                 Some(v) => Some(v.clone()),
                                 None => {
-                                    return Err(ConfigError::at(origin, format!("option '-{c}' ({}) requires an argument", spec.name)).into());
+                                    return Err(ConfigError::at(
+                                        origin,
+                                        format!(
+                                            "option '-{c}' ({}) requires an argument",
+                                            spec.name
+                                        ),
+                                    )
+                                    .into());
                                 }
                             }
                         }
@@ -107,7 +132,11 @@ fn resolve_long(b: &Builder, name: &str, origin: &Origin) -> Result<(String, Arg
         .collect();
     candidates.extend(b.custom_names().into_iter().filter(|n| n.starts_with(name)));
     if name.is_empty() || candidates.is_empty() {
-        return Err(ConfigError::at(origin.clone(), format!("unknown option '--{name}' (see --help)")).into());
+        return Err(ConfigError::at(
+            origin.clone(),
+            format!("unknown option '--{name}' (see --help)"),
+        )
+        .into());
     }
     let first = candidates[0].clone();
     let same_setting = |n: &str| {
@@ -116,42 +145,72 @@ fn resolve_long(b: &Builder, name: &str, origin: &Origin) -> Result<(String, Arg
         a.is_some() && a == f
     };
     if candidates.len() == 1 || candidates.iter().all(|c| same_setting(c)) {
-        return b.cli_option(&first).ok_or_else(|| ConfigError::at(origin.clone(), format!("unknown option '--{name}'")).into());
+        return b.cli_option(&first).ok_or_else(|| {
+            ConfigError::at(origin.clone(), format!("unknown option '--{name}'")).into()
+        });
     }
     candidates.truncate(6);
     Err(ConfigError::at(
         origin.clone(),
-        format!("option '--{name}' is ambiguous; possibilities: {}", candidates.iter().map(|c| format!("--{c}")).collect::<Vec<_>>().join(" ")),
+        format!(
+            "option '--{name}' is ambiguous; possibilities: {}",
+            candidates
+                .iter()
+                .map(|c| format!("--{c}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     )
     .into())
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{load, Invocation};
+    use crate::{Invocation, load};
 
     fn show(args: &[&str]) -> Result<Vec<(String, String)>, String> {
-        let inv = Invocation { args: args.iter().map(|s| s.to_string()).collect(), env: vec![], binary: "/bin/true".into() };
+        let inv = Invocation {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            binary: "/bin/true".into(),
+        };
         load(&inv)
-            .map(|l| l.config.entries().iter().map(|e| (e.key.clone(), e.value.clone())).collect())
+            .map(|l| {
+                l.config
+                    .entries()
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.clone()))
+                    .collect()
+            })
             .map_err(|e| e.to_string())
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn long_forms_and_short_clusters() {
         assert_eq!(
             show(&["--socket", "/a", "--socket=/b", "-Mp", "4", "-s/c"]).unwrap(),
-            pairs(&[("socket", "/a"), ("socket", "/b"), ("master", "true"), ("processes", "4"), ("socket", "/c")])
+            pairs(&[
+                ("socket", "/a"),
+                ("socket", "/b"),
+                ("master", "true"),
+                ("processes", "4"),
+                ("socket", "/c")
+            ])
         );
     }
 
     #[test]
     fn unique_prefixes_are_accepted() {
-        assert_eq!(show(&["--show-conf"]).unwrap(), pairs(&[("show-config", "true")]));
+        assert_eq!(
+            show(&["--show-conf"]).unwrap(),
+            pairs(&[("show-config", "true")])
+        );
         assert!(show(&["--sock", "x"]).unwrap_err().contains("ambiguous"));
     }
 
@@ -159,13 +218,28 @@ mod tests {
     fn custom_options_work_on_the_command_line_and_by_prefix() {
         let got = show(&["--declare-option", "myapp=set=a=$1", "--myap", "v"]).unwrap();
         // The template's `set=a=$1` runs `set` (an immediate option), which exports `a`.
-        assert_eq!(got, pairs(&[("declare-option", "myapp=set=a=$1"), ("myapp", "v"), ("a", "v")]));
+        assert_eq!(
+            got,
+            pairs(&[
+                ("declare-option", "myapp=set=a=$1"),
+                ("myapp", "v"),
+                ("a", "v")
+            ])
+        );
     }
 
     #[test]
     fn flags_refuse_values_and_required_arguments_are_required() {
-        assert!(show(&["--master=1"]).unwrap_err().contains("doesn't allow an argument"));
-        assert!(show(&["--socket"]).unwrap_err().contains("requires an argument"));
+        assert!(
+            show(&["--master=1"])
+                .unwrap_err()
+                .contains("doesn't allow an argument")
+        );
+        assert!(
+            show(&["--socket"])
+                .unwrap_err()
+                .contains("requires an argument")
+        );
     }
 
     #[test]

@@ -16,12 +16,18 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at a known place.
     pub fn at(origin: Origin, message: impl Into<String>) -> Self {
-        ConfigError { origin: Some(origin), message: message.into() }
+        ConfigError {
+            origin: Some(origin),
+            message: message.into(),
+        }
     }
 
     /// An error that is not tied to one place.
     pub fn new(message: impl Into<String>) -> Self {
-        ConfigError { origin: None, message: message.into() }
+        ConfigError {
+            origin: None,
+            message: message.into(),
+        }
     }
 }
 

@@ -62,7 +62,10 @@ pub fn expand_value(
                     Some(val) => {
                         budget = budget.saturating_sub(1);
                         work = work.saturating_add(v.len() + val.len());
-                        if budget == 0 || v.len() + val.len() > MAX_EXPANDED_LEN || work > MAX_EXPANSION_WORK {
+                        if budget == 0
+                            || v.len() + val.len() > MAX_EXPANDED_LEN
+                            || work > MAX_EXPANSION_WORK
+                        {
                             return Err(format!(
                                 "the expansion of {}({key}) does not end: it refers to itself, directly or through other values",
                                 symbol as char
@@ -129,7 +132,11 @@ pub fn placeholder(key: &str, lookup: impl Fn(&str) -> Option<String>) -> Option
             "++" | "--" => {
                 if let Some(c) = &current {
                     let n = strtoll(c);
-                    let n = if tok == "++" { n.wrapping_add(1) } else { n.wrapping_sub(1) };
+                    let n = if tok == "++" {
+                        n.wrapping_add(1)
+                    } else {
+                        n.wrapping_sub(1)
+                    };
                     current = Some(n.to_string());
                 }
                 state = Op::Concat;
@@ -145,7 +152,13 @@ pub fn placeholder(key: &str, lookup: impl Fn(&str) -> Option<String>) -> Option
             Op::Add => a.wrapping_add(b).to_string(),
             Op::Sub => a.wrapping_sub(b).to_string(),
             Op::Mul => a.wrapping_mul(b).to_string(),
-            Op::Div => if b == 0 { "0".to_string() } else { a.wrapping_div(b).to_string() },
+            Op::Div => {
+                if b == 0 {
+                    "0".to_string()
+                } else {
+                    a.wrapping_div(b).to_string()
+                }
+            }
         });
         state = Op::Concat;
     }
@@ -182,7 +195,10 @@ mod tests {
 
     #[test]
     fn plain_and_unresolved() {
-        assert_eq!(expand_value("a$(A)b", b'$', env).unwrap().as_deref(), Some("axb"));
+        assert_eq!(
+            expand_value("a$(A)b", b'$', env).unwrap().as_deref(),
+            Some("axb")
+        );
         assert_eq!(expand_value("$(NOPE)", b'$', env).unwrap(), None);
         assert_eq!(expand_value("$()", b'$', env).unwrap(), None);
         assert!(expand_value("x%(a)", b'%', |_| Some("y%(a)".into())).is_err());
@@ -190,16 +206,29 @@ mod tests {
 
     #[test]
     fn nested_inner_first() {
-        assert_eq!(expand_value("y$($(B))", b'$', env).unwrap().as_deref(), Some("yx"));
+        assert_eq!(
+            expand_value("y$($(B))", b'$', env).unwrap().as_deref(),
+            Some("yx")
+        );
         // At the very start the rescan begins at byte 1, missing the outer reference.
-        assert_eq!(expand_value("$($(B))", b'$', env).unwrap().as_deref(), Some("$(A)"));
+        assert_eq!(
+            expand_value("$($(B))", b'$', env).unwrap().as_deref(),
+            Some("$(A)")
+        );
     }
 
     #[test]
     fn resumes_after_first_byte() {
         // After substituting at offset 0 scanning resumes at 1, so a reference produced
         // at the very start is not expanded again: uWSGI's behaviour.
-        let r = expand_value("$(C)", b'$', |k| if k == "C" { Some("$(A)".into()) } else { env(k) }).unwrap();
+        let r = expand_value("$(C)", b'$', |k| {
+            if k == "C" {
+                Some("$(A)".into())
+            } else {
+                env(k)
+            }
+        })
+        .unwrap();
         assert_eq!(r.as_deref(), Some("$(A)"));
     }
 
@@ -214,7 +243,10 @@ mod tests {
             _ => None,
         };
         assert_eq!(placeholder("foo + bar + 3", look).as_deref(), Some("50"));
-        assert_eq!(placeholder("foo + bar + 3 * 2", look).as_deref(), Some("100"));
+        assert_eq!(
+            placeholder("foo + bar + 3 * 2", look).as_deref(),
+            Some("100")
+        );
         assert_eq!(placeholder("two nine ++", look).as_deref(), Some("30"));
         assert_eq!(placeholder("foo / zero", look).as_deref(), Some("0"));
         assert_eq!(placeholder("foo", look).as_deref(), Some("17"));

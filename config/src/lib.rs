@@ -50,9 +50,17 @@ pub struct Invocation {
 impl Invocation {
     /// The invocation of the running process.
     pub fn from_process() -> Self {
-        let args = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+        let args = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let env = std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         let binary = std::env::current_exe()
             .map(|p| p.to_string_lossy().into_owned())
@@ -117,5 +125,10 @@ pub fn load(inv: &Invocation) -> Result<Loaded, ConfigError> {
         Err(Halt::Version) => Some(Action::Version),
     };
     let entries = b.into_entries();
-    Ok(Loaded { config: Config::from_entries(entries), log: out.log, stdout: out.stdout, action })
+    Ok(Loaded {
+        config: Config::from_entries(entries),
+        log: out.log,
+        stdout: out.stdout,
+        action,
+    })
 }

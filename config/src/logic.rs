@@ -76,7 +76,9 @@ pub fn readable(path: &str) -> bool {
 
 /// True for an existing regular file (symlinks followed).
 pub fn is_file(path: &str) -> bool {
-    std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.is_file())
+        .unwrap_or(false)
 }
 
 /// True for an existing directory (symlinks followed).
@@ -87,7 +89,11 @@ pub fn is_dir(path: &str) -> bool {
 /// Expands a glob like libc's `glob(GLOB_MARK | GLOB_NOCHECK)`: sorted matches,
 /// directories with a trailing `/`, and the pattern itself when nothing matches.
 pub fn glob_paths(pattern: &str) -> Vec<String> {
-    let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true };
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
     let mut out: Vec<String> = match glob::glob_with(pattern, opts) {
         Ok(paths) => paths
             .filter_map(Result::ok)

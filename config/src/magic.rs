@@ -48,7 +48,10 @@ impl MagicTable {
         slots[b'U' as usize] = facts.user.clone().unwrap_or_else(|| facts.uid.to_string());
         slots[b'g' as usize] = facts.gid.to_string();
         slots[b'G' as usize] = facts.group.clone().unwrap_or_else(|| facts.gid.to_string());
-        MagicTable { slots, first_round_done: false }
+        MagicTable {
+            slots,
+            first_round_done: false,
+        }
     }
 
     /// The current value of `%c`.
@@ -100,10 +103,16 @@ impl MagicTable {
 
     fn fill_path(&mut self, path: &str, cwd: &str, binary: &str) -> Result<(), String> {
         let p = Path::new(path);
-        let is_link = std::fs::symlink_metadata(p).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        let is_link = std::fs::symlink_metadata(p)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
         // A symlinked config keeps the name it was given (so %n is the link's name).
         let full = if is_link {
-            if path.starts_with('/') { path.to_string() } else { format!("{cwd}/{path}") }
+            if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("{cwd}/{path}")
+            }
         } else {
             match std::fs::canonicalize(p) {
                 Ok(r) => r.to_string_lossy().into_owned(),
@@ -111,7 +120,10 @@ impl MagicTable {
             }
         };
         self.set(b'b', binary);
-        self.set(b'j', format!("{:08X}", djb33x(full.as_bytes()).swap_bytes()));
+        self.set(
+            b'j',
+            format!("{:08X}", djb33x(full.as_bytes()).swap_bytes()),
+        );
         if let Ok(m) = std::fs::symlink_metadata(&full) {
             use std::os::unix::fs::MetadataExt;
             self.set(b'i', m.ino().to_string());
@@ -120,7 +132,10 @@ impl MagicTable {
         let s = full[slash..].to_string();
         let d = full[..slash].to_string();
         let d_trim = d.strip_suffix('/').unwrap_or(&d);
-        let c = d_trim.rfind('/').map(|i| d_trim[i + 1..].to_string()).unwrap_or_default();
+        let c = d_trim
+            .rfind('/')
+            .map(|i| d_trim[i + 1..].to_string())
+            .unwrap_or_default();
         let mut parts = d_trim.split('/').filter(|x| !x.is_empty());
         for slot in b'0'..=b'9' {
             let v = parts.next().unwrap_or("").to_string();
@@ -167,8 +182,9 @@ fn djb33x(bytes: &[u8]) -> u32 {
 }
 
 /// The URL schemes that name a configuration source rather than a file.
-pub const SCHEMES: &[&str] =
-    &["emperor", "http", "data", "sym", "section", "fd", "exec", "call", "callint"];
+pub const SCHEMES: &[&str] = &[
+    "emperor", "http", "data", "sym", "section", "fd", "exec", "call", "callint",
+];
 
 /// True when `name` starts with one of [`SCHEMES`] followed by `://`.
 pub fn has_scheme(name: &str) -> bool {
@@ -178,6 +194,8 @@ pub fn has_scheme(name: &str) -> bool {
 /// Splits `scheme://rest` into its scheme and rest.
 pub fn scheme_of(name: &str) -> Option<(&'static str, &str)> {
     SCHEMES.iter().find_map(|s| {
-        name.strip_prefix(s).and_then(|r| r.strip_prefix("://")).map(|rest| (*s, rest))
+        name.strip_prefix(s)
+            .and_then(|r| r.strip_prefix("://"))
+            .map(|rest| (*s, rest))
     })
 }

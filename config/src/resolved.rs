@@ -18,13 +18,18 @@ pub struct Config {
 }
 
 fn canonical(name: &str) -> &str {
-    options::lookup(name).map(OptionSpec::canonical).unwrap_or(name)
+    options::lookup(name)
+        .map(OptionSpec::canonical)
+        .unwrap_or(name)
 }
 
 impl Config {
     /// Builds a configuration from entries that are already expanded.
     pub fn from_entries(entries: Vec<Entry>) -> Self {
-        Config { entries, warnings: Vec::new() }
+        Config {
+            entries,
+            warnings: Vec::new(),
+        }
     }
 
     /// Every entry, in order.
@@ -40,7 +45,9 @@ impl Config {
     fn matching<'a>(&'a self, name: &str) -> impl DoubleEndedIterator<Item = &'a Entry> + 'a {
         let name = name.to_owned();
         let want = canonical(&name).to_owned();
-        self.entries.iter().filter(move |e| e.key == name || canonical(&e.key) == want)
+        self.entries
+            .iter()
+            .filter(move |e| e.key == name || canonical(&e.key) == want)
     }
 
     /// The last entry for `name` or one of its aliases.
@@ -86,7 +93,9 @@ impl Config {
             if !seen.insert(e.key.as_str()) {
                 return false;
             }
-            let Some(spec) = options::lookup(&e.key) else { return false };
+            let Some(spec) = options::lookup(&e.key) else {
+                return false;
+            };
             let i = spec.implies;
             match name {
                 "master" => i.master || i.log_master,
@@ -152,7 +161,11 @@ impl Config {
 
     /// Appends an entry (used by roles that add implied settings).
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.entries.push(Entry { key: key.into(), value: value.into(), origin: Origin::Internal });
+        self.entries.push(Entry {
+            key: key.into(),
+            value: value.into(),
+            origin: Origin::Internal,
+        });
     }
 }
 
@@ -178,7 +191,10 @@ mod tests {
                 .map(|(i, (k, v))| Entry {
                     key: k.to_string(),
                     value: v.to_string(),
-                    origin: Origin::File { path: "t.ini".into(), line: i + 1 },
+                    origin: Origin::File {
+                        path: "t.ini".into(),
+                        line: i + 1,
+                    },
                 })
                 .collect(),
         )
@@ -200,7 +216,16 @@ mod tests {
 
     #[test]
     fn boolean_rules() {
-        for (v, want) in [("", true), ("1", true), ("yes", true), ("2", true), ("false", false), ("OFF", false), ("no", false), ("0", false)] {
+        for (v, want) in [
+            ("", true),
+            ("1", true),
+            ("yes", true),
+            ("2", true),
+            ("false", false),
+            ("OFF", false),
+            ("no", false),
+            ("0", false),
+        ] {
             assert_eq!(cfg(&[("master", v)]).flag("master"), want, "master = {v:?}");
         }
         assert!(!cfg(&[]).flag("master"));
@@ -217,14 +242,25 @@ mod tests {
     fn bad_integers_name_file_and_line() {
         let c = cfg(&[("master", "1"), ("processes", "many")]);
         let e = c.validate().unwrap_err();
-        assert_eq!(e.to_string(), "t.ini:2: option 'processes' expects a number, got 'many'");
+        assert_eq!(
+            e.to_string(),
+            "t.ini:2: option 'processes' expects a number, got 'many'"
+        );
         assert!(c.get_int("processes").is_err());
-        assert_eq!(cfg(&[("processes", " 3 ")]).get_int("processes").unwrap(), Some(3));
+        assert_eq!(
+            cfg(&[("processes", " 3 ")]).get_int("processes").unwrap(),
+            Some(3)
+        );
     }
 
     #[test]
     fn unimplemented_options_are_listed_once() {
-        let c = cfg(&[("snmp-community", "a"), ("snmp-community", "b"), ("ini", "x.ini"), ("my-placeholder", "1")]);
+        let c = cfg(&[
+            ("snmp-community", "a"),
+            ("snmp-community", "b"),
+            ("ini", "x.ini"),
+            ("my-placeholder", "1"),
+        ]);
         assert_eq!(c.unimplemented(), vec!["snmp-community"]);
     }
 }

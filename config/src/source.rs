@@ -23,7 +23,11 @@ pub struct SourceContext {
 /// Splits `name[:section]` the way every loader does: the last `:` separates the
 /// section; for URLs the search starts after the last `/`. `None` means no selector.
 pub fn split_section(name: &str) -> (&str, Option<&str>) {
-    let search_from = if scheme_of(name).is_some() { name.rfind('/').unwrap_or(0) } else { 0 };
+    let search_from = if scheme_of(name).is_some() {
+        name.rfind('/').unwrap_or(0)
+    } else {
+        0
+    };
     match name[search_from..].rfind(':') {
         Some(i) => {
             let at = search_from + i;
@@ -39,9 +43,14 @@ pub const MAX_SOURCE_BYTES: u64 = 256 << 20;
 
 fn read_all(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
-    r.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read {what}: {e}"))?;
+    r.take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
     if buf.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(format!("{what} is larger than {} MiB", MAX_SOURCE_BYTES >> 20));
+        return Err(format!(
+            "{what} is larger than {} MiB",
+            MAX_SOURCE_BYTES >> 20
+        ));
     }
     Ok(buf)
 }
@@ -69,7 +78,8 @@ pub fn read(url: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
 
 fn read_fd(rest: &str) -> Result<Vec<u8>, String> {
     let fd = leading_int(rest);
-    let f = inherited_fd(fd, None).map_err(|e| format!("fd://{rest}: cannot use descriptor {fd}: {e}"))?;
+    let f = inherited_fd(fd, None)
+        .map_err(|e| format!("fd://{rest}: cannot use descriptor {fd}: {e}"))?;
     read_all(f, &format!("fd://{rest}"))
 }
 
@@ -80,7 +90,10 @@ fn inherited_fd(fd: i32, timeout: Option<Duration>) -> std::io::Result<Box<dyn R
     use std::os::fd::{BorrowedFd, OwnedFd};
     use std::os::unix::fs::FileTypeExt;
     if fd < 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "negative descriptor"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "negative descriptor",
+        ));
     }
     // Fail cleanly on a descriptor that is not open, before borrowing it.
     std::fs::symlink_metadata(format!("/dev/fd/{fd}"))?;
@@ -114,7 +127,11 @@ fn read_http(rest: &str, hostname: &str) -> Result<Vec<u8>, String> {
         return Err(format!("{url}: invalid http url (no path)"));
     };
     let (authority, path) = rest.split_at(slash);
-    let addr = if authority.rfind(':').is_some() { authority.to_string() } else { format!("{authority}:80") };
+    let addr = if authority.rfind(':').is_some() {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
     let sock = addr
         .to_socket_addrs()
         .map_err(|e| format!("{url}: unable to resolve {authority}: {e}"))?
@@ -123,12 +140,18 @@ fn read_http(rest: &str, hostname: &str) -> Result<Vec<u8>, String> {
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
         .map_err(|e| format!("{url}: cannot connect to {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium on {hostname}\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("{url}: cannot send the request: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium on {hostname}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("{url}: cannot send the request: {e}"))?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| format!("{url}: cannot read the response: {e}"))?;
-    let head_end = find(&resp, b"\r\n\r\n").ok_or_else(|| format!("{url}: malformed HTTP response"))?;
-    let status_line = String::from_utf8_lossy(&resp[..find(&resp, b"\r\n").unwrap_or(head_end)]).into_owned();
+    s.read_to_end(&mut resp)
+        .map_err(|e| format!("{url}: cannot read the response: {e}"))?;
+    let head_end =
+        find(&resp, b"\r\n\r\n").ok_or_else(|| format!("{url}: malformed HTTP response"))?;
+    let status_line =
+        String::from_utf8_lossy(&resp[..find(&resp, b"\r\n").unwrap_or(head_end)]).into_owned();
     let code = status_line.split_whitespace().nth(1).unwrap_or("");
     if !code.starts_with('2') {
         return Err(format!("{url}: not usable HTTP response: {status_line}"));
@@ -138,7 +161,9 @@ fn read_http(rest: &str, hostname: &str) -> Result<Vec<u8>, String> {
 
 fn read_emperor(name: &str, ctx: &SourceContext) -> Result<Vec<u8>, String> {
     let Some(fd) = ctx.emperor_fd_config else {
-        return Err(format!("emperor://{name}: this is not a vassal instance (UWSGI_EMPEROR_FD_CONFIG is not set)"));
+        return Err(format!(
+            "emperor://{name}: this is not a vassal instance (UWSGI_EMPEROR_FD_CONFIG is not set)"
+        ));
     };
     // The Emperor hands the config over a socketpair (or a pipe): read the descriptor
     // itself, /dev/fd cannot reopen a socket.

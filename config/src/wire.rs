@@ -62,7 +62,8 @@ pub fn encode_pushed_config(body: &[u8]) -> Vec<u8> {
 /// Reads one framed config (either framing).
 pub fn read_pushed_config(r: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut h = [0u8; 4];
-    r.read_exact(&mut h).map_err(|e| io::Error::new(e.kind(), format!("error reading the config header: {e}")))?;
+    r.read_exact(&mut h)
+        .map_err(|e| io::Error::new(e.kind(), format!("error reading the config header: {e}")))?;
     let size = u16::from_le_bytes([h[1], h[2]]) as usize;
     let size = if size == 0 && h[3] == EXTENDED_MODIFIER2 {
         let mut s = [0u8; 4];
@@ -72,10 +73,14 @@ pub fn read_pushed_config(r: &mut impl Read) -> io::Result<Vec<u8>> {
         size
     };
     if size == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "invalid (empty) config"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid (empty) config",
+        ));
     }
     let mut body = vec![0u8; size];
-    r.read_exact(&mut body).map_err(|e| io::Error::new(e.kind(), format!("error reading the config: {e}")))?;
+    r.read_exact(&mut body)
+        .map_err(|e| io::Error::new(e.kind(), format!("error reading the config: {e}")))?;
     Ok(body)
 }
 

@@ -5,20 +5,28 @@
 
 use crate::emperor::Emperor;
 use crate::state::Input;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn parse(line: &str) -> (String, Option<String>) {
     let t = line.trim();
     if t.starts_with('{')
         && let Ok(v) = serde_json::from_str::<Value>(t)
     {
-        let cmd = v.get("cmd").or_else(|| v.get("command")).and_then(Value::as_str).unwrap_or("").to_owned();
+        let cmd = v
+            .get("cmd")
+            .or_else(|| v.get("command"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let vassal = v.get("vassal").and_then(Value::as_str).map(str::to_owned);
         return (cmd, vassal);
     }
     let mut it = t.splitn(2, char::is_whitespace);
     let cmd = it.next().unwrap_or("").to_owned();
-    let vassal = it.next().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let vassal = it
+        .next()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     (cmd, vassal)
 }
 
@@ -82,7 +90,9 @@ impl Emperor {
         let id = match ids.as_slice() {
             [] => return json!({"ok": false, "error": format!("no vassal named '{name}'")}),
             [one] => *one,
-            _ => return json!({"ok": false, "error": format!("'{name}' is ambiguous: {} monitors have it", ids.len())}),
+            _ => {
+                return json!({"ok": false, "error": format!("'{name}' is ambiguous: {} monitors have it", ids.len())});
+            }
         };
         crate::vlog!("[emperor] command socket: {cmd} {name}");
         self.apply(id, input);
@@ -96,8 +106,14 @@ mod tests {
 
     #[test]
     fn requests() {
-        assert_eq!(parse("reload app.ini\n"), ("reload".into(), Some("app.ini".into())));
+        assert_eq!(
+            parse("reload app.ini\n"),
+            ("reload".into(), Some("app.ini".into()))
+        );
         assert_eq!(parse("list"), ("list".into(), None));
-        assert_eq!(parse(r#"{"cmd":"stop","vassal":"a b.ini"}"#), ("stop".into(), Some("a b.ini".into())));
+        assert_eq!(
+            parse(r#"{"cmd":"stop","vassal":"a b.ini"}"#),
+            ("stop".into(), Some("a b.ini".into()))
+        );
     }
 }

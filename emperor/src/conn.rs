@@ -3,7 +3,7 @@
 //! longer than [`CLIENT_DEADLINE`] is dropped.
 
 use crate::emperor::Emperor;
-use crate::reactor::{token, Kind};
+use crate::reactor::{Kind, token};
 use crate::timers::TimerKey;
 use nix::errno::Errno;
 use nix::sys::epoll::EpollFlags;
@@ -34,13 +34,20 @@ pub struct Conn {
 impl Emperor {
     pub fn accept_client(&mut self, command: bool) {
         for _ in 0..64 {
-            let l = if command { self.command.as_ref() } else { self.stats.as_ref() };
+            let l = if command {
+                self.command.as_ref()
+            } else {
+                self.stats.as_ref()
+            };
             let Some(l) = l else { return };
             let fd = match l.accept() {
                 Ok(fd) => fd,
                 Err(_) => return,
             };
-            let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+            let _ = nix::fcntl::fcntl(
+                &fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
             let kind = if command {
                 ConnKind::Command
             } else if self.settings.stats_http {
@@ -50,16 +57,27 @@ impl Emperor {
             };
             let id = self.next_conn;
             self.next_conn += 1;
-            let mut c = Conn { fd, kind, inbuf: Vec::new(), out: Vec::new(), sent: 0 };
+            let mut c = Conn {
+                fd,
+                kind,
+                inbuf: Vec::new(),
+                out: Vec::new(),
+                sent: 0,
+            };
             if kind == ConnKind::Answer {
                 c.out = self.stats_json();
             }
             let write = kind == ConnKind::Answer;
-            if self.reactor.add_rw(c.fd.as_fd(), token(Kind::Conn, id), write).is_err() {
+            if self
+                .reactor
+                .add_rw(c.fd.as_fd(), token(Kind::Conn, id), write)
+                .is_err()
+            {
                 continue;
             }
             self.conns.insert(id, c);
-            self.timers.set(TimerKey::Conn(id), Instant::now() + CLIENT_DEADLINE);
+            self.timers
+                .set(TimerKey::Conn(id), Instant::now() + CLIENT_DEADLINE);
             if write {
                 self.on_conn(id, EpollFlags::EPOLLOUT);
             }
@@ -67,7 +85,9 @@ impl Emperor {
     }
 
     pub fn on_conn(&mut self, id: u64, _flags: EpollFlags) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.kind != ConnKind::Answer {
             let mut buf = [0u8; 4096];
             let mut eof = false;
@@ -89,7 +109,10 @@ impl Emperor {
                 }
             }
             let complete = match c.kind {
-                ConnKind::StatsHttp => eof || c.inbuf.windows(4).any(|w| w == b"\r\n\r\n") || c.inbuf.windows(2).any(|w| w == b"\n\n"),
+                ConnKind::StatsHttp => {
+                    eof || c.inbuf.windows(4).any(|w| w == b"\r\n\r\n")
+                        || c.inbuf.windows(2).any(|w| w == b"\n\n")
+                }
                 _ => eof || c.inbuf.contains(&b'\n'),
             };
             if !complete {
@@ -114,14 +137,24 @@ impl Emperor {
                     self.command_reply(&line)
                 }
             };
-            let Some(c) = self.conns.get_mut(&id) else { return };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
             c.out = out;
             c.kind = ConnKind::Answer;
-            let _ = self.reactor.modify_rw(c.fd.as_fd(), token(Kind::Conn, id), true);
+            let _ = self
+                .reactor
+                .modify_rw(c.fd.as_fd(), token(Kind::Conn, id), true);
         }
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         while c.sent < c.out.len() {
-            match nix::sys::socket::send(c.fd.as_raw_fd(), &c.out[c.sent..], nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+            match nix::sys::socket::send(
+                c.fd.as_raw_fd(),
+                &c.out[c.sent..],
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            ) {
                 Ok(n) => c.sent += n,
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR) => continue,

@@ -2,22 +2,22 @@
 //! `lifecycle.rs`, sockets in `stats.rs`, `command.rs` and `conn.rs`.
 
 use crate::conn::Conn;
-use crate::reactor::{token, untoken, Kind, Reactor};
+use crate::reactor::{Kind, Reactor, token, untoken};
 use crate::settings::Settings;
 use crate::spawn::{self, ArgvTemplate};
 use crate::state::{Input, Policy};
 use crate::throttle::{Backoff, Blacklist, RespawnLimiter};
 use crate::timers::{TimerKey, Timers};
 use crate::vassal::Vassal;
-use crate::{net, reaper, EmperorError};
+use crate::{EmperorError, net, reaper};
 use imperium_monitors::{FileOptions, Monitor, MonitorEvent, NameRules};
 use imperium_systemd::Notifier;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
+use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -96,21 +96,33 @@ impl Emperor {
         // Orphaned workers of dead vassals come back to us, so nothing escapes Ragnarok.
         let _ = nix::sys::prctl::set_child_subreaper(true);
         if let Some(name) = &settings.procname
-            && let Ok(c) = std::ffi::CString::new(name.as_bytes().iter().take(15).copied().collect::<Vec<u8>>())
+            && let Ok(c) = std::ffi::CString::new(
+                name.as_bytes()
+                    .iter()
+                    .take(15)
+                    .copied()
+                    .collect::<Vec<u8>>(),
+            )
         {
             let _ = nix::sys::prctl::set_name(&c);
         }
         if let Some(pf) = &settings.pidfile {
-            std::fs::write(pf, format!("{}\n", std::process::id())).map_err(|e| EmperorError::sys(format!("emperor-pidfile {pf}"), e))?;
+            std::fs::write(pf, format!("{}\n", std::process::id()))
+                .map_err(|e| EmperorError::sys(format!("emperor-pidfile {pf}"), e))?;
         }
-        let parent = std::env::var("UWSGI_EMPEROR_FD").ok().and_then(|v| v.trim().parse().ok()).and_then(spawn::adopt_inherited_fd);
+        let parent = std::env::var("UWSGI_EMPEROR_FD")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .and_then(spawn::adopt_inherited_fd);
         if parent.is_some() {
             log!("*** starting uWSGI sub-Emperor ***");
         } else {
             log!("*** starting uWSGI Emperor ***");
         }
         let startup_cwd = std::env::current_dir().map_err(|e| EmperorError::sys("getcwd()", e))?;
-        let rules = NameRules { extra: settings.extra_extensions.clone() };
+        let rules = NameRules {
+            extra: settings.extra_extensions.clone(),
+        };
         let fopts = FileOptions {
             names: rules.clone(),
             nofollow: settings.nofollow,
@@ -121,13 +133,22 @@ impl Emperor {
         };
         let mut monitors = Vec::new();
         for arg in &settings.monitors {
-            let m = imperium_monitors::build(arg, &fopts, &startup_cwd).map_err(|source| EmperorError::Monitor { arg: arg.clone(), source })?;
+            let m = imperium_monitors::build(arg, &fopts, &startup_cwd).map_err(|source| {
+                EmperorError::Monitor {
+                    arg: arg.clone(),
+                    source,
+                }
+            })?;
             monitors.push(m);
         }
         let binary = match &settings.binary_path {
-            Some(b) if b.contains('/') && !b.starts_with('/') => startup_cwd.join(b).to_string_lossy().into_owned(),
+            Some(b) if b.contains('/') && !b.starts_with('/') => {
+                startup_cwd.join(b).to_string_lossy().into_owned()
+            }
             Some(b) => b.clone(),
-            None => std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "uwsgi".into()),
+            None => std::env::current_exe()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "uwsgi".into()),
         };
         let argv = ArgvTemplate {
             argv0: settings.wrapper.clone().unwrap_or(binary),
@@ -139,11 +160,23 @@ impl Emperor {
         };
         let mut activated = activated;
         let stats = match &settings.stats {
-            Some(addr) => Some(net::listen(addr, &["stats", "emperor-stats"], &mut activated, settings.listen, settings.chmod_socket)?),
+            Some(addr) => Some(net::listen(
+                addr,
+                &["stats", "emperor-stats"],
+                &mut activated,
+                settings.listen,
+                settings.chmod_socket,
+            )?),
             None => None,
         };
         let command = match &settings.command_socket {
-            Some(addr) => Some(net::listen(addr, &["command", "emperor-command"], &mut activated, settings.listen, settings.chmod_socket)?),
+            Some(addr) => Some(net::listen(
+                addr,
+                &["command", "emperor-command"],
+                &mut activated,
+                settings.listen,
+                settings.chmod_socket,
+            )?),
             None => None,
         };
         drop(activated);
@@ -151,7 +184,9 @@ impl Emperor {
         // privilege drop, the tyrant capability check, the cgroup base.
         let isolation = crate::isolation::Isolation::boot(settings.isolation.clone())?;
         let now = Instant::now();
-        let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
         let mut e = Emperor {
             policy: Policy {
                 graceful_shutdown: settings.graceful_shutdown,
@@ -169,7 +204,13 @@ impl Emperor {
             by_pid: HashMap::new(),
             helpers: HashMap::new(),
             next_id: 1,
-            blacklist: Blacklist::new(Backoff { step_ms: settings.throttle_ms, max_ms: settings.max_throttle_ms }, settings.no_blacklist),
+            blacklist: Blacklist::new(
+                Backoff {
+                    step_ms: settings.throttle_ms,
+                    max_ms: settings.max_throttle_ms,
+                },
+                settings.no_blacklist,
+            ),
             limiter: RespawnLimiter::new(cpus * 4, cpus * 2, now),
             stats,
             command,
@@ -188,11 +229,18 @@ impl Emperor {
         };
         if let Some(l) = &e.stats {
             let _ = e.reactor.add(l.fd(), token(Kind::Stats, 0));
-            log!("*** Emperor stats server enabled on {} fd: {} ***", e.settings.stats.as_deref().unwrap_or(""), std::os::fd::AsRawFd::as_raw_fd(&l.fd()));
+            log!(
+                "*** Emperor stats server enabled on {} fd: {} ***",
+                e.settings.stats.as_deref().unwrap_or(""),
+                std::os::fd::AsRawFd::as_raw_fd(&l.fd())
+            );
         }
         if let Some(l) = &e.command {
             let _ = e.reactor.add(l.fd(), token(Kind::Command, 0));
-            log!("*** Emperor command socket enabled on {} ***", e.settings.command_socket.as_deref().unwrap_or(""));
+            log!(
+                "*** Emperor command socket enabled on {} ***",
+                e.settings.command_socket.as_deref().unwrap_or("")
+            );
         }
         for i in 0..e.monitors.len() {
             if let Some(fd) = e.monitors[i].fd() {
@@ -206,7 +254,8 @@ impl Emperor {
         for i in 0..e.monitors.len() {
             let evs = e.monitors[i].scan();
             e.on_monitor_events(i, evs);
-            e.timers.set(TimerKey::Rescan(i), Instant::now() + e.settings.freq);
+            e.timers
+                .set(TimerKey::Rescan(i), Instant::now() + e.settings.freq);
         }
         if let Some(n) = &e.notifier {
             let _ = n.ready(&e.status_line());
@@ -259,7 +308,10 @@ impl Emperor {
 
     fn next_deadline(&mut self) -> Option<Instant> {
         let monitors = self.monitors.iter().filter_map(|m| m.next_deadline()).min();
-        [self.timers.earliest(), monitors].into_iter().flatten().min()
+        [self.timers.earliest(), monitors]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_timers(&mut self) {
@@ -277,7 +329,8 @@ impl Emperor {
                     if i < self.monitors.len() {
                         let evs = self.monitors[i].scan();
                         self.on_monitor_events(i, evs);
-                        self.timers.set(TimerKey::Rescan(i), Instant::now() + self.settings.freq);
+                        self.timers
+                            .set(TimerKey::Rescan(i), Instant::now() + self.settings.freq);
                         if i == 0 {
                             self.check_isolation();
                         }
@@ -313,7 +366,9 @@ impl Emperor {
 
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.reactor.signals.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
             match sig {
                 Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT => self.begin_ragnarok(),
                 Signal::SIGHUP => self.reload_all(),
@@ -374,7 +429,10 @@ impl Emperor {
         self.blacklist.clear();
         let ids: Vec<u64> = self.vassals.keys().copied().collect();
         for id in ids {
-            if matches!(self.vassals.get(&id).map(|v| v.life.phase), Some(crate::state::Phase::Throttled(_))) {
+            if matches!(
+                self.vassals.get(&id).map(|v| v.life.phase),
+                Some(crate::state::Phase::Throttled(_))
+            ) {
                 self.apply(id, Input::ResetBackoff);
             }
         }
@@ -382,7 +440,9 @@ impl Emperor {
 
     fn begin_ragnarok(&mut self) {
         if let Some(t) = self.ragnarok {
-            let left = (t + self.settings.reload_mercy).saturating_duration_since(Instant::now()).as_secs();
+            let left = (t + self.settings.reload_mercy)
+                .saturating_duration_since(Instant::now())
+                .as_secs();
             log!("[emperor] *** RAGNAROK ALREADY EVOKED (mercyless in {left} seconds)***");
             return;
         }
@@ -392,7 +452,8 @@ impl Emperor {
         if let Some(n) = &self.notifier {
             let _ = n.stopping("The Emperor is stopping its vassals");
         }
-        self.timers.set(TimerKey::Mercy, now + self.settings.reload_mercy);
+        self.timers
+            .set(TimerKey::Mercy, now + self.settings.reload_mercy);
         let ids: Vec<u64> = self.vassals.keys().copied().collect();
         for id in ids {
             self.apply(id, Input::Ragnarok);
@@ -407,21 +468,28 @@ impl Emperor {
             return;
         }
         self.mercy_spent = true;
-        let pids: Vec<(String, i32)> = self.vassals.values().filter_map(|v| v.pid.map(|p| (v.name.clone(), p))).collect();
+        let pids: Vec<(String, i32)> = self
+            .vassals
+            .values()
+            .filter_map(|v| v.pid.map(|p| (v.name.clone(), p)))
+            .collect();
         for (name, pid) in pids {
             vlog!("[emperor] NO MERCY for vassal {name} !!!");
             reaper::kill_tree(pid);
             self.isolation.kill(&name);
         }
         // SIGKILL cannot be ignored; give the kernel a moment, then leave regardless.
-        self.timers.set(TimerKey::Mercy, Instant::now() + Duration::from_secs(5));
+        self.timers
+            .set(TimerKey::Mercy, Instant::now() + Duration::from_secs(5));
     }
 
     /// Some(exit code) when the loop should end.
     fn finished(&mut self) -> Option<i32> {
         let started = self.ragnarok?;
         let all_gone = self.vassals.values().all(|v| v.pid.is_none());
-        let hard_stop = started + self.settings.reload_mercy + Duration::from_secs(5) <= Instant::now() && self.mercy_spent;
+        let hard_stop = started + self.settings.reload_mercy + Duration::from_secs(5)
+            <= Instant::now()
+            && self.mercy_spent;
         if !(hard_stop || all_gone && self.helpers.is_empty()) {
             return None;
         }
@@ -474,7 +542,9 @@ impl Emperor {
             Ok(n) => {
                 for &b in &buf[..n] {
                     match b {
-                        crate::protocol::STOP | crate::protocol::GRACEFUL_STOP => self.begin_ragnarok(),
+                        crate::protocol::STOP | crate::protocol::GRACEFUL_STOP => {
+                            self.begin_ragnarok()
+                        }
                         crate::protocol::RELOAD => self.reload_all(),
                         _ => {}
                     }

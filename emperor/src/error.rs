@@ -8,18 +8,30 @@ pub enum EmperorError {
     /// An option value that cannot be used.
     Setting { option: String, message: String },
     /// An `--emperor` value whose monitor cannot be built.
-    Monitor { arg: String, source: imperium_monitors::MonitorError },
+    Monitor {
+        arg: String,
+        source: imperium_monitors::MonitorError,
+    },
     /// A system call that failed during start-up.
-    Sys { what: String, source: std::io::Error },
+    Sys {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl EmperorError {
     pub fn setting(option: &str, message: impl Into<String>) -> Self {
-        EmperorError::Setting { option: option.to_owned(), message: message.into() }
+        EmperorError::Setting {
+            option: option.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn sys(what: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
-        EmperorError::Sys { what: what.into(), source: source.into() }
+        EmperorError::Sys {
+            what: what.into(),
+            source: source.into(),
+        }
     }
 }
 
@@ -45,6 +57,9 @@ impl std::error::Error for EmperorError {
 
 impl From<nix::Error> for EmperorError {
     fn from(e: nix::Error) -> Self {
-        EmperorError::Sys { what: "system call".into(), source: e.into() }
+        EmperorError::Sys {
+            what: "system call".into(),
+            source: e.into(),
+        }
     }
 }

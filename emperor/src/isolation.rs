@@ -12,8 +12,8 @@ use imperium_namespaces::caps::{self, CapSet};
 use imperium_namespaces::cgroup::{EmperorCgroups, Limits};
 use imperium_namespaces::child::{Creds, IdMaps};
 use imperium_namespaces::nsflags::{self, NsFlags};
-use imperium_namespaces::{tyrant, IsolationError};
-use serde_json::{json, Value};
+use imperium_namespaces::{IsolationError, tyrant};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -44,33 +44,60 @@ pub struct IsolationSettings {
 
 fn bad(e: IsolationError) -> EmperorError {
     match e {
-        IsolationError::Option { option, value, message } => EmperorError::setting(&option, format!("{value}: {message}")),
+        IsolationError::Option {
+            option,
+            value,
+            message,
+        } => EmperorError::setting(&option, format!("{value}: {message}")),
         other => EmperorError::setting("isolation", other.to_string()),
     }
 }
 
 fn last<'a>(c: &'a Config, names: &[&str]) -> Option<&'a str> {
-    c.entries().iter().rev().find(|e| names.contains(&e.key.as_str())).map(|e| e.value.as_str()).filter(|v| !v.trim().is_empty())
+    c.entries()
+        .iter()
+        .rev()
+        .find(|e| names.contains(&e.key.as_str()))
+        .map(|e| e.value.as_str())
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn all(c: &Config, name: &str) -> Vec<String> {
-    c.entries().iter().filter(|e| e.key == name).map(|e| e.value.clone()).collect()
+    c.entries()
+        .iter()
+        .filter(|e| e.key == name)
+        .map(|e| e.value.clone())
+        .collect()
 }
 
 fn flag(c: &Config, name: &str) -> bool {
-    c.entries().iter().rev().find(|e| e.key == name).is_some_and(|e| imperium_config::options::parse_bool(&e.value))
+    c.entries()
+        .iter()
+        .rev()
+        .find(|e| e.key == name)
+        .is_some_and(|e| imperium_config::options::parse_bool(&e.value))
 }
 
 fn id_pair(option: &str, v: &str) -> Result<(u32, u32), EmperorError> {
     let (u, g) = v.split_once(':').unwrap_or((v, v));
-    let p = |s: &str| s.trim().parse::<u32>().map_err(|_| EmperorError::setting(option, format!("expects uid[:gid], got '{v}'")));
+    let p = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| EmperorError::setting(option, format!("expects uid[:gid], got '{v}'")))
+    };
     Ok((p(u)?, p(g)?))
 }
 
 impl IsolationSettings {
     pub fn from_config(c: &Config) -> Result<IsolationSettings, EmperorError> {
         let mut limits = Limits::default();
-        for name in ["memory-max", "memory-high", "pids-max", "cpu-max", "cpu-weight"] {
+        for name in [
+            "memory-max",
+            "memory-high",
+            "pids-max",
+            "cpu-max",
+            "cpu-weight",
+        ] {
             let option = format!("emperor-cgroup-{name}");
             if let Some(v) = last(c, &[option.as_str()]) {
                 limits.apply_named(&option, name, v).map_err(bad)?;
@@ -81,21 +108,33 @@ impl IsolationSettings {
         }
         let cgroup = last(c, &["emperor-cgroup"]).map(str::to_owned);
         if cgroup.is_none() && !limits.0.is_empty() {
-            return Err(EmperorError::setting("emperor-cgroup", "cgroup limits are set but no emperor-cgroup base is given"));
+            return Err(EmperorError::setting(
+                "emperor-cgroup",
+                "cgroup limits are set but no emperor-cgroup base is given",
+            ));
         }
         Ok(IsolationSettings {
             tyrant: flag(c, "emperor-tyrant"),
             tyrant_nofollow: flag(c, "emperor-tyrant-nofollow"),
             tyrant_initgroups: flag(c, "emperor-tyrant-initgroups"),
-            use_clone: nsflags::parse("emperor-use-clone", &all(c, "emperor-use-clone")).map_err(bad)?,
-            clone_map: last(c, &["emperor-use-clone-map"]).map(|v| id_pair("emperor-use-clone-map", v)).transpose()?,
-            vassal_cap: last(c, &["emperor-cap", "vassals-cap", "vassal-cap"]).map(|v| caps::parse("emperor-cap", v)).transpose().map_err(bad)?,
+            use_clone: nsflags::parse("emperor-use-clone", &all(c, "emperor-use-clone"))
+                .map_err(bad)?,
+            clone_map: last(c, &["emperor-use-clone-map"])
+                .map(|v| id_pair("emperor-use-clone-map", v))
+                .transpose()?,
+            vassal_cap: last(c, &["emperor-cap", "vassals-cap", "vassal-cap"])
+                .map(|v| caps::parse("emperor-cap", v))
+                .transpose()
+                .map_err(bad)?,
             cgroup,
             limits,
             limits_dir: last(c, &["emperor-cgroup-limits-dir"]).map(str::to_owned),
             uid: last(c, &["uid"]).map(str::to_owned),
             gid: last(c, &["gid"]).map(str::to_owned),
-            cap: last(c, &["cap"]).map(|v| caps::parse("cap", v)).transpose().map_err(bad)?,
+            cap: last(c, &["cap"])
+                .map(|v| caps::parse("cap", v))
+                .transpose()
+                .map_err(bad)?,
         })
     }
 }
@@ -117,11 +156,22 @@ fn lookup_id(v: &str, user: bool) -> Result<u32, EmperorError> {
         return Ok(n);
     }
     let found = if user {
-        nix::unistd::User::from_name(v.trim()).ok().flatten().map(|u| u.uid.as_raw())
+        nix::unistd::User::from_name(v.trim())
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
     } else {
-        nix::unistd::Group::from_name(v.trim()).ok().flatten().map(|g| g.gid.as_raw())
+        nix::unistd::Group::from_name(v.trim())
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
     };
-    found.ok_or_else(|| EmperorError::setting(if user { "uid" } else { "gid" }, format!("no such {}: {v}", if user { "user" } else { "group" })))
+    found.ok_or_else(|| {
+        EmperorError::setting(
+            if user { "uid" } else { "gid" },
+            format!("no such {}: {v}", if user { "user" } else { "group" }),
+        )
+    })
 }
 
 impl Isolation {
@@ -129,40 +179,91 @@ impl Isolation {
     /// cgroup base. Refuses to start when something asked for cannot work.
     pub fn boot(settings: IsolationSettings) -> Result<Isolation, EmperorError> {
         if nix::unistd::geteuid().is_root() && (settings.uid.is_some() || settings.gid.is_some()) {
-            let uid = settings.uid.as_deref().map(|u| lookup_id(u, true)).transpose()?;
+            let uid = settings
+                .uid
+                .as_deref()
+                .map(|u| lookup_id(u, true))
+                .transpose()?;
             let gid = match settings.gid.as_deref() {
                 Some(g) => Some(lookup_id(g, false)?),
-                None => uid.and_then(|u| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u)).ok().flatten()).map(|u| u.gid.as_raw()),
+                None => uid
+                    .and_then(|u| {
+                        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+                            .ok()
+                            .flatten()
+                    })
+                    .map(|u| u.gid.as_raw()),
             };
             let keep = settings.cap.unwrap_or_default();
-            drop_emperor_privileges(uid, gid, keep).map_err(|e| EmperorError::setting("uid", e.to_string()))?;
-            log!("[emperor] running as uid {} gid {} keeping capabilities: {}", nix::unistd::getuid(), nix::unistd::getgid(), if keep.is_empty() { "none".into() } else { keep.names() });
+            drop_emperor_privileges(uid, gid, keep)
+                .map_err(|e| EmperorError::setting("uid", e.to_string()))?;
+            log!(
+                "[emperor] running as uid {} gid {} keeping capabilities: {}",
+                nix::unistd::getuid(),
+                nix::unistd::getgid(),
+                if keep.is_empty() {
+                    "none".into()
+                } else {
+                    keep.names()
+                }
+            );
         }
         if settings.tyrant {
-            tyrant::check_capabilities().map_err(|e| EmperorError::setting("emperor-tyrant", e.to_string()))?;
-            log!("*** Tyrant mode enabled: every vassal runs as the owner of its config (never root) ***");
+            tyrant::check_capabilities()
+                .map_err(|e| EmperorError::setting("emperor-tyrant", e.to_string()))?;
+            log!(
+                "*** Tyrant mode enabled: every vassal runs as the owner of its config (never root) ***"
+            );
         }
         if !settings.use_clone.is_empty() {
-            log!("[emperor] vassals are cloned into new namespaces: {}", settings.use_clone.names());
+            log!(
+                "[emperor] vassals are cloned into new namespaces: {}",
+                settings.use_clone.names()
+            );
         }
         if let Some(c) = settings.vassal_cap {
-            log!("[emperor] vassals keep only these capabilities in their bounding set: {}", c.with(caps::SETPCAP).names());
+            log!(
+                "[emperor] vassals keep only these capabilities in their bounding set: {}",
+                c.with(caps::SETPCAP).names()
+            );
         }
         let cgroups = match &settings.cgroup {
             Some(spec) => {
-                let cg = EmperorCgroups::new(spec, settings.limits.clone()).map_err(|e| EmperorError::setting("emperor-cgroup", e.to_string()))?;
-                log!("[emperor] per-vassal cgroups under {} ({})", cg.base.dirs().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "), cg.layout.describe());
+                let cg = EmperorCgroups::new(spec, settings.limits.clone())
+                    .map_err(|e| EmperorError::setting("emperor-cgroup", e.to_string()))?;
+                log!(
+                    "[emperor] per-vassal cgroups under {} ({})",
+                    cg.base
+                        .dirs()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    cg.layout.describe()
+                );
                 for n in &cg.notes {
                     log!("[emperor] cgroup v2 controller not enabled for vassals: {n}");
                 }
                 if !cg.limits.0.is_empty() {
-                    log!("[emperor] per-vassal cgroup limits: {}", cg.limits.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+                    log!(
+                        "[emperor] per-vassal cgroup limits: {}",
+                        cg.limits
+                            .0
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
                 }
                 Some(cg)
             }
             None => None,
         };
-        Ok(Isolation { settings, cgroups, oom_seen: HashMap::new(), pending_removal: Vec::new() })
+        Ok(Isolation {
+            settings,
+            cgroups,
+            oom_seen: HashMap::new(),
+            pending_removal: Vec::new(),
+        })
     }
 
     /// Reads a tyrant vassal's config through the descriptor the Emperor opens itself.
@@ -171,14 +272,30 @@ impl Isolation {
     }
 
     /// Everything the spawn of one vassal needs from isolation; None when nothing is on.
-    pub fn for_spawn(&self, name: &str, tyrant_owner: Option<(u32, u32)>) -> Result<Isolated, String> {
-        let mut iso = Isolated { namespaces: self.settings.use_clone, bounding: self.settings.vassal_cap, ..Default::default() };
+    pub fn for_spawn(
+        &self,
+        name: &str,
+        tyrant_owner: Option<(u32, u32)>,
+    ) -> Result<Isolated, String> {
+        let mut iso = Isolated {
+            namespaces: self.settings.use_clone,
+            bounding: self.settings.vassal_cap,
+            ..Default::default()
+        };
         if let Some((uid, gid)) = tyrant_owner {
-            iso.creds = Some(Creds { uid, gid, groups: tyrant::groups_for(uid, gid, self.settings.tyrant_initgroups) });
+            iso.creds = Some(Creds {
+                uid,
+                gid,
+                groups: tyrant::groups_for(uid, gid, self.settings.tyrant_initgroups),
+            });
             iso.no_new_privs = true;
         }
         if self.settings.use_clone.has(nsflags::NEWUSER) {
-            let (u, g) = self.settings.clone_map.or(tyrant_owner).unwrap_or((65534, 65534));
+            let (u, g) = self
+                .settings
+                .clone_map
+                .or(tyrant_owner)
+                .unwrap_or((65534, 65534));
             iso.id_maps = Some(IdMaps::root_as(u, g));
             if u != 0 {
                 iso.no_new_privs = true;
@@ -186,11 +303,15 @@ impl Isolation {
         }
         if let Some(cg) = &self.cgroups {
             let limits = self.vassal_limits(name, &cg.limits)?;
-            let (g, fresh) = cg.prepare(name, &limits).map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            let (g, fresh) = cg
+                .prepare(name, &limits)
+                .map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
             if fresh {
                 iso.cgroup_dir = g.open_v2_dir();
             }
-            let mut procs = g.open_procs().map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
+            let mut procs = g
+                .open_procs()
+                .map_err(|e| format!("cgroup of vassal {name}: {e}"))?;
             if g.v2.is_some() && !procs.is_empty() {
                 iso.cgroup_dir_procs = Some(procs.remove(0));
             }
@@ -202,15 +323,26 @@ impl Isolation {
     /// The limits of one vassal: the Emperor's, overridden by its trusted limits file.
     fn vassal_limits(&self, name: &str, defaults: &Limits) -> Result<Limits, String> {
         use std::os::unix::fs::MetadataExt;
-        let Some(dir) = &self.settings.limits_dir else { return Ok(defaults.clone()) };
+        let Some(dir) = &self.settings.limits_dir else {
+            return Ok(defaults.clone());
+        };
         let file = Path::new(dir).join(format!("{}.limits", name.replace('/', "_")));
-        let Ok(md) = std::fs::symlink_metadata(&file) else { return Ok(defaults.clone()) };
+        let Ok(md) = std::fs::symlink_metadata(&file) else {
+            return Ok(defaults.clone());
+        };
         let me = nix::unistd::geteuid().as_raw();
-        if !md.file_type().is_file() || (md.uid() != 0 && md.uid() != me) || md.mode() & 0o022 != 0 {
-            return Err(format!("{}: not a regular file owned by root (or the Emperor's user) and writable only by it: refusing to start the vassal", file.display()));
+        if !md.file_type().is_file() || (md.uid() != 0 && md.uid() != me) || md.mode() & 0o022 != 0
+        {
+            return Err(format!(
+                "{}: not a regular file owned by root (or the Emperor's user) and writable only by it: refusing to start the vassal",
+                file.display()
+            ));
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        defaults.with_file(&file.to_string_lossy(), &text).map_err(|e| e.to_string())
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        defaults
+            .with_file(&file.to_string_lossy(), &text)
+            .map_err(|e| e.to_string())
     }
 
     /// A vassal's main process is gone: nothing it started may survive it (a daemon
@@ -256,18 +388,31 @@ impl Isolation {
     /// Logs new OOM kills in a vassal's cgroup.
     pub fn check_oom(&mut self, name: &str) {
         let Some(cg) = &self.cgroups else { return };
-        let Some(n) = cg.usage(name).oom_kills else { return };
+        let Some(n) = cg.usage(name).oom_kills else {
+            return;
+        };
         let seen = self.oom_seen.entry(name.to_owned()).or_insert(0);
         if n > *seen {
-            let limit = cg.limits.0.iter().find(|(k, _)| k == "memory.max").map(|(_, v)| v.clone()).unwrap_or_else(|| "none".into());
-            vlog!("[emperor] !!! vassal {name}: {} process(es) killed by the OOM killer in its cgroup (memory.max: {limit}) !!!", n - *seen);
+            let limit = cg
+                .limits
+                .0
+                .iter()
+                .find(|(k, _)| k == "memory.max")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "none".into());
+            vlog!(
+                "[emperor] !!! vassal {name}: {} process(es) killed by the OOM killer in its cgroup (memory.max: {limit}) !!!",
+                n - *seen
+            );
             *seen = n;
         }
     }
 
     /// Per-vassal resource use for the stats (`cgroup` object), or Null.
     pub fn usage_json(&self, name: &str) -> Value {
-        let Some(cg) = &self.cgroups else { return Value::Null };
+        let Some(cg) = &self.cgroups else {
+            return Value::Null;
+        };
         let u = cg.usage(name);
         json!({
             "memory_current": u.memory_bytes,
@@ -280,7 +425,11 @@ impl Isolation {
 
 /// Drops the Emperor itself to `uid`/`gid`, keeping only `keep` (typically setgid,setuid
 /// for tyrant mode). No ambient capabilities: vassals must not inherit them.
-fn drop_emperor_privileges(uid: Option<u32>, gid: Option<u32>, keep: CapSet) -> Result<(), IsolationError> {
+fn drop_emperor_privileges(
+    uid: Option<u32>,
+    gid: Option<u32>,
+    keep: CapSet,
+) -> Result<(), IsolationError> {
     use imperium_namespaces::sys;
     if !keep.is_empty() {
         caps::before_setuid(keep)?;
@@ -305,7 +454,16 @@ mod tests {
     use imperium_config::{Entry, Origin};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        Config::from_entries(pairs.iter().map(|(k, v)| Entry { key: (*k).into(), value: (*v).into(), origin: Origin::Internal }).collect())
+        Config::from_entries(
+            pairs
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    origin: Origin::Internal,
+                })
+                .collect(),
+        )
     }
 
     #[test]
@@ -323,7 +481,13 @@ mod tests {
         assert_eq!(s.use_clone.names(), "fs,pid,net");
         assert_eq!(s.vassal_cap.unwrap().names(), "setuid,net_bind_service");
         assert_eq!(s.clone_map, Some((5000, 5000)));
-        assert_eq!(s.limits.0, [("memory.max".to_owned(), "67108864".to_owned()), ("cpu.max".to_owned(), "25000 100000".to_owned())]);
+        assert_eq!(
+            s.limits.0,
+            [
+                ("memory.max".to_owned(), "67108864".to_owned()),
+                ("cpu.max".to_owned(), "25000 100000".to_owned())
+            ]
+        );
     }
 
     #[test]
@@ -333,10 +497,16 @@ mod tests {
             vec![("emperor-cap", "frobnicate")],
             vec![("emperor-cgroup-memory-max", "64M")],
             vec![("emperor-cgroup", "x"), ("emperor-cgroup-cpu-weight", "0")],
-            vec![("emperor-cgroup", "x"), ("emperor-cgroup-opt", "cgroup.procs=1")],
+            vec![
+                ("emperor-cgroup", "x"),
+                ("emperor-cgroup-opt", "cgroup.procs=1"),
+            ],
             vec![("emperor-use-clone-map", "root")],
         ] {
-            assert!(IsolationSettings::from_config(&cfg(&pairs)).is_err(), "{pairs:?}");
+            assert!(
+                IsolationSettings::from_config(&cfg(&pairs)).is_err(),
+                "{pairs:?}"
+            );
         }
     }
 }

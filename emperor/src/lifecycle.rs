@@ -4,16 +4,16 @@
 
 use crate::emperor::{Emperor, Helper};
 use crate::protocol::FromVassal;
-use crate::reactor::{token, Kind};
+use crate::reactor::{Kind, token};
 use crate::spawn::{self, SpawnPlan};
 use crate::state::{Ctx, Effect, ExitStatus, Input, Phase};
 use crate::timers::TimerKey;
-use crate::vassal::{Vassal, FLOOD_MUTE};
+use crate::vassal::{FLOOD_MUTE, Vassal};
 use crate::{ondemand, reaper};
 use imperium_monitors::Touch;
 use nix::errno::Errno;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -29,12 +29,17 @@ impl Emperor {
         let key = (midx, t.name.clone());
         if let Some(id) = self.by_name.get(&key).copied() {
             let tyrant = self.settings.tyrant;
-            let Some(v) = self.vassals.get_mut(&id) else { return };
+            let Some(v) = self.vassals.get_mut(&id) else {
+                return;
+            };
             if t.config.is_some() {
                 v.config = t.config.clone();
             }
             if tyrant && (v.uid, v.gid) != (t.uid, t.gid) {
-                log!("!!! permissions of file {} changed. stopping the instance... !!!", t.name);
+                log!(
+                    "!!! permissions of file {} changed. stopping the instance... !!!",
+                    t.name
+                );
                 v.uid = t.uid;
                 v.gid = t.gid;
                 v.life.last_mod = t.mtime;
@@ -46,7 +51,11 @@ impl Emperor {
         }
         // [monitors] a vassal is keyed by its monitor and name; a second monitor claiming a
         // name already governed is refused, never a silent takeover.
-        if let Some(other) = self.vassals.values().find(|v| v.name == t.name && v.monitor != midx) {
+        if let Some(other) = self
+            .vassals
+            .values()
+            .find(|v| v.name == t.name && v.monitor != midx)
+        {
             vlog!(
                 "[emperor] vassal name {} is claimed by --emperor {} and --emperor {}: the second claim is ignored",
                 t.name,
@@ -61,16 +70,24 @@ impl Emperor {
         v.uid = t.uid;
         v.gid = t.gid;
         v.config = t.config.clone();
-        let socket = t.socket.clone().or_else(|| ondemand::socket_name(&self.settings, self.monitors[midx].as_ref(), &t.name));
+        let socket = t.socket.clone().or_else(|| {
+            ondemand::socket_name(&self.settings, self.monitors[midx].as_ref(), &t.name)
+        });
         if let Some(s) = socket {
             match ondemand::bind(&s, self.settings.listen) {
                 Ok(fd) => {
-                    log!("[uwsgi-emperor] {} -> \"on demand\" instance detected, waiting for connections on socket \"{s}\" ...", t.name);
+                    log!(
+                        "[uwsgi-emperor] {} -> \"on demand\" instance detected, waiting for connections on socket \"{s}\" ...",
+                        t.name
+                    );
                     v.on_demand = Some(fd);
                     v.socket_name = Some(s);
                 }
                 Err(e) => {
-                    vlog!("[emperor] unable to bind the on-demand socket \"{s}\" of vassal {}: {e}", t.name);
+                    vlog!(
+                        "[emperor] unable to bind the on-demand socket \"{s}\" of vassal {}: {e}",
+                        t.name
+                    );
                     return;
                 }
             }
@@ -88,8 +105,16 @@ impl Emperor {
         while let Some(input) = queue.pop_front() {
             let now = Instant::now();
             let wall = crate::log::now_secs();
-            let Some(v) = self.vassals.get_mut(&id) else { return };
-            let mut ctx = Ctx { now, wall, policy: &self.policy, blacklist: &mut self.blacklist, limiter: &mut self.limiter };
+            let Some(v) = self.vassals.get_mut(&id) else {
+                return;
+            };
+            let mut ctx = Ctx {
+                now,
+                wall,
+                policy: &self.policy,
+                blacklist: &mut self.blacklist,
+                limiter: &mut self.limiter,
+            };
             let effects = v.life.handle(input, &mut ctx);
             for fx in effects {
                 match fx {
@@ -130,8 +155,13 @@ impl Emperor {
     }
 
     fn arm_vassal_timer(&mut self, id: u64) {
-        let Some(v) = self.vassals.get(&id) else { return };
-        let d = [v.life.next_deadline(&self.policy), v.flood.muted_until].into_iter().flatten().min();
+        let Some(v) = self.vassals.get(&id) else {
+            return;
+        };
+        let d = [v.life.next_deadline(&self.policy), v.flood.muted_until]
+            .into_iter()
+            .flatten()
+            .min();
         match d {
             Some(t) => self.timers.set(TimerKey::Vassal(id), t),
             None => self.timers.cancel(TimerKey::Vassal(id)),
@@ -152,12 +182,24 @@ impl Emperor {
     }
 
     fn send_byte(&mut self, id: u64, b: u8) -> bool {
-        let Some(p) = self.vassals.get(&id).and_then(|v| v.pipe.as_ref()) else { return false };
-        match nix::sys::socket::send(p.as_raw_fd(), &[b], nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+        let Some(p) = self.vassals.get(&id).and_then(|v| v.pipe.as_ref()) else {
+            return false;
+        };
+        match nix::sys::socket::send(
+            p.as_raw_fd(),
+            &[b],
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        ) {
             Ok(1) => true,
             Ok(_) | Err(Errno::EAGAIN) => {
-                let name = self.vassals.get(&id).map(|v| v.name.clone()).unwrap_or_default();
-                vlog!("[emperor] the protocol pipe of vassal {name} is full: byte {b} not delivered");
+                let name = self
+                    .vassals
+                    .get(&id)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default();
+                vlog!(
+                    "[emperor] the protocol pipe of vassal {name} is full: byte {b} not delivered"
+                );
                 true
             }
             Err(_) => false,
@@ -178,7 +220,10 @@ impl Emperor {
                     }
                 }
                 Ok(_) => {
-                    log!("!!! permissions of file {} changed. stopping the instance... !!!", v.name);
+                    log!(
+                        "!!! permissions of file {} changed. stopping the instance... !!!",
+                        v.name
+                    );
                     return;
                 }
                 Err(e) => {
@@ -187,10 +232,18 @@ impl Emperor {
                 }
             }
         }
-        let Some(v) = self.vassals.get(&id) else { return };
-        let (Some(cfg), Some(p)) = (&v.config, &v.config_pipe) else { return };
+        let Some(v) = self.vassals.get(&id) else {
+            return;
+        };
+        let (Some(cfg), Some(p)) = (&v.config, &v.config_pipe) else {
+            return;
+        };
         let framed = imperium_config::wire::encode_pushed_config(cfg);
-        if let Err(e) = nix::sys::socket::send(p.as_raw_fd(), &framed, nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+        if let Err(e) = nix::sys::socket::send(
+            p.as_raw_fd(),
+            &framed,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        ) {
             vlog!("[uwsgi-emperor] write() config of {}: {e}", v.name);
         }
     }
@@ -219,7 +272,9 @@ impl Emperor {
                 }
             }
         }
-        let Some(v) = self.vassals.get(&id) else { return Input::SpawnFailed { permanent: true } };
+        let Some(v) = self.vassals.get(&id) else {
+            return Input::SpawnFailed { permanent: true };
+        };
         let name = v.name.clone();
         if self.settings.tyrant && (v.uid == 0 || v.gid == 0) {
             log!("[emperor-tyrant] invalid permissions for vassal {name}");
@@ -227,12 +282,22 @@ impl Emperor {
         }
         let program = OsString::from(&self.argv.argv0);
         if spawn::resolve_program(&program).is_none() {
-            vlog!("[emperor] unable to spawn vassal {name}: {} not found or not executable", self.argv.argv0);
+            vlog!(
+                "[emperor] unable to spawn vassal {name}: {} not found or not executable",
+                self.argv.argv0
+            );
             log!("[emperor] binary path: {}", self.argv.argv0);
             log!("[emperor] is the uwsgi binary in your system PATH ?");
             return Input::SpawnFailed { permanent: true };
         }
-        let pair = || socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC);
+        let pair = || {
+            socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+        };
         let (ours, theirs) = match pair() {
             Ok(p) => p,
             Err(e) => {
@@ -255,7 +320,11 @@ impl Emperor {
         let config_ref = if v.config.is_some() {
             format!("emperor://{name}")
         } else if self.settings.magic_exec
-            && nix::unistd::access(&cwd.join(&name), nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::X_OK).is_ok()
+            && nix::unistd::access(
+                &cwd.join(&name),
+                nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .is_ok()
         {
             format!("exec://{name}")
         } else {
@@ -263,10 +332,16 @@ impl Emperor {
         };
         let argv = self.argv.build(&self.rules, &name, &config_ref);
         let mut env = self.base_env.clone();
-        env.push(("UWSGI_EMPEROR_FD".into(), theirs.as_raw_fd().to_string().into()));
+        env.push((
+            "UWSGI_EMPEROR_FD".into(),
+            theirs.as_raw_fd().to_string().into(),
+        ));
         let mut keep = vec![theirs.as_raw_fd()];
         if let Some((_, c)) = &cfg_pair {
-            env.push(("UWSGI_EMPEROR_FD_CONFIG".into(), c.as_raw_fd().to_string().into()));
+            env.push((
+                "UWSGI_EMPEROR_FD_CONFIG".into(),
+                c.as_raw_fd().to_string().into(),
+            ));
             keep.push(c.as_raw_fd());
         }
         keep.extend(self.settings.safe_fds.iter().copied());
@@ -280,7 +355,10 @@ impl Emperor {
             },
             None => None,
         };
-        let isolated = match self.isolation.for_spawn(&name, self.settings.tyrant.then_some((v.uid, v.gid))) {
+        let isolated = match self
+            .isolation
+            .for_spawn(&name, self.settings.tyrant.then_some((v.uid, v.gid)))
+        {
             Ok(i) => i,
             Err(e) => {
                 vlog!("[emperor] unable to spawn vassal {name}: {e}");
@@ -299,14 +377,27 @@ impl Emperor {
             isolation: Some(isolated),
         };
         if self.settings.tyrant {
-            log!("[emperor-tyrant] dropping privileges to {} {} for instance {name}", v.uid, v.gid);
+            log!(
+                "[emperor-tyrant] dropping privileges to {} {} for instance {name}",
+                v.uid,
+                v.gid
+            );
         }
-        spawn::wrap_with_hooks(&mut plan, self.settings.start_hook.as_deref(), &self.settings.exec_as_vassal, &name, &cwd.to_string_lossy());
+        spawn::wrap_with_hooks(
+            &mut plan,
+            self.settings.start_hook.as_deref(),
+            &self.settings.exec_as_vassal,
+            &name,
+            &cwd.to_string_lossy(),
+        );
         match spawn::spawn(plan) {
             Ok(pid) => {
                 let pid = pid as i32;
                 drop(theirs);
-                let _ = nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                let _ = nix::fcntl::fcntl(
+                    &ours,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
                 let _ = self.reactor.add(ours.as_fd(), token(Kind::Pipe, id));
                 let (uid, gid) = (v.uid, v.gid);
                 if let Some(v) = self.vassals.get_mut(&id) {
@@ -323,7 +414,10 @@ impl Emperor {
             }
             Err(e) => {
                 vlog!("[emperor] unable to spawn vassal {name}: {e}");
-                let permanent = matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR));
+                let permanent = matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR)
+                );
                 if permanent {
                     log!("[emperor] binary path: {}", self.argv.argv0);
                     log!("[emperor] is the uwsgi binary in your system PATH ?");
@@ -336,7 +430,9 @@ impl Emperor {
     fn exec_as_emperor(&mut self, name: &str, pid: i32, uid: u32, gid: u32) {
         let cmds = self.settings.exec_as_emperor.clone();
         for cmd in cmds {
-            log!("running \"{cmd}\" (as-emperor for vassal \"{name}\" pid: {pid} uid: {uid} gid: {gid})...");
+            log!(
+                "running \"{cmd}\" (as-emperor for vassal \"{name}\" pid: {pid} uid: {uid} gid: {gid})..."
+            );
             let mut env = self.base_env.clone();
             env.push(("UWSGI_VASSAL_CONFIG".into(), name.into()));
             env.push(("UWSGI_VASSAL_PID".into(), pid.to_string().into()));
@@ -344,7 +440,12 @@ impl Emperor {
             env.push(("UWSGI_VASSAL_GID".into(), gid.to_string().into()));
             match spawn::spawn_helper("/bin/sh", &["-c", &cmd], &env, &self.startup_cwd) {
                 Ok(hp) => {
-                    self.helpers.insert(hp as i32, Helper { what: format!("command \"{cmd}\"") });
+                    self.helpers.insert(
+                        hp as i32,
+                        Helper {
+                            what: format!("command \"{cmd}\""),
+                        },
+                    );
                 }
                 Err(e) => log!("unable to run \"{cmd}\": {e}"),
             }
@@ -352,13 +453,20 @@ impl Emperor {
     }
 
     fn run_stop_hook(&mut self, name: &str, cwd: &std::path::Path) {
-        let Some(hook) = self.settings.stop_hook.clone() else { return };
+        let Some(hook) = self.settings.stop_hook.clone() else {
+            return;
+        };
         log!("[emperor] running vassal stop-hook: {hook} {name}");
         let mut env = self.base_env.clone();
         env.push(("UWSGI_VASSALS_DIR".into(), cwd.as_os_str().to_owned()));
         match spawn::spawn_helper(&hook, &[name], &env, cwd) {
             Ok(hp) => {
-                self.helpers.insert(hp as i32, Helper { what: format!("[emperor] {name} stop-hook") });
+                self.helpers.insert(
+                    hp as i32,
+                    Helper {
+                        what: format!("[emperor] {name} stop-hook"),
+                    },
+                );
             }
             Err(e) => log!("[emperor] {name} stop-hook cannot run: {e}"),
         }
@@ -366,7 +474,9 @@ impl Emperor {
 
     /// Deletes a record and everything it holds.
     fn remove_vassal(&mut self, id: u64) {
-        let Some(v) = self.vassals.remove(&id) else { return };
+        let Some(v) = self.vassals.remove(&id) else {
+            return;
+        };
         self.isolation.vassal_removed(&v.name);
         self.timers.cancel(TimerKey::Vassal(id));
         self.by_name.remove(&(v.monitor, v.name.clone()));
@@ -391,7 +501,9 @@ impl Emperor {
         let mut buf = [0u8; 4096];
         // Bounded per wake-up so one chatty vassal cannot starve the others.
         for _ in 0..16 {
-            let Some(p) = self.vassals.get(&id).and_then(|v| v.pipe.as_ref()) else { return };
+            let Some(p) = self.vassals.get(&id).and_then(|v| v.pipe.as_ref()) else {
+                return;
+            };
             match nix::unistd::read(p, &mut buf) {
                 Ok(0) => return self.pipe_closed(id),
                 Ok(n) => {
@@ -404,7 +516,10 @@ impl Emperor {
                                     && !v.flood.warned_unknown
                                 {
                                     v.flood.warned_unknown = true;
-                                    vlog!("[emperor] vassal {} sent an unknown protocol byte ({x}): ignored", v.name);
+                                    vlog!(
+                                        "[emperor] vassal {} sent an unknown protocol byte ({x}): ignored",
+                                        v.name
+                                    );
                                 }
                             }
                             known => self.apply(id, Input::Byte(known)),
@@ -427,13 +542,18 @@ impl Emperor {
     /// True when the vassal got muted.
     fn flood_check(&mut self, id: u64, garbage: u64) -> bool {
         let now = Instant::now();
-        let Some(v) = self.vassals.get_mut(&id) else { return true };
+        let Some(v) = self.vassals.get_mut(&id) else {
+            return true;
+        };
         if !v.flood.count(garbage, now) {
             return false;
         }
         if !v.flood.warned_flood {
             v.flood.warned_flood = true;
-            vlog!("[emperor] vassal {} floods the Emperor protocol with garbage: ignoring it for a second at a time", v.name);
+            vlog!(
+                "[emperor] vassal {} floods the Emperor protocol with garbage: ignoring it for a second at a time",
+                v.name
+            );
         }
         v.flood.muted_until = Some(now + FLOOD_MUTE);
         if let Some(p) = &v.pipe {
@@ -444,12 +564,18 @@ impl Emperor {
     }
 
     fn pipe_closed(&mut self, id: u64) {
-        let Some(v) = self.vassals.get_mut(&id) else { return };
+        let Some(v) = self.vassals.get_mut(&id) else {
+            return;
+        };
         if let Some(p) = v.pipe.take() {
             self.reactor.delete(p.as_fd());
         }
         if v.life.phase == Phase::Alive {
-            vlog!("[emperor] curse the uwsgi instance {} (pid: {})", v.name, v.pid.unwrap_or(-1));
+            vlog!(
+                "[emperor] curse the uwsgi instance {} (pid: {})",
+                v.name,
+                v.pid.unwrap_or(-1)
+            );
         }
         self.apply(id, Input::PipeClosed);
     }
@@ -485,7 +611,9 @@ impl Emperor {
                 self.apply(id, Input::Exited(status));
             } else if let Some(h) = self.helpers.remove(&pid) {
                 match status {
-                    ExitStatus::Code(c) if h.what.ends_with("stop-hook") => log!("{} returned {c}", h.what),
+                    ExitStatus::Code(c) if h.what.ends_with("stop-hook") => {
+                        log!("{} returned {c}", h.what)
+                    }
                     ExitStatus::Code(c) => log!("{} exited with code: {c}", h.what),
                     ExitStatus::Signal(s) => log!("{} killed by signal {s}", h.what),
                 }
@@ -503,11 +631,16 @@ impl Emperor {
         for n in &names {
             self.isolation.check_oom(n);
         }
-        self.isolation.retry_removals(&|n| names.iter().any(|x| x == n));
+        self.isolation
+            .retry_removals(&|n| names.iter().any(|x| x == n));
     }
 
     /// Vassal ids whose name matches, for the command socket.
     pub fn find(&self, name: &str) -> Vec<u64> {
-        self.vassals.values().filter(|v| v.name == name).map(|v| v.id).collect()
+        self.vassals
+            .values()
+            .filter(|v| v.name == name)
+            .map(|v| v.id)
+            .collect()
     }
 }

@@ -3,10 +3,10 @@
 //! abstract one). A socket passed by systemd (LISTEN_FDS) is used instead of binding when
 //! its name or its address matches.
 
-use crate::emperor::Listener;
 use crate::EmperorError;
+use crate::emperor::Listener;
 use imperium_systemd::ListenFd;
-use nix::sys::socket::{getsockname, SockaddrStorage};
+use nix::sys::socket::{SockaddrStorage, getsockname};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +14,9 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 fn matches_addr(fd: &ListenFd, addr: &str) -> bool {
-    let Ok(sa) = getsockname::<SockaddrStorage>(fd.fd.as_raw_fd()) else { return false };
+    let Ok(sa) = getsockname::<SockaddrStorage>(fd.fd.as_raw_fd()) else {
+        return false;
+    };
     if let Some(un) = sa.as_unix_addr() {
         if let Some(p) = un.path() {
             return p == std::path::Path::new(addr);
@@ -35,12 +37,23 @@ fn matches_addr(fd: &ListenFd, addr: &str) -> bool {
 }
 
 fn is_unix(fd: &ListenFd) -> bool {
-    getsockname::<SockaddrStorage>(fd.fd.as_raw_fd()).ok().is_some_and(|sa| sa.as_unix_addr().is_some())
+    getsockname::<SockaddrStorage>(fd.fd.as_raw_fd())
+        .ok()
+        .is_some_and(|sa| sa.as_unix_addr().is_some())
 }
 
 /// Binds (or takes from systemd) one listening socket, non-blocking.
-pub fn listen(addr: &str, names: &[&str], activated: &mut Vec<ListenFd>, _backlog: i32, chmod: Option<u32>) -> Result<Listener, EmperorError> {
-    let pick = activated.iter().position(|f| names.contains(&f.name.as_str())).or_else(|| activated.iter().position(|f| matches_addr(f, addr)));
+pub fn listen(
+    addr: &str,
+    names: &[&str],
+    activated: &mut Vec<ListenFd>,
+    _backlog: i32,
+    chmod: Option<u32>,
+) -> Result<Listener, EmperorError> {
+    let pick = activated
+        .iter()
+        .position(|f| names.contains(&f.name.as_str()))
+        .or_else(|| activated.iter().position(|f| matches_addr(f, addr)));
     if let Some(i) = pick {
         let f = activated.remove(i);
         let l = if is_unix(&f) {
@@ -52,17 +65,30 @@ pub fn listen(addr: &str, names: &[&str], activated: &mut Vec<ListenFd>, _backlo
         return Ok(l);
     }
     let l = if addr.contains(':') {
-        let a = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
-        Listener::Tcp(TcpListener::bind(&a).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?)
+        let a = if addr.starts_with(':') {
+            format!("0.0.0.0{addr}")
+        } else {
+            addr.to_owned()
+        };
+        Listener::Tcp(
+            TcpListener::bind(&a).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?,
+        )
     } else if let Some(name) = addr.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
-        let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?;
-        Listener::Unix(UnixListener::bind_addr(&sa).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?, None)
+        let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?;
+        Listener::Unix(
+            UnixListener::bind_addr(&sa)
+                .map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?,
+            None,
+        )
     } else {
         let _ = std::fs::remove_file(addr);
-        let ul = UnixListener::bind(addr).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?;
+        let ul =
+            UnixListener::bind(addr).map_err(|e| EmperorError::sys(format!("bind({addr})"), e))?;
         if let Some(mode) = chmod {
-            std::fs::set_permissions(addr, std::fs::Permissions::from_mode(mode)).map_err(|e| EmperorError::sys(format!("chmod({addr})"), e))?;
+            std::fs::set_permissions(addr, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| EmperorError::sys(format!("chmod({addr})"), e))?;
         }
         Listener::Unix(ul, Some(PathBuf::from(addr)))
     };

@@ -31,7 +31,11 @@ pub fn socket_name(settings: &Settings, monitor: &dyn Monitor, name: &str) -> Op
     }
     if let Some(cmd) = &settings.on_demand_exec {
         // Runs once per new vassal, like uWSGI (a short command is expected).
-        let out = std::process::Command::new("/bin/sh").arg("-c").arg(format!("{cmd} \"{name}\"")).output().ok()?;
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{cmd} \"{name}\""))
+            .output()
+            .ok()?;
         return first_line(&out.stdout);
     }
     None
@@ -41,7 +45,11 @@ pub fn socket_name(settings: &Settings, monitor: &dyn Monitor, name: &str) -> Op
 /// otherwise a UNIX socket (old file removed, mode 0666), `@name` for an abstract one.
 pub fn bind(name: &str, _backlog: i32) -> io::Result<OwnedFd> {
     if name.contains(':') {
-        let a = if name.starts_with(':') { format!("0.0.0.0{name}") } else { name.to_owned() };
+        let a = if name.starts_with(':') {
+            format!("0.0.0.0{name}")
+        } else {
+            name.to_owned()
+        };
         let l = TcpListener::bind(a)?;
         return Ok(OwnedFd::from(l));
     }

@@ -77,21 +77,37 @@ impl Reactor {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(signals.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signal, 0)))?;
-        Ok(Reactor { epoll, signals, events: vec![EpollEvent::empty(); 256] })
+        epoll.add(
+            signals.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signal, 0)),
+        )?;
+        Ok(Reactor {
+            epoll,
+            signals,
+            events: vec![EpollEvent::empty(); 256],
+        })
     }
 
     pub fn add(&self, fd: BorrowedFd<'_>, tok: u64) -> nix::Result<()> {
-        self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, tok))
+        self.epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, tok))
     }
 
     pub fn add_rw(&self, fd: BorrowedFd<'_>, tok: u64, write: bool) -> nix::Result<()> {
-        let f = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN };
+        let f = if write {
+            EpollFlags::EPOLLOUT
+        } else {
+            EpollFlags::EPOLLIN
+        };
         self.epoll.add(fd, EpollEvent::new(f, tok))
     }
 
     pub fn modify_rw(&self, fd: BorrowedFd<'_>, tok: u64, write: bool) -> nix::Result<()> {
-        let f = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN };
+        let f = if write {
+            EpollFlags::EPOLLOUT
+        } else {
+            EpollFlags::EPOLLIN
+        };
         let mut ev = EpollEvent::new(f, tok);
         self.epoll.modify(fd, &mut ev)
     }
@@ -107,12 +123,17 @@ impl Reactor {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 // Round up so a deadline is never polled for in a busy loop.
-                let ms = (left + Duration::from_micros(999)).as_millis().min(i32::MAX as u128);
+                let ms = (left + Duration::from_micros(999))
+                    .as_millis()
+                    .min(i32::MAX as u128);
                 EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::MAX)
             }
         };
         match self.epoll.wait(&mut self.events, timeout) {
-            Ok(n) => self.events[..n].iter().map(|e| (e.data(), e.events())).collect(),
+            Ok(n) => self.events[..n]
+                .iter()
+                .map(|e| (e.data(), e.events()))
+                .collect(),
             Err(_) => Vec::new(),
         }
     }

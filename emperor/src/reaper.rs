@@ -2,8 +2,8 @@
 //! remaining descendant (orphans are reparented to the Emperor, a child subreaper, so
 //! they are all direct children by then).
 
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::time::Duration;
 
@@ -25,13 +25,21 @@ pub fn kill_tree(pid: i32) {
 /// Direct children of this process, from /proc.
 pub fn children() -> Vec<i32> {
     let me = std::process::id() as i32;
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let mut it = after.split_whitespace();
         let _state = it.next();
         if it.next().and_then(|p| p.parse::<i32>().ok()) == Some(me) {
@@ -53,7 +61,10 @@ fn reap_all() {
 pub fn exterminate(spare: &[i32]) {
     for _ in 0..200 {
         reap_all();
-        let kids: Vec<i32> = children().into_iter().filter(|p| !spare.contains(p)).collect();
+        let kids: Vec<i32> = children()
+            .into_iter()
+            .filter(|p| !spare.contains(p))
+            .collect();
         if kids.is_empty() {
             return;
         }

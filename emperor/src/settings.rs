@@ -74,7 +74,9 @@ struct Reader<'a>(&'a Config);
 
 /// The primary name of an option (itself when it is not in the table).
 fn canonical(name: &str) -> &str {
-    imperium_config::options::lookup(name).map(|s| s.canonical()).unwrap_or(name)
+    imperium_config::options::lookup(name)
+        .map(|s| s.canonical())
+        .unwrap_or(name)
 }
 
 impl<'a> Reader<'a> {
@@ -84,32 +86,48 @@ impl<'a> Reader<'a> {
     }
 
     fn last(&self, names: &[&str]) -> Option<&'a str> {
-        self.0.entries().iter().rev().find(|e| Self::matches(names, &e.key)).map(|e| e.value.as_str())
+        self.0
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| Self::matches(names, &e.key))
+            .map(|e| e.value.as_str())
     }
 
     fn all(&self, names: &[&str]) -> Vec<String> {
-        self.0.entries().iter().filter(|e| Self::matches(names, &e.key)).map(|e| e.value.clone()).collect()
+        self.0
+            .entries()
+            .iter()
+            .filter(|e| Self::matches(names, &e.key))
+            .map(|e| e.value.clone())
+            .collect()
     }
 
     fn flag(&self, names: &[&str]) -> bool {
-        self.last(names).is_some_and(imperium_config::options::parse_bool)
+        self.last(names)
+            .is_some_and(imperium_config::options::parse_bool)
     }
 
     fn string(&self, names: &[&str]) -> Option<String> {
-        self.last(names).filter(|v| !v.is_empty()).map(str::to_owned)
+        self.last(names)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     }
 
     fn int(&self, names: &[&str], default: i64) -> Result<i64, EmperorError> {
         match self.last(names) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(0),
-            Some(v) => v.trim().parse().map_err(|_| EmperorError::setting(names[0], format!("expects a number, got '{v}'"))),
+            Some(v) => v.trim().parse().map_err(|_| {
+                EmperorError::setting(names[0], format!("expects a number, got '{v}'"))
+            }),
         }
     }
 
     fn non_negative(&self, names: &[&str], default: i64) -> Result<u64, EmperorError> {
         let v = self.int(names, default)?;
-        u64::try_from(v).map_err(|_| EmperorError::setting(names[0], format!("must not be negative, got {v}")))
+        u64::try_from(v)
+            .map_err(|_| EmperorError::setting(names[0], format!("must not be negative, got {v}")))
     }
 }
 
@@ -129,11 +147,15 @@ impl Settings {
         let chmod_socket = match r.last(&["chmod-socket", "chmod", "C"]) {
             None => None,
             Some(v) if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") => Some(0o666),
-            Some(v) => Some(u32::from_str_radix(v, 8).map_err(|_| EmperorError::setting("chmod-socket", format!("not an octal mode: '{v}'")))?),
+            Some(v) => Some(u32::from_str_radix(v, 8).map_err(|_| {
+                EmperorError::setting("chmod-socket", format!("not an octal mode: '{v}'"))
+            })?),
         };
         let mut safe_fds = Vec::new();
         for v in r.all(&["safe-fd"]) {
-            safe_fds.push(v.trim().parse().map_err(|_| EmperorError::setting("safe-fd", format!("not a descriptor number: '{v}'")))?);
+            safe_fds.push(v.trim().parse().map_err(|_| {
+                EmperorError::setting("safe-fd", format!("not a descriptor number: '{v}'"))
+            })?);
         }
         let throttle_ms = r.non_negative(&["emperor-throttle"], 1000)?;
         let max_throttle_ms = r.non_negative(&["emperor-max-throttle"], 180_000)?;
@@ -169,8 +191,10 @@ impl Settings {
             stats_http: r.flag(&["stats-http"]),
             command_socket: r.string(&["emperor-command-socket"]),
             chmod_socket,
-            on_demand_extension: r.string(&["emperor-on-demand-extension", "emperor-on-demand-ext"]),
-            on_demand_directory: r.string(&["emperor-on-demand-directory", "emperor-on-demand-dir"]),
+            on_demand_extension: r
+                .string(&["emperor-on-demand-extension", "emperor-on-demand-ext"]),
+            on_demand_directory: r
+                .string(&["emperor-on-demand-directory", "emperor-on-demand-dir"]),
             on_demand_exec: r.string(&["emperor-on-demand-exec"]),
             listen: r.int(&["listen", "l"], 100)?.clamp(1, i32::MAX as i64) as i32,
             safe_fds,
@@ -187,7 +211,14 @@ mod tests {
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
         Config::from_entries(
-            pairs.iter().map(|(k, v)| Entry { key: (*k).into(), value: (*v).into(), origin: Origin::Internal }).collect(),
+            pairs
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    origin: Origin::Internal,
+                })
+                .collect(),
         )
     }
 
@@ -223,14 +254,23 @@ mod tests {
 
     #[test]
     fn aliases_from_the_option_table() {
-        let s = Settings::from_config(&cfg(&[("emperor", "a"), ("fd-safe", "7"), ("chmod", "600")])).unwrap();
+        let s = Settings::from_config(&cfg(&[
+            ("emperor", "a"),
+            ("fd-safe", "7"),
+            ("chmod", "600"),
+        ]))
+        .unwrap();
         assert_eq!(s.safe_fds, [7]);
         assert_eq!(s.chmod_socket, Some(0o600));
     }
 
     #[test]
     fn bad_numbers() {
-        assert!(Settings::from_config(&cfg(&[("emperor", "a"), ("emperor-freq", "often")])).is_err());
-        assert!(Settings::from_config(&cfg(&[("emperor", "a"), ("emperor-throttle", "-5")])).is_err());
+        assert!(
+            Settings::from_config(&cfg(&[("emperor", "a"), ("emperor-freq", "often")])).is_err()
+        );
+        assert!(
+            Settings::from_config(&cfg(&[("emperor", "a"), ("emperor-throttle", "-5")])).is_err()
+        );
     }
 }

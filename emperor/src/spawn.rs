@@ -144,13 +144,18 @@ pub fn resolve_program(program: &OsStr) -> Option<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return is_executable(p).then(|| p.to_owned());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| is_executable(c))
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| is_executable(c))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Quotes a string for `/bin/sh`.
@@ -161,7 +166,13 @@ pub fn sh_quote(s: &str) -> String {
 /// Wraps a vassal plan so that `vassals-start-hook` (run as `hook <name>` with
 /// `UWSGI_VASSALS_DIR`, its failure ignored) and `exec-as-vassal` commands (each must
 /// succeed) run in the vassal process before it execs the vassal binary.
-pub fn wrap_with_hooks(plan: &mut SpawnPlan, start_hook: Option<&str>, exec_as_vassal: &[String], name: &str, vassals_dir: &str) {
+pub fn wrap_with_hooks(
+    plan: &mut SpawnPlan,
+    start_hook: Option<&str>,
+    exec_as_vassal: &[String],
+    name: &str,
+    vassals_dir: &str,
+) {
     if start_hook.is_none() && exec_as_vassal.is_empty() {
         return;
     }
@@ -180,7 +191,12 @@ pub fn wrap_with_hooks(plan: &mut SpawnPlan, start_hook: Option<&str>, exec_as_v
         ));
     }
     script.push_str("exec \"$0\" \"$@\"");
-    let mut argv = vec![OsString::from("/bin/sh"), OsString::from("-c"), OsString::from(script), plan.program.clone()];
+    let mut argv = vec![
+        OsString::from("/bin/sh"),
+        OsString::from("-c"),
+        OsString::from(script),
+        plan.program.clone(),
+    ];
     argv.extend(plan.argv.iter().skip(1).cloned());
     plan.program = OsString::from("/bin/sh");
     plan.argv = argv;
@@ -193,7 +209,12 @@ pub fn spawn(plan: SpawnPlan) -> io::Result<u32> {
 }
 
 /// Starts a helper command (hooks): same descriptor hygiene, no own process group.
-pub fn spawn_helper(program: &str, args: &[&str], env: &[(OsString, OsString)], cwd: &Path) -> io::Result<u32> {
+pub fn spawn_helper(
+    program: &str,
+    args: &[&str],
+    env: &[(OsString, OsString)],
+    cwd: &Path,
+) -> io::Result<u32> {
     let mut argv = vec![OsString::from(program)];
     argv.extend(args.iter().map(OsString::from));
     let plan = SpawnPlan {
@@ -213,9 +234,14 @@ pub fn spawn_helper(program: &str, args: &[&str], env: &[(OsString, OsString)], 
 fn spawn_with(plan: SpawnPlan, deathsig: bool) -> io::Result<u32> {
     use imperium_namespaces::child::{self, ChildSpec, Creds};
     use std::os::fd::AsRawFd;
-    let program = resolve_program(&plan.program).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let program =
+        resolve_program(&plan.program).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     let iso = plan.isolation.unwrap_or_default();
-    let creds = iso.creds.clone().or(plan.uid_gid.map(|(uid, gid)| Creds { uid, gid, groups: Vec::new() }));
+    let creds = iso.creds.clone().or(plan.uid_gid.map(|(uid, gid)| Creds {
+        uid,
+        gid,
+        groups: Vec::new(),
+    }));
     let spec = ChildSpec {
         program,
         argv: plan.argv,
@@ -281,17 +307,40 @@ mod tests {
         assert_eq!(
             v,
             [
-                "/usr/bin/uwsgi", "--inherit", "B.ini", "--include", "IB.ini", "--set", "processes=8", "--ini", "a.ini",
-                "--inherit", "H.ini", "--include", "I.ini"
+                "/usr/bin/uwsgi",
+                "--inherit",
+                "B.ini",
+                "--include",
+                "IB.ini",
+                "--set",
+                "processes=8",
+                "--ini",
+                "a.ini",
+                "--inherit",
+                "H.ini",
+                "--include",
+                "I.ini"
             ]
         );
-        let plain = ArgvTemplate { argv0: "x".into(), ..Default::default() };
-        assert_eq!(plain.build(&NameRules::default(), "d/app.yaml", "d/app.yaml"), ["x", "--yaml", "d/app.yaml"]);
-        assert_eq!(plain.build(&NameRules::default(), "p.xml", "emperor://p.xml"), ["x", "--xml", "emperor://p.xml"]);
+        let plain = ArgvTemplate {
+            argv0: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            plain.build(&NameRules::default(), "d/app.yaml", "d/app.yaml"),
+            ["x", "--yaml", "d/app.yaml"]
+        );
+        assert_eq!(
+            plain.build(&NameRules::default(), "p.xml", "emperor://p.xml"),
+            ["x", "--xml", "emperor://p.xml"]
+        );
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
     }
 
     #[test]
@@ -342,7 +391,13 @@ mod tests {
             own_group: false,
             isolation: None,
         };
-        wrap_with_hooks(&mut plan, Some("/bin/true"), &["true".to_owned()], "a.ini", "/v");
+        wrap_with_hooks(
+            &mut plan,
+            Some("/bin/true"),
+            &["true".to_owned()],
+            "a.ini",
+            "/v",
+        );
         assert_eq!(plan.program, "/bin/sh");
         assert_eq!(plan.argv[3], "/bin/echo");
         assert_eq!(&plan.argv[4..], ["--ini", "a.ini"]);

@@ -85,9 +85,13 @@ impl std::fmt::Display for ExitStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
     /// The record was just created from a monitor event.
-    Discovered { on_demand: bool },
+    Discovered {
+        on_demand: bool,
+    },
     /// Its config changed (new stamp); `mtime` in Unix seconds.
-    ConfigChanged { mtime: i64 },
+    ConfigChanged {
+        mtime: i64,
+    },
     /// Its config disappeared.
     ConfigRemoved,
     /// Stop and start again (tyrant owner change, on-demand mode change).
@@ -95,7 +99,9 @@ pub enum Input {
     /// The spawn requested by [`Effect::Spawn`] worked.
     Spawned,
     /// It did not; `permanent` when retrying cannot help (binary missing).
-    SpawnFailed { permanent: bool },
+    SpawnFailed {
+        permanent: bool,
+    },
     /// A protocol byte.
     Byte(FromVassal),
     /// EOF or error on the protocol pipe.
@@ -214,7 +220,10 @@ impl Life {
 
     /// True while a process exists (or is being created).
     pub fn has_process(&self) -> bool {
-        matches!(self.phase, Phase::Starting | Phase::Alive | Phase::Stopping(_))
+        matches!(
+            self.phase,
+            Phase::Starting | Phase::Alive | Phase::Stopping(_)
+        )
     }
 
     /// The state name reported in stats and logs.
@@ -304,7 +313,10 @@ impl Life {
                         self.name
                     )));
                 } else {
-                    let delay = ctx.blacklist.record_failure(&self.name, ctx.now, ctx.wall).max(Duration::from_secs(1));
+                    let delay = ctx
+                        .blacklist
+                        .record_failure(&self.name, ctx.now, ctx.wall)
+                        .max(Duration::from_secs(1));
                     self.throttle(delay, ctx, &mut fx);
                 }
             }
@@ -343,7 +355,9 @@ impl Life {
             },
             Input::Start => match self.phase {
                 Phase::Held | Phase::Exiled(_) | Phase::Throttled(_) => self.wake(&mut fx),
-                Phase::Stopping(AfterStop::Hold | AfterStop::Dormant) => self.phase = Phase::Stopping(AfterStop::Respawn),
+                Phase::Stopping(AfterStop::Hold | AfterStop::Dormant) => {
+                    self.phase = Phase::Stopping(AfterStop::Respawn)
+                }
                 _ => {}
             },
             Input::RespawnNow => match self.phase {
@@ -353,7 +367,9 @@ impl Life {
                     fx.push(Effect::DisarmOnDemand);
                     self.spawn(&mut fx);
                 }
-                Phase::Stopping(AfterStop::Hold | AfterStop::Dormant) => self.phase = Phase::Stopping(AfterStop::Respawn),
+                Phase::Stopping(AfterStop::Hold | AfterStop::Dormant) => {
+                    self.phase = Phase::Stopping(AfterStop::Respawn)
+                }
                 _ => {}
             },
             Input::ResetBackoff => {
@@ -382,13 +398,18 @@ impl Life {
     fn on_config_changed(&mut self, ctx: &mut Ctx<'_>, fx: &mut Vec<Effect>) {
         match self.phase {
             Phase::Alive => self.reload(ctx, fx),
-            Phase::Stopping(AfterStop::Remove | AfterStop::Dormant) => self.phase = Phase::Stopping(AfterStop::Respawn),
+            Phase::Stopping(AfterStop::Remove | AfterStop::Dormant) => {
+                self.phase = Phase::Stopping(AfterStop::Respawn)
+            }
             // A new config deserves a try at once; failures still count.
             Phase::Throttled(_) | Phase::Exiled(_) => self.spawn(fx),
             Phase::OnDemandWaiting => {
                 self.ready = false;
                 self.accepting = false;
-                fx.push(Effect::Log(format!("[emperor] updated configuration for \"on demand\" instance {}", self.name)));
+                fx.push(Effect::Log(format!(
+                    "[emperor] updated configuration for \"on demand\" instance {}",
+                    self.name
+                )));
             }
             _ => {}
         }
@@ -403,7 +424,10 @@ impl Life {
                 self.ready = true;
                 self.reloading = false;
                 self.last_ready = ctx.wall;
-                fx.push(Effect::Log(format!("[emperor] vassal {} has been spawned", self.name)));
+                fx.push(Effect::Log(format!(
+                    "[emperor] vassal {} has been spawned",
+                    self.name
+                )));
             }
             FromVassal::ConfigAgain => fx.push(Effect::PushConfig),
             FromVassal::Accepting => {
@@ -411,11 +435,17 @@ impl Life {
                 self.reloading = false;
                 self.accepting = true;
                 self.last_accepting = ctx.wall;
-                fx.push(Effect::Log(format!("[emperor] vassal {} is ready to accept requests", self.name)));
+                fx.push(Effect::Log(format!(
+                    "[emperor] vassal {} is ready to accept requests",
+                    self.name
+                )));
             }
             FromVassal::Loyal => {
                 if !self.loyal {
-                    fx.push(Effect::Log(format!("[emperor] vassal {} is now loyal", self.name)));
+                    fx.push(Effect::Log(format!(
+                        "[emperor] vassal {} is now loyal",
+                        self.name
+                    )));
                 }
                 self.loyal = true;
                 self.last_loyal = ctx.wall;
@@ -428,7 +458,10 @@ impl Life {
             FromVassal::VoluntaryShutdown => {
                 if self.phase == Phase::Alive {
                     if self.on_demand {
-                        fx.push(Effect::Log(format!("[emperor] bringing back instance {} to on-demand mode", self.name)));
+                        fx.push(Effect::Log(format!(
+                            "[emperor] bringing back instance {} to on-demand mode",
+                            self.name
+                        )));
                         self.stop(AfterStop::OnDemand, ctx, fx);
                     } else {
                         self.stop(AfterStop::Dormant, ctx, fx);
@@ -471,7 +504,10 @@ impl Life {
                 self.restarts += 1;
                 if was_loyal {
                     ctx.blacklist.remove(&self.name);
-                    fx.push(Effect::Log(format!("[emperor] vassal {} died ({status}): respawning it", self.name)));
+                    fx.push(Effect::Log(format!(
+                        "[emperor] vassal {} died ({status}): respawning it",
+                        self.name
+                    )));
                     match ctx.limiter.take(ctx.now) {
                         Ok(()) => self.spawn(fx),
                         Err(wait) => self.throttle(wait, ctx, fx),
@@ -481,7 +517,10 @@ impl Life {
                     if let Some(e) = ctx.blacklist.get(&self.name)
                         && e.failures == 3
                     {
-                        fx.push(Effect::Log(format!("[emperor] unloyal bad behaving vassal found: {} throttling it...", self.name)));
+                        fx.push(Effect::Log(format!(
+                            "[emperor] unloyal bad behaving vassal found: {} throttling it...",
+                            self.name
+                        )));
                     }
                     fx.push(Effect::Log(format!(
                         "[emperor] vassal {} died before being loyal ({status}): next spawn in {} ms",
@@ -569,17 +608,27 @@ impl Life {
         self.ready = false;
         self.accepting = false;
         self.reloading = true;
-        fx.push(Effect::Log(format!("[emperor] reload the uwsgi instance {}", self.name)));
+        fx.push(Effect::Log(format!(
+            "[emperor] reload the uwsgi instance {}",
+            self.name
+        )));
     }
 
     fn stop(&mut self, after: AfterStop, ctx: &mut Ctx<'_>, fx: &mut Vec<Effect>) {
         if self.pipe_open {
-            fx.push(Effect::Send(if ctx.policy.graceful_shutdown { protocol::GRACEFUL_STOP } else { protocol::STOP }));
+            fx.push(Effect::Send(if ctx.policy.graceful_shutdown {
+                protocol::GRACEFUL_STOP
+            } else {
+                protocol::STOP
+            }));
         }
         self.phase = Phase::Stopping(after);
         self.cursed_at = ctx.wall;
         self.curse_deadline = Some(ctx.now + ctx.policy.curse_tolerance);
-        fx.push(Effect::Log(format!("[emperor] stop the uwsgi instance {}", self.name)));
+        fx.push(Effect::Log(format!(
+            "[emperor] stop the uwsgi instance {}",
+            self.name
+        )));
     }
 
     fn spawn(&mut self, fx: &mut Vec<Effect>) {
@@ -616,7 +665,10 @@ impl Life {
             fx.push(Effect::DisarmOnDemand);
         }
         self.phase = Phase::Gone;
-        fx.push(Effect::Log(format!("[emperor] removed uwsgi instance {}", self.name)));
+        fx.push(Effect::Log(format!(
+            "[emperor] removed uwsgi instance {}",
+            self.name
+        )));
         fx.push(Effect::Remove);
     }
 }

@@ -5,11 +5,14 @@
 
 use crate::emperor::Emperor;
 use crate::state::Phase;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 fn unix_ms_at(at: Instant) -> u64 {
-    let now_wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let left = at.saturating_duration_since(Instant::now()).as_millis() as u64;
     now_wall + left
 }
@@ -25,7 +28,11 @@ impl Emperor {
                     Phase::Throttled(t) => (self.blacklist.delay_ms(&v.name), unix_ms_at(t)),
                     _ => (self.blacklist.delay_ms(&v.name), 0),
                 };
-                let monitor = self.monitors.get(v.monitor).map(|m| m.arg().to_owned()).unwrap_or_default();
+                let monitor = self
+                    .monitors
+                    .get(v.monitor)
+                    .map(|m| m.arg().to_owned())
+                    .unwrap_or_default();
                 json!({
                     "id": v.name,
                     "pid": v.pid.map(i64::from).unwrap_or(if l.on_demand { -1 } else { 0 }),
@@ -68,7 +75,9 @@ impl Emperor {
                 })
             })
             .collect();
-        let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let cwd = std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         json!({
             "version": imperium_config::VERSION,
             "pid": std::process::id(),

@@ -26,7 +26,9 @@ impl Backoff {
         if failures <= 1 {
             return 0;
         }
-        (u64::from(failures - 1)).saturating_mul(self.step_ms).min(self.max_ms)
+        (u64::from(failures - 1))
+            .saturating_mul(self.step_ms)
+            .min(self.max_ms)
     }
 }
 
@@ -53,7 +55,11 @@ pub struct Blacklist {
 
 impl Blacklist {
     pub fn new(policy: Backoff, disabled: bool) -> Self {
-        Blacklist { policy, disabled, entries: BTreeMap::new() }
+        Blacklist {
+            policy,
+            disabled,
+            entries: BTreeMap::new(),
+        }
     }
 
     /// Records an unloyal death; returns the delay before the next spawn.
@@ -61,10 +67,12 @@ impl Blacklist {
         if self.disabled {
             return Duration::ZERO;
         }
-        let e = self
-            .entries
-            .entry(name.to_owned())
-            .or_insert(Entry { failures: 0, first_attempt: wall, last_attempt: wall, last_at: now });
+        let e = self.entries.entry(name.to_owned()).or_insert(Entry {
+            failures: 0,
+            first_attempt: wall,
+            last_attempt: wall,
+            last_at: now,
+        });
         e.failures = e.failures.saturating_add(1);
         e.last_attempt = wall;
         e.last_at = now;
@@ -75,12 +83,19 @@ impl Blacklist {
     pub fn allowed_at(&self, name: &str) -> Option<Instant> {
         let e = self.entries.get(name)?;
         let d = self.policy.delay_ms(e.failures);
-        if d == 0 { None } else { Some(e.last_at + Duration::from_millis(d)) }
+        if d == 0 {
+            None
+        } else {
+            Some(e.last_at + Duration::from_millis(d))
+        }
     }
 
     /// Current delay of a name in ms (0 when not blacklisted).
     pub fn delay_ms(&self, name: &str) -> u64 {
-        self.entries.get(name).map(|e| self.policy.delay_ms(e.failures)).unwrap_or(0)
+        self.entries
+            .get(name)
+            .map(|e| self.policy.delay_ms(e.failures))
+            .unwrap_or(0)
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
@@ -117,7 +132,12 @@ impl RespawnLimiter {
     /// `burst` respawns at once, then `per_sec` per second.
     pub fn new(burst: u32, per_sec: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
-        RespawnLimiter { burst, per_sec: f64::from(per_sec.max(1)), tokens: burst, at: now }
+        RespawnLimiter {
+            burst,
+            per_sec: f64::from(per_sec.max(1)),
+            tokens: burst,
+            at: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -140,7 +160,11 @@ impl RespawnLimiter {
     /// The current wait in ms (0 when a respawn may happen now).
     pub fn level_ms(&mut self, now: Instant) -> u64 {
         self.refill(now);
-        if self.tokens >= 1.0 { 0 } else { ((1.0 - self.tokens) / self.per_sec * 1000.0).ceil() as u64 }
+        if self.tokens >= 1.0 {
+            0
+        } else {
+            ((1.0 - self.tokens) / self.per_sec * 1000.0).ceil() as u64
+        }
     }
 }
 
@@ -150,7 +174,10 @@ mod tests {
 
     #[test]
     fn linear_and_clamped() {
-        let b = Backoff { step_ms: 1000, max_ms: 180_000 };
+        let b = Backoff {
+            step_ms: 1000,
+            max_ms: 180_000,
+        };
         assert_eq!(b.delay_ms(0), 0);
         assert_eq!(b.delay_ms(1), 0);
         assert_eq!(b.delay_ms(2), 1000);
@@ -158,7 +185,10 @@ mod tests {
         assert_eq!(b.delay_ms(181), 180_000);
         assert_eq!(b.delay_ms(10_000), 180_000);
         assert_eq!(b.delay_ms(u32::MAX), 180_000);
-        let small = Backoff { step_ms: 200, max_ms: 1000 };
+        let small = Backoff {
+            step_ms: 200,
+            max_ms: 1000,
+        };
         let gaps: Vec<u64> = (1..9).map(|n| small.delay_ms(n)).collect();
         assert_eq!(gaps, [0, 200, 400, 600, 800, 1000, 1000, 1000]);
     }
@@ -166,7 +196,13 @@ mod tests {
     #[test]
     fn blacklist_lifecycle() {
         let t0 = Instant::now();
-        let mut bl = Blacklist::new(Backoff { step_ms: 1000, max_ms: 5000 }, false);
+        let mut bl = Blacklist::new(
+            Backoff {
+                step_ms: 1000,
+                max_ms: 5000,
+            },
+            false,
+        );
         assert_eq!(bl.record_failure("a.ini", t0, 100), Duration::ZERO);
         assert_eq!(bl.allowed_at("a.ini"), None);
         assert_eq!(bl.record_failure("a.ini", t0, 101), Duration::from_secs(1));
@@ -179,9 +215,18 @@ mod tests {
 
     #[test]
     fn disabled_blacklist_records_nothing() {
-        let mut bl = Blacklist::new(Backoff { step_ms: 1000, max_ms: 5000 }, true);
+        let mut bl = Blacklist::new(
+            Backoff {
+                step_ms: 1000,
+                max_ms: 5000,
+            },
+            true,
+        );
         for _ in 0..5 {
-            assert_eq!(bl.record_failure("a.ini", Instant::now(), 0), Duration::ZERO);
+            assert_eq!(
+                bl.record_failure("a.ini", Instant::now(), 0),
+                Duration::ZERO
+            );
         }
         assert!(bl.is_empty());
     }

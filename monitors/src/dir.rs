@@ -5,7 +5,7 @@
 //! symlink target's directory changes (the template pattern: `x.ini -> app.skel`).
 
 use crate::event::MonitorEvent;
-use crate::track::{stat_config, Tracker};
+use crate::track::{Tracker, stat_config};
 use crate::watch::Watcher;
 use crate::{FileOptions, Monitor, MonitorError};
 use nix::sys::inotify::AddWatchFlags;
@@ -75,7 +75,14 @@ impl Monitor for DirMonitor {
         match std::fs::canonicalize(&self.path) {
             Ok(r) => self.real = r,
             Err(e) => {
-                self.tracker.warn_once(key, format!("[emperor] unable to open the vassals directory {}: {e}", self.path.display()), &mut out);
+                self.tracker.warn_once(
+                    key,
+                    format!(
+                        "[emperor] unable to open the vassals directory {}: {e}",
+                        self.path.display()
+                    ),
+                    &mut out,
+                );
                 self.tracker.sweep(&HashSet::new(), &mut out);
                 return out;
             }
@@ -83,7 +90,14 @@ impl Monitor for DirMonitor {
         let rd = match std::fs::read_dir(&self.real) {
             Ok(rd) => rd,
             Err(e) => {
-                self.tracker.warn_once(key, format!("[emperor] unable to read the vassals directory {}: {e}", self.real.display()), &mut out);
+                self.tracker.warn_once(
+                    key,
+                    format!(
+                        "[emperor] unable to read the vassals directory {}: {e}",
+                        self.real.display()
+                    ),
+                    &mut out,
+                );
                 self.tracker.sweep(&HashSet::new(), &mut out);
                 return out;
             }
@@ -96,7 +110,11 @@ impl Monitor for DirMonitor {
             let Some(name) = os.to_str() else {
                 let lossy = os.to_string_lossy().into_owned();
                 if NameIsConfig::check(&self.opts, &lossy) {
-                    self.tracker.warn_once(&lossy, format!("[emperor] invalid vassal name (not UTF-8): {lossy}"), &mut out);
+                    self.tracker.warn_once(
+                        &lossy,
+                        format!("[emperor] invalid vassal name (not UTF-8): {lossy}"),
+                        &mut out,
+                    );
                 }
                 continue;
             };
@@ -132,7 +150,9 @@ impl Monitor for DirMonitor {
     }
 
     fn on_readable(&mut self, now: Instant) -> Vec<MonitorEvent> {
-        let Some(w) = self.watcher.as_mut() else { return Vec::new() };
+        let Some(w) = self.watcher.as_mut() else {
+            return Vec::new();
+        };
         let (events, overflow) = w.drain();
         let primary_watched = w.is_watched(&self.real);
         if overflow || !primary_watched {
@@ -150,7 +170,9 @@ impl Monitor for DirMonitor {
                 // The directory itself was deleted or moved.
                 return self.scan();
             };
-            let Some(name) = os.to_str().map(str::to_owned) else { continue };
+            let Some(name) = os.to_str().map(str::to_owned) else {
+                continue;
+            };
             match self.opts.names.check(&name) {
                 Ok(()) => {}
                 Err(crate::names::Rejection::Temporary) => continue,
@@ -165,7 +187,8 @@ impl Monitor for DirMonitor {
                     continue;
                 }
             }
-            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE) && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
+            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE)
+                && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
             if bare_create && !is_symlink(&self.real.join(&name)) {
                 self.pending.entry(name).or_insert(now + CREATE_GRACE);
             } else {
@@ -184,7 +207,12 @@ impl Monitor for DirMonitor {
         if self.rescan_at.is_some_and(|t| t <= now) {
             return self.scan();
         }
-        let due: Vec<String> = self.pending.iter().filter(|(_, t)| **t <= now).map(|(n, _)| n.clone()).collect();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
         let mut out = Vec::new();
         for name in due {
             self.pending.remove(&name);
@@ -207,7 +235,9 @@ impl DirMonitor {
             .map(|rd| {
                 rd.flatten().any(|e| {
                     e.file_type().map(|t| t.is_symlink()).unwrap_or(false)
-                        && e.file_name().to_str().is_some_and(|n| self.opts.names.check(n).is_ok())
+                        && e.file_name()
+                            .to_str()
+                            .is_some_and(|n| self.opts.names.check(n).is_ok())
                 })
             })
             .unwrap_or(false)
@@ -215,7 +245,9 @@ impl DirMonitor {
 }
 
 fn is_symlink(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).map(|m| m.file_type().is_symlink()).unwrap_or(false)
+    std::fs::symlink_metadata(p)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
 }
 
 /// Helper for names that are not UTF-8: only warn about ones that look like configs.
@@ -263,8 +295,12 @@ mod tests {
         fs::write(d.join("a.ini"), "[uwsgi]\n#").unwrap();
         assert_eq!(names(&m.scan()), ["touch a.ini"]);
         // mtime moved backwards.
-        let f = fs::File::options().write(true).open(d.join("a.ini")).unwrap();
-        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)).unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(d.join("a.ini"))
+            .unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+            .unwrap();
         drop(f);
         assert_eq!(names(&m.scan()), ["touch a.ini"]);
         // Atomic rename-over with identical metadata but a new inode.

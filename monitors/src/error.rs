@@ -21,10 +21,14 @@ impl fmt::Display for MonitorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MonitorError::UnknownScheme(s) => write!(f, "unknown imperial monitor scheme {s}://"),
-            MonitorError::BadPattern { pattern, reason } => write!(f, "invalid glob pattern {pattern:?}: {reason}"),
+            MonitorError::BadPattern { pattern, reason } => {
+                write!(f, "invalid glob pattern {pattern:?}: {reason}")
+            }
             MonitorError::Inotify(e) => write!(f, "inotify_init(): {e}"),
             MonitorError::Helper(e) => write!(f, "epoll_create(): {e}"),
-            MonitorError::BadSpec { scheme, reason } => write!(f, "invalid {scheme}:// monitor argument: {reason}"),
+            MonitorError::BadSpec { scheme, reason } => {
+                write!(f, "invalid {scheme}:// monitor argument: {reason}")
+            }
         }
     }
 }

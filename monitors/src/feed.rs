@@ -160,10 +160,18 @@ impl<'a> Cursor<'a> {
         Ok(self.take(n)?.to_vec())
     }
     fn opt_bytes(&mut self) -> Result<Option<Vec<u8>>, FeedError> {
-        if self.u8()? == 0 { Ok(None) } else { self.bytes().map(Some) }
+        if self.u8()? == 0 {
+            Ok(None)
+        } else {
+            self.bytes().map(Some)
+        }
     }
     fn opt_u32(&mut self) -> Result<Option<u32>, FeedError> {
-        if self.u8()? == 0 { Ok(None) } else { self.u32().map(Some) }
+        if self.u8()? == 0 {
+            Ok(None)
+        } else {
+            self.u32().map(Some)
+        }
     }
     fn entry(&mut self) -> Result<Entry, FeedError> {
         Ok(Entry {
@@ -233,8 +241,22 @@ mod tests {
 
     #[test]
     fn round_trip_in_pieces() {
-        let e = Entry { name: b"a.ini".to_vec(), config: Some(b"[uwsgi]\n".to_vec()), ts: 17, uid: Some(1000), gid: None, socket: Some(b"/s".to_vec()) };
-        let frames = vec![Frame::SnapshotBegin, Frame::Row(e.clone()), Frame::Keep(b"b.ini".to_vec()), Frame::SnapshotEnd, Frame::Touch(e), Frame::Destroy(b"x".to_vec())];
+        let e = Entry {
+            name: b"a.ini".to_vec(),
+            config: Some(b"[uwsgi]\n".to_vec()),
+            ts: 17,
+            uid: Some(1000),
+            gid: None,
+            socket: Some(b"/s".to_vec()),
+        };
+        let frames = vec![
+            Frame::SnapshotBegin,
+            Frame::Row(e.clone()),
+            Frame::Keep(b"b.ini".to_vec()),
+            Frame::SnapshotEnd,
+            Frame::Touch(e),
+            Frame::Destroy(b"x".to_vec()),
+        ];
         let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
         let mut r = FrameReader::default();
         let mut got = Vec::new();

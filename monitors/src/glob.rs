@@ -7,7 +7,7 @@
 
 use crate::event::MonitorEvent;
 use crate::spec::has_magic;
-use crate::track::{stat_config, Tracker};
+use crate::track::{Tracker, stat_config};
 use crate::watch::Watcher;
 use crate::{FileOptions, Monitor, MonitorError};
 use nix::sys::inotify::AddWatchFlags;
@@ -20,7 +20,11 @@ const CREATE_GRACE: Duration = Duration::from_millis(50);
 
 fn match_options() -> glob::MatchOptions {
     // As glob(3): `*` never matches a leading dot or a slash.
-    glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true }
+    glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    }
 }
 
 pub struct GlobMonitor {
@@ -34,8 +38,16 @@ pub struct GlobMonitor {
 }
 
 impl GlobMonitor {
-    pub fn new(arg: &str, pattern: &str, opts: FileOptions, startup_cwd: &Path) -> Result<GlobMonitor, MonitorError> {
-        glob::Pattern::new(pattern).map_err(|e| MonitorError::BadPattern { pattern: pattern.to_owned(), reason: e.to_string() })?;
+    pub fn new(
+        arg: &str,
+        pattern: &str,
+        opts: FileOptions,
+        startup_cwd: &Path,
+    ) -> Result<GlobMonitor, MonitorError> {
+        glob::Pattern::new(pattern).map_err(|e| MonitorError::BadPattern {
+            pattern: pattern.to_owned(),
+            reason: e.to_string(),
+        })?;
         let watcher = Watcher::new().map_err(MonitorError::Inotify)?;
         Ok(GlobMonitor {
             arg: arg.to_owned(),
@@ -63,12 +75,19 @@ impl GlobMonitor {
         let join = |n: usize| -> String {
             let s = comps[..n].join("/");
             if s.is_empty() {
-                if self.pattern.starts_with('/') { "/".to_owned() } else { ".".to_owned() }
+                if self.pattern.starts_with('/') {
+                    "/".to_owned()
+                } else {
+                    ".".to_owned()
+                }
             } else {
                 s
             }
         };
-        let first_magic = comps.iter().position(|c| has_magic(c)).unwrap_or(comps.len().saturating_sub(1));
+        let first_magic = comps
+            .iter()
+            .position(|c| has_magic(c))
+            .unwrap_or(comps.len().saturating_sub(1));
         dirs.insert(PathBuf::from(join(first_magic)));
         for k in first_magic + 1..comps.len() {
             for p in self.glob(&join(k)) {
@@ -99,7 +118,9 @@ impl Monitor for GlobMonitor {
         let mut out = Vec::new();
         let mut listed = HashSet::new();
         for path in self.glob(&self.pattern) {
-            let Some(name) = path.to_str().map(str::to_owned) else { continue };
+            let Some(name) = path.to_str().map(str::to_owned) else {
+                continue;
+            };
             if !self.tracker.admit(&self.opts.names, &name, &mut out) {
                 continue;
             }
@@ -121,7 +142,9 @@ impl Monitor for GlobMonitor {
     }
 
     fn on_readable(&mut self, now: Instant) -> Vec<MonitorEvent> {
-        let Some(w) = self.watcher.as_mut() else { return Vec::new() };
+        let Some(w) = self.watcher.as_mut() else {
+            return Vec::new();
+        };
         let (events, overflow) = w.drain();
         if overflow {
             return self.scan();
@@ -130,11 +153,15 @@ impl Monitor for GlobMonitor {
         let mut later_needed = false;
         for ev in &events {
             if let Some(n) = ev.name.as_ref().and_then(|n| n.to_str())
-                && matches!(self.opts.names.check(n), Err(crate::names::Rejection::Temporary))
+                && matches!(
+                    self.opts.names.check(n),
+                    Err(crate::names::Rejection::Temporary)
+                )
             {
                 continue;
             }
-            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE) && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
+            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE)
+                && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
             if bare_create {
                 later_needed = true;
             } else {

@@ -84,17 +84,31 @@ pub trait Monitor {
 }
 
 /// Builds the monitor for one `--emperor` value.
-pub fn build(arg: &str, opts: &FileOptions, startup_cwd: &Path) -> Result<Box<dyn Monitor>, MonitorError> {
+pub fn build(
+    arg: &str,
+    opts: &FileOptions,
+    startup_cwd: &Path,
+) -> Result<Box<dyn Monitor>, MonitorError> {
     match spec::parse(arg)? {
         MonitorSpec::Dir(path) => Ok(Box::new(dir::DirMonitor::new(arg, &path, opts.clone())?)),
-        MonitorSpec::Glob(pattern) => Ok(Box::new(glob::GlobMonitor::new(arg, &pattern, opts.clone(), startup_cwd)?)),
+        MonitorSpec::Glob(pattern) => Ok(Box::new(glob::GlobMonitor::new(
+            arg,
+            &pattern,
+            opts.clone(),
+            startup_cwd,
+        )?)),
         MonitorSpec::Remote(scheme) => {
             helper::validate(arg)?;
             let mut opts = opts.clone();
             if opts.freq.is_zero() {
                 opts.freq = std::time::Duration::from_secs(3);
             }
-            Ok(Box::new(remote::RemoteMonitor::new(arg, &scheme, opts, startup_cwd)?))
+            Ok(Box::new(remote::RemoteMonitor::new(
+                arg,
+                &scheme,
+                opts,
+                startup_cwd,
+            )?))
         }
     }
 }

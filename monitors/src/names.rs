@@ -56,7 +56,11 @@ impl NameRules {
 
     /// True when the name ends in a known config extension.
     pub fn has_config_extension(&self, name: &str) -> bool {
-        BUILTIN.iter().any(|e| name.ends_with(e)) || self.extra.iter().any(|e| !e.is_empty() && name.ends_with(e.as_str()))
+        BUILTIN.iter().any(|e| name.ends_with(e))
+            || self
+                .extra
+                .iter()
+                .any(|e| !e.is_empty() && name.ends_with(e.as_str()))
     }
 
     /// The vassal argv flag for a name: `--xml`, `--ini`, `--yaml`, `--json`, `--config`
@@ -67,7 +71,11 @@ impl NameRules {
             Some(i) if self.has_config_extension(&name[..i]) => &name[..i],
             _ => name,
         };
-        if self.extra.iter().any(|e| !e.is_empty() && base.ends_with(e.as_str())) {
+        if self
+            .extra
+            .iter()
+            .any(|e| !e.is_empty() && base.ends_with(e.as_str()))
+        {
             return "--config";
         }
         if base.ends_with(".xml") {
@@ -91,7 +99,15 @@ mod tests {
     #[test]
     fn valid_names() {
         let r = NameRules::default();
-        for n in ["a.ini", "b.xml", "c.yml", "d.yaml", "e.js", "f.json", "dir/x/uwsgi.ini"] {
+        for n in [
+            "a.ini",
+            "b.xml",
+            "c.yml",
+            "d.yaml",
+            "e.js",
+            "f.json",
+            "dir/x/uwsgi.ini",
+        ] {
             assert_eq!(r.check(n), Ok(()), "{n}");
         }
     }
@@ -120,12 +136,17 @@ mod tests {
 
     #[test]
     fn bad_bytes() {
-        assert_eq!(NameRules::default().check("a\nb.ini"), Err(Rejection::BadBytes));
+        assert_eq!(
+            NameRules::default().check("a\nb.ini"),
+            Err(Rejection::BadBytes)
+        );
     }
 
     #[test]
     fn extra_extension() {
-        let r = NameRules { extra: vec![".conf".into()] };
+        let r = NameRules {
+            extra: vec![".conf".into()],
+        };
         assert_eq!(r.check("a.conf"), Ok(()));
         assert_eq!(r.format_flag("a.conf"), "--config");
     }

@@ -67,7 +67,12 @@ pub struct RemoteMonitor {
 }
 
 impl RemoteMonitor {
-    pub fn new(arg: &str, scheme: &str, opts: FileOptions, cwd: &Path) -> Result<RemoteMonitor, MonitorError> {
+    pub fn new(
+        arg: &str,
+        scheme: &str,
+        opts: FileOptions,
+        cwd: &Path,
+    ) -> Result<RemoteMonitor, MonitorError> {
         let poller = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(MonitorError::Helper)?;
         let mut m = RemoteMonitor {
             arg: arg.to_owned(),
@@ -118,14 +123,26 @@ impl RemoteMonitor {
             .stderr(Stdio::inherit());
         match cmd.spawn() {
             Ok(mut child) => {
-                let Some(out) = child.stdout.take() else { return self.helper_failed("no pipe".into()) };
+                let Some(out) = child.stdout.take() else {
+                    return self.helper_failed("no pipe".into());
+                };
                 let fd = OwnedFd::from(out);
-                let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-                if let Err(e) = self.poller.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0)) {
+                let _ = nix::fcntl::fcntl(
+                    &fd,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                if let Err(e) = self
+                    .poller
+                    .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))
+                {
                     let _ = child.kill();
                     return self.helper_failed(format!("epoll_ctl(): {e}"));
                 }
-                self.log(format!("[emperor] {} monitor helper started (pid: {})", self.scheme, child.id()));
+                self.log(format!(
+                    "[emperor] {} monitor helper started (pid: {})",
+                    self.scheme,
+                    child.id()
+                ));
                 self.pipe = Some(fd);
                 self.child = Some(child);
                 self.started = Instant::now();
@@ -171,7 +188,13 @@ impl RemoteMonitor {
             Ok(n) => n,
             Err(why) => {
                 let shown = String::from_utf8_lossy(&e.name).escape_debug().to_string();
-                self.warn_once(format!("name:{shown}:{why}"), format!("[emperor] {}: invalid vassal name \"{shown}\" ({why}): skipped", self.scheme));
+                self.warn_once(
+                    format!("name:{shown}:{why}"),
+                    format!(
+                        "[emperor] {}: invalid vassal name \"{shown}\" ({why}): skipped",
+                        self.scheme
+                    ),
+                );
                 return Err(String::from_utf8(e.name).ok());
             }
         };
@@ -184,7 +207,13 @@ impl RemoteMonitor {
         let (uid, gid) = match (e.uid, e.gid) {
             (Some(u), Some(g)) => (u, g),
             _ if self.opts.tyrant => {
-                self.warn_once(format!("owner:{name}"), format!("[emperor-tyrant] {}: vassal {name} has no uid/gid: skipped", self.scheme));
+                self.warn_once(
+                    format!("owner:{name}"),
+                    format!(
+                        "[emperor-tyrant] {}: vassal {name} has no uid/gid: skipped",
+                        self.scheme
+                    ),
+                );
                 return Err(Some(name));
             }
             (u, g) => (u.unwrap_or(0), g.unwrap_or(0)),
@@ -205,7 +234,13 @@ impl RemoteMonitor {
         self.clear_warnings(&name);
         let t = Touch {
             name: name.clone(),
-            stamp: Stamp { mtime_sec: e.ts, size: e.config.as_ref().map_or(0, |c| c.len() as u64), uid, gid, ..Stamp::default() },
+            stamp: Stamp {
+                mtime_sec: e.ts,
+                size: e.config.as_ref().map_or(0, |c| c.len() as u64),
+                uid,
+                gid,
+                ..Stamp::default()
+            },
             uid,
             gid,
             mtime: e.ts,
@@ -218,14 +253,21 @@ impl RemoteMonitor {
     fn clear_warnings(&mut self, name: &str) {
         if !self.warned.is_empty() {
             let tail = format!(":{name}");
-            self.warned.retain(|k| !(k.ends_with(&tail) || k.contains(&format!(":{name}:"))));
+            self.warned
+                .retain(|k| !(k.ends_with(&tail) || k.contains(&format!(":{name}:"))));
         }
     }
 
     fn known_of(t: &Touch) -> Known {
         let mut h = DefaultHasher::new();
         t.config.hash(&mut h);
-        Known { ts: t.mtime, uid: t.uid, gid: t.gid, config: h.finish(), socket: t.socket.clone() }
+        Known {
+            ts: t.mtime,
+            uid: t.uid,
+            gid: t.gid,
+            config: h.finish(),
+            socket: t.socket.clone(),
+        }
     }
 
     fn on_frame(&mut self, f: Frame, out: &mut Vec<MonitorEvent>) {
@@ -233,7 +275,9 @@ impl RemoteMonitor {
             Frame::SnapshotBegin => self.snapshot = Some(HashSet::new()),
             Frame::Row(e) => {
                 let admitted = self.admit(e);
-                let Some(listed) = self.snapshot.as_mut() else { return };
+                let Some(listed) = self.snapshot.as_mut() else {
+                    return;
+                };
                 match admitted {
                     Ok((name, t)) => {
                         if !listed.insert(name.clone()) {
@@ -243,7 +287,12 @@ impl RemoteMonitor {
                         // uWSGI reloads when ts grows; a changed text or owner counts too.
                         let changed = match self.known.get(&name) {
                             None => true,
-                            Some(old) => k.ts > old.ts || k.config != old.config || (k.uid, k.gid) != (old.uid, old.gid) || k.socket != old.socket,
+                            Some(old) => {
+                                k.ts > old.ts
+                                    || k.config != old.config
+                                    || (k.uid, k.gid) != (old.uid, old.gid)
+                                    || k.socket != old.socket
+                            }
                         };
                         if changed {
                             self.known.insert(name, k);
@@ -262,8 +311,15 @@ impl RemoteMonitor {
                 }
             }
             Frame::SnapshotEnd => {
-                let Some(listed) = self.snapshot.take() else { return };
-                let gone: Vec<String> = self.known.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+                let Some(listed) = self.snapshot.take() else {
+                    return;
+                };
+                let gone: Vec<String> = self
+                    .known
+                    .keys()
+                    .filter(|k| !listed.contains(*k))
+                    .cloned()
+                    .collect();
                 for name in gone {
                     self.known.remove(&name);
                     out.push(MonitorEvent::Destroy { name });
@@ -275,16 +331,20 @@ impl RemoteMonitor {
                     out.push(MonitorEvent::Touch(t));
                 }
             }
-            Frame::Destroy(n) => match String::from_utf8(n) {
-                Ok(name) => {
-                    self.known.remove(&name);
-                    out.push(MonitorEvent::Destroy { name });
+            Frame::Destroy(n) => {
+                match String::from_utf8(n) {
+                    Ok(name) => {
+                        self.known.remove(&name);
+                        out.push(MonitorEvent::Destroy { name });
+                    }
+                    Err(e) => {
+                        let shown = String::from_utf8_lossy(e.as_bytes())
+                            .escape_debug()
+                            .to_string();
+                        self.warn_once(format!("name:{shown}"), format!("[emperor] {}: invalid vassal name \"{shown}\" (not UTF-8): skipped", self.scheme));
+                    }
                 }
-                Err(e) => {
-                    let shown = String::from_utf8_lossy(e.as_bytes()).escape_debug().to_string();
-                    self.warn_once(format!("name:{shown}"), format!("[emperor] {}: invalid vassal name \"{shown}\" (not UTF-8): skipped", self.scheme));
-                }
-            },
+            }
         }
     }
 
@@ -303,7 +363,11 @@ impl RemoteMonitor {
 /// Checks a name that came from a database row or a message: a bare name (no `/`), except
 /// `allow_path` (an AMQP message carrying a config file path, uWSGI's path form), where
 /// a path is allowed; `..` never is.
-pub fn check_name(opts: &FileOptions, raw: &[u8], allow_path: bool) -> Result<String, &'static str> {
+pub fn check_name(
+    opts: &FileOptions,
+    raw: &[u8],
+    allow_path: bool,
+) -> Result<String, &'static str> {
     let name = std::str::from_utf8(raw).map_err(|_| "not UTF-8")?;
     if name.is_empty() {
         return Err("empty");
@@ -451,7 +515,10 @@ mod tests {
             shown: "test://".into(),
             scheme: "test".into(),
             cwd: "/".into(),
-            opts: FileOptions { tyrant, ..FileOptions::default() },
+            opts: FileOptions {
+                tyrant,
+                ..FileOptions::default()
+            },
             poller: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap(),
             child: None,
             pipe: None,
@@ -467,7 +534,12 @@ mod tests {
     }
 
     fn row(name: &str, cfg: &str, ts: i64) -> Frame {
-        Frame::Row(Entry { name: name.into(), config: Some(cfg.into()), ts, ..Entry::default() })
+        Frame::Row(Entry {
+            name: name.into(),
+            config: Some(cfg.into()),
+            ts,
+            ..Entry::default()
+        })
     }
 
     fn names(evs: &[MonitorEvent]) -> Vec<String> {
@@ -483,13 +555,27 @@ mod tests {
     #[test]
     fn snapshots_add_reload_stop() {
         let mut m = monitor(false);
-        let e = m.feed(vec![Frame::SnapshotBegin, row("a.ini", "x", 1), row("b.ini", "y", 1), Frame::SnapshotEnd]);
+        let e = m.feed(vec![
+            Frame::SnapshotBegin,
+            row("a.ini", "x", 1),
+            row("b.ini", "y", 1),
+            Frame::SnapshotEnd,
+        ]);
         assert_eq!(names(&e), ["+a.ini", "+b.ini"]);
         // Same rows: nothing. Older ts with the same text: nothing.
-        let e = m.feed(vec![Frame::SnapshotBegin, row("a.ini", "x", 0), row("b.ini", "y", 1), Frame::SnapshotEnd]);
+        let e = m.feed(vec![
+            Frame::SnapshotBegin,
+            row("a.ini", "x", 0),
+            row("b.ini", "y", 1),
+            Frame::SnapshotEnd,
+        ]);
         assert!(e.is_empty());
         // Newer ts reloads a; b gone.
-        let e = m.feed(vec![Frame::SnapshotBegin, row("a.ini", "x", 5), Frame::SnapshotEnd]);
+        let e = m.feed(vec![
+            Frame::SnapshotBegin,
+            row("a.ini", "x", 5),
+            Frame::SnapshotEnd,
+        ]);
         assert_eq!(names(&e), ["+a.ini", "-b.ini"]);
         // An unfinished snapshot removes nothing.
         let e = m.feed(vec![Frame::SnapshotBegin]);
@@ -499,11 +585,23 @@ mod tests {
     #[test]
     fn bad_rows_keep_what_runs() {
         let mut m = monitor(false);
-        m.feed(vec![Frame::SnapshotBegin, row("a.ini", "x", 1), Frame::SnapshotEnd]);
+        m.feed(vec![
+            Frame::SnapshotBegin,
+            row("a.ini", "x", 1),
+            Frame::SnapshotEnd,
+        ]);
         let big = "x".repeat(MAX_CONFIG + 1);
-        let e = m.feed(vec![Frame::SnapshotBegin, row("a.ini", &big, 9), Frame::SnapshotEnd]);
+        let e = m.feed(vec![
+            Frame::SnapshotBegin,
+            row("a.ini", &big, 9),
+            Frame::SnapshotEnd,
+        ]);
         assert_eq!(names(&e), ["warn"]);
-        let e = m.feed(vec![Frame::SnapshotBegin, Frame::Keep(b"a.ini".to_vec()), Frame::SnapshotEnd]);
+        let e = m.feed(vec![
+            Frame::SnapshotBegin,
+            Frame::Keep(b"a.ini".to_vec()),
+            Frame::SnapshotEnd,
+        ]);
         assert!(e.is_empty());
     }
 
@@ -513,9 +611,15 @@ mod tests {
         assert!(check_name(&o, b"a.ini", false).is_ok());
         assert_eq!(check_name(&o, b"../a.ini", false), Err("path traversal"));
         assert_eq!(check_name(&o, b"x/a.ini", false), Err("contains '/'"));
-        assert_eq!(check_name(&o, b"/etc/../a.ini", true), Err("path traversal"));
+        assert_eq!(
+            check_name(&o, b"/etc/../a.ini", true),
+            Err("path traversal")
+        );
         assert!(check_name(&o, b"/etc/v/a.ini", true).is_ok());
-        assert_eq!(check_name(&o, b"a\0.ini", false), Err("contains a control character or NUL"));
+        assert_eq!(
+            check_name(&o, b"a\0.ini", false),
+            Err("contains a control character or NUL")
+        );
         assert_eq!(check_name(&o, b"\xff.ini", false), Err("not UTF-8"));
         assert_eq!(check_name(&o, b"a.txt", false), Err("no config extension"));
         assert!(check_name(&o, format!("{}.ini", "a".repeat(300)).as_bytes(), false).is_err());
@@ -524,21 +628,49 @@ mod tests {
     #[test]
     fn passwords_are_hidden() {
         assert_eq!(redact("amqp://u:secret@h:5672/v"), "amqp://u:***@h:5672/v");
-        assert_eq!(redact("pg://host=h password=secret dbname=x;SELECT 1"), "pg://host=h password=*** dbname=x;SELECT 1");
-        assert_eq!(redact("pg://password='a b' host=h"), "pg://password=*** host=h");
-        assert_eq!(redact("pg://postgresql://u:pw@h/db?password=x"), "pg://postgresql://u:***@h/db?password=***");
-        assert_eq!(redact("mongodb2://addr=h,password=pw,username=u"), "mongodb2://addr=h,password=***,username=u");
+        assert_eq!(
+            redact("pg://host=h password=secret dbname=x;SELECT 1"),
+            "pg://host=h password=*** dbname=x;SELECT 1"
+        );
+        assert_eq!(
+            redact("pg://password='a b' host=h"),
+            "pg://password=*** host=h"
+        );
+        assert_eq!(
+            redact("pg://postgresql://u:pw@h/db?password=x"),
+            "pg://postgresql://u:***@h/db?password=***"
+        );
+        assert_eq!(
+            redact("mongodb2://addr=h,password=pw,username=u"),
+            "mongodb2://addr=h,password=***,username=u"
+        );
         assert_eq!(redact("zmq://tcp://*:5250"), "zmq://tcp://*:5250");
     }
 
     #[test]
     fn tyrant_rows() {
         let mut m = monitor(true);
-        let e = m.feed(vec![Frame::Touch(Entry { name: "a.ini".into(), config: Some("x".into()), ..Entry::default() })]);
+        let e = m.feed(vec![Frame::Touch(Entry {
+            name: "a.ini".into(),
+            config: Some("x".into()),
+            ..Entry::default()
+        })]);
         assert_eq!(names(&e), ["warn"]);
-        let e = m.feed(vec![Frame::Touch(Entry { name: "a.ini".into(), config: Some("x".into()), uid: Some(0), gid: Some(5), ..Entry::default() })]);
+        let e = m.feed(vec![Frame::Touch(Entry {
+            name: "a.ini".into(),
+            config: Some("x".into()),
+            uid: Some(0),
+            gid: Some(5),
+            ..Entry::default()
+        })]);
         assert_eq!(names(&e), ["warn"]);
-        let e = m.feed(vec![Frame::Touch(Entry { name: "a.ini".into(), config: Some("x".into()), uid: Some(7), gid: Some(5), ..Entry::default() })]);
+        let e = m.feed(vec![Frame::Touch(Entry {
+            name: "a.ini".into(),
+            config: Some("x".into()),
+            uid: Some(7),
+            gid: Some(5),
+            ..Entry::default()
+        })]);
         assert_eq!(names(&e), ["+a.ini"]);
     }
 }

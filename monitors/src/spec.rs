@@ -31,7 +31,11 @@ pub fn parse(arg: &str) -> Result<MonitorSpec, MonitorError> {
     }
     if let Some(i) = arg.find("://") {
         let scheme = &arg[..i];
-        if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-') {
+        if !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-')
+        {
             if REMOTE.contains(&scheme) {
                 return Ok(MonitorSpec::Remote(scheme.to_owned()));
             }
@@ -39,10 +43,19 @@ pub fn parse(arg: &str) -> Result<MonitorSpec, MonitorError> {
         }
     }
     if has_magic(arg) {
-        let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true };
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: true,
+        };
         let matches: Vec<PathBuf> = match glob::glob_with(arg, opts) {
             Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => return Err(MonitorError::BadPattern { pattern: arg.to_owned(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(MonitorError::BadPattern {
+                    pattern: arg.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
         };
         if matches.len() == 1 && matches[0].is_dir() {
             return Ok(MonitorSpec::Dir(matches[0].clone()));
@@ -68,18 +81,39 @@ mod tests {
     #[test]
     fn schemes() {
         assert_eq!(parse("dir:///x").unwrap(), MonitorSpec::Dir("/x".into()));
-        assert_eq!(parse("glob:///x/*.ini").unwrap(), MonitorSpec::Glob("/x/*.ini".into()));
-        assert_eq!(parse("pg://dbname=x").unwrap(), MonitorSpec::Remote("pg".into()));
-        assert_eq!(parse("zmq://tcp://*:5250").unwrap(), MonitorSpec::Remote("zmq".into()));
-        assert!(matches!(parse("zoo://x"), Err(MonitorError::UnknownScheme(_))));
+        assert_eq!(
+            parse("glob:///x/*.ini").unwrap(),
+            MonitorSpec::Glob("/x/*.ini".into())
+        );
+        assert_eq!(
+            parse("pg://dbname=x").unwrap(),
+            MonitorSpec::Remote("pg".into())
+        );
+        assert_eq!(
+            parse("zmq://tcp://*:5250").unwrap(),
+            MonitorSpec::Remote("zmq".into())
+        );
+        assert!(matches!(
+            parse("zoo://x"),
+            Err(MonitorError::UnknownScheme(_))
+        ));
     }
 
     #[test]
     fn autodetect() {
         let d = std::env::temp_dir();
-        assert_eq!(parse(d.to_str().unwrap()).unwrap(), MonitorSpec::Dir(d.clone()));
+        assert_eq!(
+            parse(d.to_str().unwrap()).unwrap(),
+            MonitorSpec::Dir(d.clone())
+        );
         // A path that does not exist is a glob, as with GLOB_NOCHECK.
-        assert!(matches!(parse("/nonexistent/imperium/vassals").unwrap(), MonitorSpec::Glob(_)));
-        assert!(matches!(parse("/etc/*.conf").unwrap(), MonitorSpec::Glob(_)));
+        assert!(matches!(
+            parse("/nonexistent/imperium/vassals").unwrap(),
+            MonitorSpec::Glob(_)
+        ));
+        assert!(matches!(
+            parse("/etc/*.conf").unwrap(),
+            MonitorSpec::Glob(_)
+        ));
     }
 }

@@ -1,9 +1,9 @@
 //! What a file monitor knows: the stamp of every config it reported, so a scan reports
 //! only differences, and the problems it already logged, so each is logged once.
 
+use crate::FileOptions;
 use crate::event::{MonitorEvent, Stamp, Touch};
 use crate::names::{NameRules, Rejection};
-use crate::FileOptions;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -19,7 +19,12 @@ pub(crate) struct Seen {
 /// or, with `emperor-nofollow`, `lstat` (regular files and symlinks). With
 /// `emperor-tyrant-nofollow` the owner comes from the link itself.
 pub(crate) fn stat_config(path: &Path, opts: &FileOptions) -> Option<Seen> {
-    let md = if opts.nofollow { std::fs::symlink_metadata(path) } else { std::fs::metadata(path) }.ok()?;
+    let md = if opts.nofollow {
+        std::fs::symlink_metadata(path)
+    } else {
+        std::fs::metadata(path)
+    }
+    .ok()?;
     let ft = md.file_type();
     if !(ft.is_file() || (opts.nofollow && ft.is_symlink())) {
         return None;
@@ -34,7 +39,11 @@ pub(crate) fn stat_config(path: &Path, opts: &FileOptions) -> Option<Seen> {
         (stamp.uid, stamp.gid)
     };
     // The owner that matters is part of the stamp, so an owner change is a change.
-    Some(Seen { stamp: Stamp { uid, gid, ..stamp }, uid, gid })
+    Some(Seen {
+        stamp: Stamp { uid, gid, ..stamp },
+        uid,
+        gid,
+    })
 }
 
 #[derive(Default)]
@@ -55,7 +64,10 @@ impl Tracker {
                         Rejection::TooLong => "longer than 254 bytes",
                         _ => "contains a control character",
                     };
-                    out.push(MonitorEvent::Warn(format!("[emperor] invalid vassal name ({why}): {}", name.escape_debug())));
+                    out.push(MonitorEvent::Warn(format!(
+                        "[emperor] invalid vassal name ({why}): {}",
+                        name.escape_debug()
+                    )));
                 }
                 false
             }
@@ -80,7 +92,9 @@ impl Tracker {
             }
             (Some(_), None) => {
                 self.known.remove(name);
-                out.push(MonitorEvent::Destroy { name: name.to_owned() });
+                out.push(MonitorEvent::Destroy {
+                    name: name.to_owned(),
+                });
             }
             (None, None) => {}
         }
@@ -88,7 +102,12 @@ impl Tracker {
 
     /// After a full listing: everything known but not listed is gone.
     pub fn sweep(&mut self, listed: &HashSet<String>, out: &mut Vec<MonitorEvent>) {
-        let gone: Vec<String> = self.known.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+        let gone: Vec<String> = self
+            .known
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
         for name in gone {
             self.known.remove(&name);
             out.push(MonitorEvent::Destroy { name });

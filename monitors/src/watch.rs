@@ -40,7 +40,11 @@ pub(crate) struct Watcher {
 impl Watcher {
     pub fn new() -> Result<Watcher, nix::Error> {
         let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        Ok(Watcher { ino, by_wd: HashMap::new(), by_path: HashMap::new() })
+        Ok(Watcher {
+            ino,
+            by_wd: HashMap::new(),
+            by_path: HashMap::new(),
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -62,7 +66,12 @@ impl Watcher {
 
     /// Drops every watch whose path is not in `keep`.
     pub fn retain(&mut self, keep: &HashSet<PathBuf>) {
-        let stale: Vec<PathBuf> = self.by_path.keys().filter(|p| !keep.contains(*p)).cloned().collect();
+        let stale: Vec<PathBuf> = self
+            .by_path
+            .keys()
+            .filter(|p| !keep.contains(*p))
+            .cloned()
+            .collect();
         for p in stale {
             if let Some(wd) = self.by_path.remove(&p) {
                 self.by_wd.remove(&wd);
@@ -95,11 +104,19 @@ impl Watcher {
                             // so the next scan can add it again.
                             if let Some(p) = self.by_wd.remove(&ev.wd) {
                                 self.by_path.remove(&p);
-                                out.push(Event { dir: Some(p), name: None, mask: ev.mask });
+                                out.push(Event {
+                                    dir: Some(p),
+                                    name: None,
+                                    mask: ev.mask,
+                                });
                             }
                             continue;
                         }
-                        out.push(Event { dir: self.by_wd.get(&ev.wd).cloned(), name: ev.name, mask: ev.mask });
+                        out.push(Event {
+                            dir: self.by_wd.get(&ev.wd).cloned(),
+                            name: ev.name,
+                            mask: ev.mask,
+                        });
                     }
                 }
                 Err(Errno::EAGAIN) => break,

@@ -8,11 +8,46 @@ use crate::error::{IsolationError, Result};
 
 /// Names and kernel numbers, in kernel order.
 pub const NAMES: [&str; 41] = [
-    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
-    "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock", "ipc_owner",
-    "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
-    "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write", "audit_control", "setfcap",
-    "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
     "checkpoint_restore",
 ];
 
@@ -45,13 +80,23 @@ impl CapSet {
 
     /// The names, comma-separated (numbers for capabilities without a name).
     pub fn names(self) -> String {
-        self.iter().map(|c| NAMES.get(c as usize).map_or_else(|| c.to_string(), |n| (*n).to_owned())).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(|c| {
+                NAMES
+                    .get(c as usize)
+                    .map_or_else(|| c.to_string(), |n| (*n).to_owned())
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
 /// The highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(NAMES.len() as u32 - 1)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(NAMES.len() as u32 - 1)
 }
 
 /// The number of one capability name (`net_bind_service`, `CAP_NET_BIND_SERVICE` or `10`).
@@ -75,7 +120,13 @@ pub fn parse_with_last(option: &str, value: &str, last: u32) -> Result<CapSet> {
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match lookup(part, last) {
             Some(c) => set = set.with(c),
-            None => return Err(IsolationError::option(option, value, format!("unknown capability \"{part}\" (this kernel knows 0..={last})"))),
+            None => {
+                return Err(IsolationError::option(
+                    option,
+                    value,
+                    format!("unknown capability \"{part}\" (this kernel knows 0..={last})"),
+                ));
+            }
         }
     }
     Ok(set)
@@ -84,7 +135,9 @@ pub fn parse_with_last(option: &str, value: &str, last: u32) -> Result<CapSet> {
 /// Reads one `Cap*:` line of `/proc/<pid>/status` (`CapEff`, `CapPrm`, `CapBnd`...).
 pub fn read_status(pid: &str, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let v = s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    let v = s
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     u64::from_str_radix(v.trim(), 16).ok()
 }
 
@@ -123,7 +176,12 @@ mod ops {
     pub fn raise_ambient(set: CapSet) -> Result<()> {
         let _ = sys::ambient_clear();
         for c in set.iter() {
-            sys::ambient_raise(c).map_err(|e| IsolationError::sys(format!("prctl(PR_CAP_AMBIENT_RAISE, {})", CapSet(1 << c).names()), e))?;
+            sys::ambient_raise(c).map_err(|e| {
+                IsolationError::sys(
+                    format!("prctl(PR_CAP_AMBIENT_RAISE, {})", CapSet(1 << c).names()),
+                    e,
+                )
+            })?;
         }
         Ok(())
     }
@@ -134,7 +192,8 @@ mod ops {
         let keep = keep.with(SETPCAP);
         for c in 0..=last_cap() {
             if !keep.contains(c) && sys::capbset_read(c).unwrap_or(false) {
-                sys::capbset_drop(c).map_err(|e| IsolationError::sys(format!("prctl(PR_CAPBSET_DROP, {c})"), e))?;
+                sys::capbset_drop(c)
+                    .map_err(|e| IsolationError::sys(format!("prctl(PR_CAPBSET_DROP, {c})"), e))?;
             }
         }
         Ok(())
@@ -166,10 +225,15 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors() {
-        let e = parse_with_last("cap", "frobnicate", 40).unwrap_err().to_string();
+        let e = parse_with_last("cap", "frobnicate", 40)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown capability \"frobnicate\""), "{e}");
         assert!(parse_with_last("cap", "41", 40).is_err());
-        assert!(parse_with_last("cap", "bpf", 38).is_err(), "a name newer than the kernel");
+        assert!(
+            parse_with_last("cap", "bpf", 38).is_err(),
+            "a name newer than the kernel"
+        );
         assert!(parse_with_last("cap", "", 40).unwrap().is_empty());
     }
 }

@@ -53,7 +53,10 @@ pub struct IdMaps {
 impl IdMaps {
     /// Root inside maps to `uid`/`gid` outside.
     pub fn root_as(uid: u32, gid: u32) -> IdMaps {
-        IdMaps { uid_map: format!("0 {uid} 1\n"), gid_map: format!("0 {gid} 1\n") }
+        IdMaps {
+            uid_map: format!("0 {uid} 1\n"),
+            gid_map: format!("0 {gid} 1\n"),
+        }
     }
 }
 
@@ -114,9 +117,26 @@ pub enum Step {
 }
 
 const STEPS: [Step; 20] = [
-    Step::Clone, Step::Signals, Step::Cgroup, Step::Sync, Step::UserNs, Step::Mounts, Step::Bounding, Step::Groups, Step::Gid, Step::Uid,
-    Step::NoNewPrivs, Step::DeathSignal, Step::ParentGone, Step::ProcessGroup, Step::Chdir, Step::Stdin, Step::Descriptors,
-    Step::Exec, Step::IdMap, Step::Prepare,
+    Step::Clone,
+    Step::Signals,
+    Step::Cgroup,
+    Step::Sync,
+    Step::UserNs,
+    Step::Mounts,
+    Step::Bounding,
+    Step::Groups,
+    Step::Gid,
+    Step::Uid,
+    Step::NoNewPrivs,
+    Step::DeathSignal,
+    Step::ParentGone,
+    Step::ProcessGroup,
+    Step::Chdir,
+    Step::Stdin,
+    Step::Descriptors,
+    Step::Exec,
+    Step::IdMap,
+    Step::Prepare,
 ];
 
 impl Step {
@@ -185,7 +205,11 @@ struct Prepared<'a> {
 
 impl<'a> Prepared<'a> {
     fn new(spec: &'a ChildSpec) -> Result<Prepared<'a>, SpawnError> {
-        let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_, _>>()?;
+        let argv: Vec<CString> = spec
+            .argv
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
         let env: Vec<CString> = spec
             .env
             .iter()
@@ -258,13 +282,23 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 /// code until `execve` or `_exit`.
 /// The second value says whether the child was created inside `cgroup`.
 unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<(libc::pid_t, bool)> {
-    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
     // SAFETY: clone3 reads the argument struct; stack 0 means fork-like behaviour.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if r >= 0 {
         return Ok((r as libc::pid_t, cgroup.is_some()));
     }
@@ -272,11 +306,26 @@ unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<(libc::pid_t, b
     match e.raw_os_error() {
         // Old kernel (no clone3, or no CLONE_INTO_CGROUP), or the cgroup directory is
         // not on cgroup2: the child joins through cgroup.procs instead.
-        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP) if cgroup.is_some() => unsafe { clone(flags, None) },
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP) if cgroup.is_some() => unsafe {
+            clone(flags, None)
+        },
         Some(libc::ENOSYS) => {
             // SAFETY: the legacy clone with a NULL stack is fork with flags.
-            let r = unsafe { libc::syscall(libc::SYS_clone, (flags as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-            if r < 0 { Err(io::Error::last_os_error()) } else { Ok((r as libc::pid_t, false)) }
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    (flags as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok((r as libc::pid_t, false))
+            }
         }
         _ => Err(e),
     }
@@ -287,7 +336,10 @@ unsafe fn clone(flags: u64, cgroup: Option<RawFd>) -> io::Result<(libc::pid_t, b
 pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
     let p = Prepared::new(spec)?;
     let null = if spec.stdin.is_none() {
-        let f = std::fs::OpenOptions::new().read(true).open("/dev/null").map_err(|e| err(Step::Prepare, e))?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .open("/dev/null")
+            .map_err(|e| err(Step::Prepare, e))?;
         Some(OwnedFd::from(f))
     } else {
         None
@@ -306,8 +358,18 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
     let r = unsafe { clone(spec.namespaces.0, spec.cgroup_dir) };
     match r {
         Ok((0, into)) => {
-            let stdin = spec.stdin.or(null.as_ref().map(|n| n.as_raw_fd())).unwrap_or(-1);
-            child_main(&p, stdin, into, sync_r.as_raw_fd(), sync_w.as_raw_fd(), err_w.as_raw_fd())
+            let stdin = spec
+                .stdin
+                .or(null.as_ref().map(|n| n.as_raw_fd()))
+                .unwrap_or(-1);
+            child_main(
+                &p,
+                stdin,
+                into,
+                sync_r.as_raw_fd(),
+                sync_w.as_raw_fd(),
+                err_w.as_raw_fd(),
+            )
         }
         Ok((pid, _)) => {
             // SAFETY: restoring the mask saved above.
@@ -335,7 +397,13 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
             let mut got = 0;
             while got < buf.len() {
                 // SAFETY: reading into the unfilled tail of buf.
-                let n = unsafe { libc::read(err_r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+                let n = unsafe {
+                    libc::read(
+                        err_r.as_raw_fd(),
+                        buf[got..].as_mut_ptr().cast(),
+                        buf.len() - got,
+                    )
+                };
                 if n == 0 {
                     break;
                 }
@@ -354,7 +422,10 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
             let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
             let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-            Err(err(STEPS.get(step as usize).copied().unwrap_or(Step::Exec), io::Error::from_raw_os_error(errno)))
+            Err(err(
+                STEPS.get(step as usize).copied().unwrap_or(Step::Exec),
+                io::Error::from_raw_os_error(errno),
+            ))
         }
         Err(e) => {
             // SAFETY: restoring the mask saved above.
@@ -385,7 +456,14 @@ fn fail(err_w: RawFd, step: Step) -> ! {
 
 /// The child, between clone and exec. Only async-signal-safe system calls; no
 /// allocation, no panics (every slice was prepared by the parent).
-fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sync_w: RawFd, err_w: RawFd) -> ! {
+fn child_main(
+    p: &Prepared<'_>,
+    stdin: RawFd,
+    in_cgroup: bool,
+    sync_r: RawFd,
+    sync_w: RawFd,
+    err_w: RawFd,
+) -> ! {
     let s = p.spec;
     // SAFETY: every call below is a raw, async-signal-safe system call on integers or on
     // memory prepared before the clone that stays valid in this copy of the address space.
@@ -431,7 +509,8 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
         }
         libc::close(sync_r);
         if s.namespaces.has(nsflags::NEWUSER) {
-            if libc::setgroups(0, std::ptr::null()) != 0 && *libc::__errno_location() != libc::EPERM {
+            if libc::setgroups(0, std::ptr::null()) != 0 && *libc::__errno_location() != libc::EPERM
+            {
                 fail(err_w, Step::UserNs);
             }
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
@@ -442,7 +521,13 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
         // host (shared mounts under systemd): make it private first, so the vassal's own
         // mounts (a fresh /proc, bind mounts) stay its own.
         if s.namespaces.has(nsflags::NEWNS)
-            && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+            && libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
         {
             fail(err_w, Step::Mounts);
         }
@@ -450,7 +535,10 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
         if let Some(keep) = s.bounding {
             let keep = keep.with(crate::caps::SETPCAP);
             for c in 0..=p.last_cap {
-                if !keep.contains(c) && libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) == 1 && libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) != 0 {
+                if !keep.contains(c)
+                    && libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) == 1
+                    && libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) != 0
+                {
                     fail(err_w, Step::Bounding);
                 }
             }
@@ -470,15 +558,26 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
             }
             // Nothing the Emperor held may leak into a tenant's process (an unprivileged
             // Emperor keeps setuid/setgid, which a non-root to non-root switch keeps).
-            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
-            let mut h = CapHeader { version: 0x2008_0522, pid: 0 };
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            );
+            let mut h = CapHeader {
+                version: 0x2008_0522,
+                pid: 0,
+            };
             let d = [0u32; 6];
             if libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) != 0 {
                 fail(err_w, Step::Uid);
             }
         }
         // 6. No new privileges.
-        if s.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+        if s.no_new_privs
+            && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0
+        {
             fail(err_w, Step::NoNewPrivs);
         }
         // 7. Death signal, after the uid change that would have cleared it.
@@ -487,7 +586,11 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
                 fail(err_w, Step::DeathSignal);
             }
             // In a new pid namespace the parent is outside it: getppid() is 0.
-            let expected = if s.namespaces.has(nsflags::NEWPID) { 0 } else { p.parent };
+            let expected = if s.namespaces.has(nsflags::NEWPID) {
+                0
+            } else {
+                p.parent
+            };
             if libc::getppid() != expected {
                 *libc::__errno_location() = libc::ESRCH;
                 fail(err_w, Step::ParentGone);
@@ -507,7 +610,13 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
                 fail(err_w, Step::Stdin);
             }
         }
-        if libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_uint) != 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        ) != 0
+        {
             // Old kernel: mark what we know is open.
             for fd in 3..4096 {
                 if fd != err_w {
@@ -520,7 +629,11 @@ fn child_main(p: &Prepared<'_>, stdin: RawFd, in_cgroup: bool, sync_r: RawFd, sy
                 fail(err_w, Step::Descriptors);
             }
         }
-        libc::execve(p.program.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+        libc::execve(
+            p.program.as_ptr(),
+            p.argv_ptrs.as_ptr(),
+            p.env_ptrs.as_ptr(),
+        );
         fail(err_w, Step::Exec)
     }
 }

@@ -7,7 +7,11 @@ use std::io;
 #[derive(Debug)]
 pub enum IsolationError {
     /// An option value that cannot be used (`cap = frobnicate`, `unshare = bogus`...).
-    Option { option: String, value: String, message: String },
+    Option {
+        option: String,
+        value: String,
+        message: String,
+    },
     /// A system call or file operation that failed.
     Sys { what: String, source: io::Error },
     /// Something the running kernel or the current privileges do not allow.
@@ -18,23 +22,37 @@ pub enum IsolationError {
 
 impl IsolationError {
     pub fn option(option: &str, value: &str, message: impl Into<String>) -> Self {
-        IsolationError::Option { option: option.to_owned(), value: value.to_owned(), message: message.into() }
+        IsolationError::Option {
+            option: option.to_owned(),
+            value: value.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn sys(what: impl Into<String>, source: impl Into<io::Error>) -> Self {
-        IsolationError::Sys { what: what.into(), source: source.into() }
+        IsolationError::Sys {
+            what: what.into(),
+            source: source.into(),
+        }
     }
 
     /// The last OS error, for `what`.
     pub fn last_os(what: impl Into<String>) -> Self {
-        IsolationError::Sys { what: what.into(), source: io::Error::last_os_error() }
+        IsolationError::Sys {
+            what: what.into(),
+            source: io::Error::last_os_error(),
+        }
     }
 }
 
 impl fmt::Display for IsolationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IsolationError::Option { option, value, message } => write!(f, "{option} = {value}: {message}"),
+            IsolationError::Option {
+                option,
+                value,
+                message,
+            } => write!(f, "{option} = {value}: {message}"),
             IsolationError::Sys { what, source } => write!(f, "{what}: {source}"),
             IsolationError::Unsupported(m) | IsolationError::Refused(m) => f.write_str(m),
         }

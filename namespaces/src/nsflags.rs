@@ -52,7 +52,11 @@ impl NsFlags {
     pub fn names(self) -> String {
         let mut out: Vec<&str> = Vec::new();
         for (n, f) in TABLE {
-            if self.0 & f != 0 && !out.iter().any(|o| TABLE.iter().any(|(m, g)| m == o && *g == f)) {
+            if self.0 & f != 0
+                && !out
+                    .iter()
+                    .any(|o| TABLE.iter().any(|(m, g)| m == o && *g == f))
+            {
                 out.push(n);
             }
         }
@@ -61,7 +65,9 @@ impl NsFlags {
 
     /// Only the flags that create a namespace (what `/proc/<pid>/ns/*` can show).
     pub fn namespaces(self) -> NsFlags {
-        NsFlags(self.0 & (NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME))
+        NsFlags(
+            self.0 & (NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME),
+        )
     }
 }
 
@@ -69,10 +75,21 @@ impl NsFlags {
 pub fn parse<S: AsRef<str>>(option: &str, values: &[S]) -> Result<NsFlags> {
     let mut flags = 0;
     for v in values {
-        for part in v.as_ref().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in v
+            .as_ref()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             match TABLE.iter().find(|(n, _)| n.eq_ignore_ascii_case(part)) {
                 Some((_, f)) => flags |= f,
-                None => return Err(IsolationError::option(option, v.as_ref(), format!("unknown namespace subsystem: {part}"))),
+                None => {
+                    return Err(IsolationError::option(
+                        option,
+                        v.as_ref(),
+                        format!("unknown namespace subsystem: {part}"),
+                    ));
+                }
             }
         }
     }
@@ -88,13 +105,21 @@ mod tests {
         let f = parse("unshare", &["fs,net", "ipc, pid,uts", "mnt"]).unwrap();
         assert_eq!(f.0, NEWNS | NEWNET | NEWIPC | NEWPID | NEWUTS);
         assert_eq!(f.names(), "fs,ipc,pid,uts,net");
-        assert_eq!(parse("unshare", &["user,cgroup,time"]).unwrap().0, NEWUSER | NEWCGROUP | NEWTIME);
-        assert_eq!(parse("unshare", &["files,sysvsem"]).unwrap().namespaces(), NsFlags(0));
+        assert_eq!(
+            parse("unshare", &["user,cgroup,time"]).unwrap().0,
+            NEWUSER | NEWCGROUP | NEWTIME
+        );
+        assert_eq!(
+            parse("unshare", &["files,sysvsem"]).unwrap().namespaces(),
+            NsFlags(0)
+        );
     }
 
     #[test]
     fn unknown_is_an_error() {
-        let e = parse("emperor-use-clone", &["pid,bogus"]).unwrap_err().to_string();
+        let e = parse("emperor-use-clone", &["pid,bogus"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown namespace subsystem: bogus"), "{e}");
     }
 

@@ -16,9 +16,13 @@ use std::path::Path;
 pub fn unshare(flags: NsFlags) -> Result<()> {
     // SAFETY: geteuid/getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    sys::unshare(flags.0).map_err(|e| IsolationError::sys(format!("unshare({})", flags.names()), e))?;
+    sys::unshare(flags.0)
+        .map_err(|e| IsolationError::sys(format!("unshare({})", flags.names()), e))?;
     if flags.has(crate::nsflags::NEWUSER) {
-        let w = |f: &str, v: String| std::fs::write(format!("/proc/self/{f}"), v).map_err(|e| IsolationError::sys(format!("writing /proc/self/{f}"), e));
+        let w = |f: &str, v: String| {
+            std::fs::write(format!("/proc/self/{f}"), v)
+                .map_err(|e| IsolationError::sys(format!("writing /proc/self/{f}"), e))
+        };
         w("setgroups", "deny".into())?;
         w("uid_map", format!("0 {uid} 1\n"))?;
         w("gid_map", format!("0 {gid} 1\n"))?;
@@ -36,13 +40,27 @@ pub fn chroot(dir: &Path) -> Result<()> {
 pub fn pivot_root(spec: &str) -> Result<()> {
     let mut it = spec.split_whitespace();
     let (Some(new), Some(old)) = (it.next(), it.next()) else {
-        return Err(IsolationError::option("pivot_root", spec, "expects: <new_root> <put_old>"));
+        return Err(IsolationError::option(
+            "pivot_root",
+            spec,
+            "expects: <new_root> <put_old>",
+        ));
     };
-    let rel_old = Path::new(old).strip_prefix(new).map_err(|_| IsolationError::option("pivot_root", spec, "put_old must be under new_root"))?;
-    sys::mount(None, Path::new("/"), None, (libc::MS_REC | libc::MS_PRIVATE) as u64, None).map_err(|e| IsolationError::sys("making / private", e))?;
+    let rel_old = Path::new(old).strip_prefix(new).map_err(|_| {
+        IsolationError::option("pivot_root", spec, "put_old must be under new_root")
+    })?;
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        (libc::MS_REC | libc::MS_PRIVATE) as u64,
+        None,
+    )
+    .map_err(|e| IsolationError::sys("making / private", e))?;
     std::env::set_current_dir(new).map_err(|e| IsolationError::sys(format!("chdir({new})"), e))?;
     let rel = Path::new(".").join(rel_old);
-    sys::pivot_root(Path::new("."), &rel).map_err(|e| IsolationError::sys(format!("pivot_root({new}, {old})"), e))?;
+    sys::pivot_root(Path::new("."), &rel)
+        .map_err(|e| IsolationError::sys(format!("pivot_root({new}, {old})"), e))?;
     std::env::set_current_dir("/").map_err(|e| IsolationError::sys("chdir(/)", e))
 }
 
@@ -53,8 +71,22 @@ pub fn set_hostname(name: &str) -> Result<()> {
 
 /// Mounts a fresh `/proc` (inside a new pid + mount namespace it shows only the vassal).
 pub fn mount_proc() -> Result<()> {
-    sys::mount(None, Path::new("/"), None, (libc::MS_REC | libc::MS_PRIVATE) as u64, None).map_err(|e| IsolationError::sys("making / private", e))?;
-    sys::mount(Some("proc"), Path::new("/proc"), Some("proc"), (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64, None).map_err(|e| IsolationError::sys("mounting /proc", e))
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        (libc::MS_REC | libc::MS_PRIVATE) as u64,
+        None,
+    )
+    .map_err(|e| IsolationError::sys("making / private", e))?;
+    sys::mount(
+        Some("proc"),
+        Path::new("/proc"),
+        Some("proc"),
+        (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64,
+        None,
+    )
+    .map_err(|e| IsolationError::sys("mounting /proc", e))
 }
 
 /// `PR_SET_NO_NEW_PRIVS`.
@@ -106,7 +138,9 @@ pub fn drop_to(uid: u32, gid: u32, groups: &[u32], keep: CapSet) -> Result<()> {
         no_new_privs()?;
     }
     if sig != 0 && !rearm_deathsig(sig, parent)? {
-        return Err(IsolationError::Unsupported("the parent died while this process dropped its privileges".into()));
+        return Err(IsolationError::Unsupported(
+            "the parent died while this process dropped its privileges".into(),
+        ));
     }
     Ok(())
 }

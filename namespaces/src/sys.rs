@@ -10,7 +10,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn check(r: libc::c_int) -> io::Result<()> {
-    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
@@ -21,7 +25,11 @@ fn cpath(p: &Path) -> io::Result<CString> {
 fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: prctl with integer arguments only; no memory is passed to the kernel.
     let r = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
-    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Removes one capability from the bounding set.
@@ -41,12 +49,22 @@ pub fn set_keepcaps(on: bool) -> io::Result<()> {
 
 /// Adds a capability to the ambient set (it must be permitted and inheritable).
 pub fn ambient_raise(cap: u32) -> io::Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong).map(drop)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        cap as libc::c_ulong,
+    )
+    .map(drop)
 }
 
 /// Empties the ambient set.
 pub fn ambient_clear() -> io::Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0).map(drop)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+    )
+    .map(drop)
 }
 
 /// `PR_SET_NO_NEW_PRIVS`: execve can never grant privileges again (setuid bits, file caps).
@@ -82,7 +100,10 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// The three capability sets of this thread: (effective, permitted, inheritable).
 pub fn capget() -> io::Result<(u64, u64, u64)> {
-    let mut h = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut h = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let mut d = [CapData::default(); 2];
     // SAFETY: the header and a two-element data array, as version 3 requires.
     let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
@@ -90,19 +111,38 @@ pub fn capget() -> io::Result<(u64, u64, u64)> {
         return Err(io::Error::last_os_error());
     }
     let join = |lo: u32, hi: u32| (lo as u64) | ((hi as u64) << 32);
-    Ok((join(d[0].effective, d[1].effective), join(d[0].permitted, d[1].permitted), join(d[0].inheritable, d[1].inheritable)))
+    Ok((
+        join(d[0].effective, d[1].effective),
+        join(d[0].permitted, d[1].permitted),
+        join(d[0].inheritable, d[1].inheritable),
+    ))
 }
 
 /// Sets the three capability sets of this thread.
 pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
-    let mut h = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut h = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let d = [
-        CapData { effective: effective as u32, permitted: permitted as u32, inheritable: inheritable as u32 },
-        CapData { effective: (effective >> 32) as u32, permitted: (permitted >> 32) as u32, inheritable: (inheritable >> 32) as u32 },
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
     ];
     // SAFETY: as in capget; the kernel only reads the data array.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
-    if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// `setresgid(g, g, g)`.
@@ -144,13 +184,31 @@ pub fn chroot(dir: &Path) -> io::Result<()> {
 }
 
 /// `mount(source, target, fstype, flags, data)`, every string optional.
-pub fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
-    let opt = |s: Option<&str>| s.map(CString::new).transpose().map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+pub fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let opt = |s: Option<&str>| {
+        s.map(CString::new)
+            .transpose()
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
     let (src, fs, dat) = (opt(source)?, opt(fstype)?, opt(data)?);
     let tgt = cpath(target)?;
     let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: NUL-terminated strings (or NULL) that live across the call.
-    check(unsafe { libc::mount(p(&src), tgt.as_ptr(), p(&fs), flags as libc::c_ulong, p(&dat).cast()) })
+    check(unsafe {
+        libc::mount(
+            p(&src),
+            tgt.as_ptr(),
+            p(&fs),
+            flags as libc::c_ulong,
+            p(&dat).cast(),
+        )
+    })
 }
 
 /// `umount2(target, flags)`.
@@ -165,7 +223,11 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     let (n, o) = (cpath(new_root)?, cpath(put_old)?);
     // SAFETY: two NUL-terminated paths that live across the call.
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) };
-    if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The filesystem magic number of the filesystem holding `p` (`statfs`).

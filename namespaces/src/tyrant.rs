@@ -29,14 +29,23 @@ pub struct TyrantConfig {
 }
 
 fn open_flags(nofollow: bool) -> i32 {
-    libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK | if nofollow { libc::O_NOFOLLOW } else { 0 }
+    libc::O_CLOEXEC
+        | libc::O_NOCTTY
+        | libc::O_NONBLOCK
+        | if nofollow { libc::O_NOFOLLOW } else { 0 }
 }
 
 fn read_all(mut f: &File, what: &Path) -> Result<Vec<u8>> {
     let mut content = Vec::new();
-    f.by_ref().take(MAX_CONFIG + 1).read_to_end(&mut content).map_err(|e| IsolationError::sys(format!("reading {}", what.display()), e))?;
+    f.by_ref()
+        .take(MAX_CONFIG + 1)
+        .read_to_end(&mut content)
+        .map_err(|e| IsolationError::sys(format!("reading {}", what.display()), e))?;
     if content.len() as u64 > MAX_CONFIG {
-        return Err(IsolationError::Refused(format!("{} is larger than {MAX_CONFIG} bytes", what.display())));
+        return Err(IsolationError::Refused(format!(
+            "{} is larger than {MAX_CONFIG} bytes",
+            what.display()
+        )));
     }
     Ok(content)
 }
@@ -48,20 +57,50 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
     let refuse = |m: String| Err(IsolationError::Refused(m));
     let (uid, gid, mtime, content, mode) = if owner_nofollow {
         // The link (or file) itself, never followed.
-        let link = OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-        let lmd = link.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+        let link = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
+        let lmd = link
+            .metadata()
+            .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
         if lmd.file_type().is_file() {
-            let f = OpenOptions::new().read(true).custom_flags(open_flags(true)).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-            let md = f.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(open_flags(true))
+                .open(path)
+                .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
+            let md = f
+                .metadata()
+                .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
             if (md.dev(), md.ino()) != (lmd.dev(), lmd.ino()) {
-                return refuse(format!("{} was replaced while it was being opened", path.display()));
+                return refuse(format!(
+                    "{} was replaced while it was being opened",
+                    path.display()
+                ));
             }
-            (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?, md.mode())
+            (
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                read_all(&f, path)?,
+                md.mode(),
+            )
         } else if lmd.file_type().is_symlink() {
-            let f = OpenOptions::new().read(true).custom_flags(open_flags(false)).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-            let md = f.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(open_flags(false))
+                .open(path)
+                .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
+            let md = f
+                .metadata()
+                .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
             if !md.file_type().is_file() {
-                return refuse(format!("{} does not point to a regular file", path.display()));
+                return refuse(format!(
+                    "{} does not point to a regular file",
+                    path.display()
+                ));
             }
             if md.uid() != lmd.uid() && md.mode() & 0o004 == 0 {
                 return refuse(format!(
@@ -71,30 +110,63 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
                     md.uid()
                 ));
             }
-            (lmd.uid(), lmd.gid(), md.mtime().max(lmd.mtime()), read_all(&f, path)?, md.mode())
+            (
+                lmd.uid(),
+                lmd.gid(),
+                md.mtime().max(lmd.mtime()),
+                read_all(&f, path)?,
+                md.mode(),
+            )
         } else {
             return refuse(format!("{} is not a regular file", path.display()));
         }
     } else {
-        let f = OpenOptions::new().read(true).custom_flags(open_flags(false)).open(path).map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-        let md = f.metadata().map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(open_flags(false))
+            .open(path)
+            .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
+        let md = f
+            .metadata()
+            .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
         if !md.file_type().is_file() {
             return refuse(format!("{} is not a regular file", path.display()));
         }
-        (md.uid(), md.gid(), md.mtime(), read_all(&f, path)?, md.mode())
+        (
+            md.uid(),
+            md.gid(),
+            md.mtime(),
+            read_all(&f, path)?,
+            md.mode(),
+        )
     };
     if uid == 0 || gid == 0 {
-        return refuse(format!("invalid permissions for vassal {}: owned by uid {uid} gid {gid} (tyrant mode never runs a vassal as root)", path.display()));
+        return refuse(format!(
+            "invalid permissions for vassal {}: owned by uid {uid} gid {gid} (tyrant mode never runs a vassal as root)",
+            path.display()
+        ));
     }
     if mode & 0o002 != 0 {
-        return refuse(format!("{} is writable by every user: refusing to run it as uid {uid} (anyone could choose what runs as that user)", path.display()));
+        return refuse(format!(
+            "{} is writable by every user: refusing to run it as uid {uid} (anyone could choose what runs as that user)",
+            path.display()
+        ));
     }
-    Ok(TyrantConfig { uid, gid, mtime, content })
+    Ok(TyrantConfig {
+        uid,
+        gid,
+        mtime,
+        content,
+    })
 }
 
 /// Checks, at start-up, that this process can switch vassals to their owners.
 pub fn check_capabilities() -> Result<()> {
-    let missing: Vec<&str> = [(caps::SETUID, "CAP_SETUID"), (caps::SETGID, "CAP_SETGID")].into_iter().filter(|(c, _)| !caps::have(*c)).map(|(_, n)| n).collect();
+    let missing: Vec<&str> = [(caps::SETUID, "CAP_SETUID"), (caps::SETGID, "CAP_SETGID")]
+        .into_iter()
+        .filter(|(c, _)| !caps::have(*c))
+        .map(|(_, n)| n)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -109,7 +181,13 @@ pub fn check_capabilities() -> Result<()> {
 fn real_uid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().nth(1)).and_then(|v| v.parse().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .and_then(|v| v.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+        })
         .unwrap_or(u32::MAX)
 }
 
@@ -122,7 +200,11 @@ pub fn groups_for(uid: u32, gid: u32, initgroups: bool) -> Vec<u32> {
     }
     #[cfg(target_os = "linux")]
     if let Some(name) = crate::sys::user_name(uid) {
-        return crate::sys::grouplist(&name, gid).unwrap_or_default().into_iter().filter(|g| *g != 0).collect();
+        return crate::sys::grouplist(&name, gid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| *g != 0)
+            .collect();
     }
     let _ = (uid, gid);
     Vec::new()
@@ -141,7 +223,11 @@ mod tests {
     }
 
     fn chown(p: &Path, u: u32, g: u32, follow: bool) {
-        let r = if follow { std::os::unix::fs::chown(p, Some(u), Some(g)) } else { std::os::unix::fs::lchown(p, Some(u), Some(g)) };
+        let r = if follow {
+            std::os::unix::fs::chown(p, Some(u), Some(g))
+        } else {
+            std::os::unix::fs::lchown(p, Some(u), Some(g))
+        };
         r.unwrap();
     }
 
@@ -167,16 +253,28 @@ mod tests {
         let d = tmp("links");
         let secret = d.join("secret.ini");
         std::fs::write(&secret, "[uwsgi]\n").unwrap();
-        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let link = d.join("evil.ini");
         symlink(&secret, &link).unwrap();
         chown(&link, 4321, 4321, false);
         // Following: the root-owned target decides, and is refused.
-        assert!(open_config(&link, false).unwrap_err().to_string().contains("invalid permissions"));
+        assert!(
+            open_config(&link, false)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid permissions")
+        );
         // Not following: the link owner cannot read the 0600 root file.
-        assert!(open_config(&link, true).unwrap_err().to_string().contains("cannot read"));
+        assert!(
+            open_config(&link, true)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
         // A world-readable shared template is fine, run as the link owner.
-        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         chown(&secret, 1234, 1234, true);
         let c = open_config(&link, true).unwrap();
         assert_eq!((c.uid, c.gid), (4321, 4321));
@@ -191,9 +289,17 @@ mod tests {
         std::fs::write(&f, "[uwsgi]\n").unwrap();
         chown(&f, 4321, 4321, true);
         std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-        assert!(open_config(&f, false).unwrap_err().to_string().contains("writable by every user"));
+        assert!(
+            open_config(&f, false)
+                .unwrap_err()
+                .to_string()
+                .contains("writable by every user")
+        );
         std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
-        assert!(open_config(&f, false).is_ok(), "group-writable stays allowed (shared groups)");
+        assert!(
+            open_config(&f, false).is_ok(),
+            "group-writable stays allowed (shared groups)"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

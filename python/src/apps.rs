@@ -40,7 +40,18 @@ pub fn describe(py: Python<'_>) -> Vec<(usize, String, f64, String)> {
     apps()
         .iter()
         .enumerate()
-        .map(|(i, a)| (i, a.mountpoint.clone(), a.startup_time, a.callable.bind(py).repr().map(|r| r.to_string()).unwrap_or_default()))
+        .map(|(i, a)| {
+            (
+                i,
+                a.mountpoint.clone(),
+                a.startup_time,
+                a.callable
+                    .bind(py)
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -62,7 +73,11 @@ pub fn select(key: Option<&str>, no_default: bool) -> Option<usize> {
     {
         return Some(i);
     }
-    if no_default || list.is_empty() { None } else { Some(0) }
+    if no_default || list.is_empty() {
+        None
+    } else {
+        Some(0)
+    }
 }
 
 /// `manage-script-name`: the longest mountpoint that prefixes PATH_INFO at a segment
@@ -92,7 +107,9 @@ fn resolve<'py>(module: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound
         Some(a) => (a, true),
         None => (name, false),
     };
-    let Ok(obj) = module.getattr(attr) else { return Ok(None) };
+    let Ok(obj) = module.getattr(attr) else {
+        return Ok(None);
+    };
     let obj = if call { obj.call0()? } else { obj };
     Ok(Some(obj))
 }
@@ -123,8 +140,14 @@ def _load(name, path):
     return mod
 "#;
     let ns = PyDict::new(py);
-    py.run(&std::ffi::CString::new(code).unwrap_or_default(), Some(&ns), None)?;
-    let f = ns.get_item("_load")?.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("loader missing"))?;
+    py.run(
+        &std::ffi::CString::new(code).unwrap_or_default(),
+        Some(&ns),
+        None,
+    )?;
+    let f = ns
+        .get_item("_load")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("loader missing"))?;
     f.call1((name, path))
 }
 
@@ -146,8 +169,13 @@ fn load_paste<'py>(py: Python<'py>, spec: &str) -> PyResult<Option<Bound<'py, Py
 }
 
 /// Runs `code` as the module `uwsgi_eval_config` and takes its callable.
-fn load_eval<'py>(py: Python<'py>, code: &str, callable: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let c = std::ffi::CString::new(code).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+fn load_eval<'py>(
+    py: Python<'py>,
+    code: &str,
+    callable: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let c = std::ffi::CString::new(code)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     let m = PyModule::from_code(py, &c, c"uwsgi_eval_config", c"uwsgi_eval_config")?;
     resolve(m.as_any(), callable)
 }
@@ -173,24 +201,36 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
             if let Spec::File(f) = &spec {
                 plog!("unable to find \"application\" callable in file {f}");
             }
-            plog!("unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)");
+            plog!(
+                "unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)"
+            );
             return false;
         }
         Err(e) => {
             e.print(py);
-            plog!("unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)");
+            plog!(
+                "unable to load app {id} (mountpoint='{mountpoint}') (callable not found or import error)"
+            );
             return false;
         }
     };
     let secs = start.elapsed().as_secs();
     let interp = crate::interp::main_address();
     let default = if id == 0 { " (default app)" } else { "" };
-    plog!("WSGI app {id} (mountpoint='{mountpoint}') ready in {secs} seconds on interpreter {interp:#x} pid: {}{default}", std::process::id());
+    plog!(
+        "WSGI app {id} (mountpoint='{mountpoint}') ready in {secs} seconds on interpreter {interp:#x} pid: {}{default}",
+        std::process::id()
+    );
     let name = match &spec {
         Spec::Module(m) | Spec::File(m) | Spec::Paste(m) => m.clone(),
         Spec::Eval(_) => "eval".to_string(),
     };
-    apps().push(App { mountpoint: mountpoint.to_string(), callable: callable.unbind(), startup_time: start.elapsed().as_secs_f64(), name });
+    apps().push(App {
+        mountpoint: mountpoint.to_string(),
+        callable: callable.unbind(),
+        startup_time: start.elapsed().as_secs_f64(),
+        name,
+    });
     true
 }
 
@@ -198,7 +238,11 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
 /// mounts. Returns how many apps the table holds.
 pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
     for m in &opts.imports {
-        let r = if m.contains('/') || m.ends_with(".py") { import_file(py, m).map(|_| ()) } else { PyModule::import(py, m.as_str()).map(|_| ()) };
+        let r = if m.contains('/') || m.ends_with(".py") {
+            import_file(py, m).map(|_| ())
+        } else {
+            PyModule::import(py, m.as_str()).map(|_| ())
+        };
         if let Err(e) = r {
             e.print(py);
         }
@@ -226,10 +270,20 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
             continue;
         }
         let app = app.trim();
-        plog!("mounting {app} on {}", if mp.is_empty() { "/" } else { &mp });
+        plog!(
+            "mounting {app} on {}",
+            if mp.is_empty() { "/" } else { &mp }
+        );
         let spec = if app.starts_with("config:") || app.ends_with(".ini") {
-            Spec::Paste(if app.starts_with("config:") { app.to_string() } else { format!("config:{app}") })
-        } else if app.ends_with(".py") || app.ends_with(".wsgi") || (app.contains('/') && !app.contains(':')) {
+            Spec::Paste(if app.starts_with("config:") {
+                app.to_string()
+            } else {
+                format!("config:{app}")
+            })
+        } else if app.ends_with(".py")
+            || app.ends_with(".wsgi")
+            || (app.contains('/') && !app.contains(':'))
+        {
             Spec::File(app.to_string())
         } else {
             Spec::Module(app.to_string())

@@ -20,7 +20,10 @@ impl FileWrapper {
         if !filelike.hasattr("read")? {
             return Err(PyAttributeError::new_err("object has no attribute 'read'"));
         }
-        Ok(FileWrapper { filelike: filelike.clone().unbind(), blksize: blksize.max(0) as usize })
+        Ok(FileWrapper {
+            filelike: filelike.clone().unbind(),
+            blksize: blksize.max(0) as usize,
+        })
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -28,7 +31,11 @@ impl FileWrapper {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let chunk = if self.blksize == 0 { self.filelike.call_method0(py, "read")? } else { self.filelike.call_method1(py, "read", (self.blksize,))? };
+        let chunk = if self.blksize == 0 {
+            self.filelike.call_method0(py, "read")?
+        } else {
+            self.filelike.call_method1(py, "read", (self.blksize,))?
+        };
         let empty = chunk.bind(py).len().map_or(true, |n| n == 0);
         Ok(if empty { None } else { Some(chunk) })
     }
@@ -42,7 +49,11 @@ impl FileWrapper {
 }
 
 /// Sends a regular file through sendfile; None when the object is not a real file.
-pub(crate) fn try_sendfile(py: Python<'_>, resp: &Bound<'_, Responder>, fw: &FileWrapper) -> PyResult<Option<()>> {
+pub(crate) fn try_sendfile(
+    py: Python<'_>,
+    resp: &Bound<'_, Responder>,
+    fw: &FileWrapper,
+) -> PyResult<Option<()>> {
     let file = fw.filelike.bind(py);
     let Ok(fd) = file.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
         return Ok(None);
@@ -55,7 +66,10 @@ pub(crate) fn try_sendfile(py: Python<'_>, resp: &Bound<'_, Responder>, fw: &Fil
     }
     let size: i64 = stat.getattr("st_size")?.extract()?;
     // Python's buffered file may have read ahead: its tell() is the logical position.
-    let pos: i64 = file.call_method0("tell").and_then(|p| p.extract()).unwrap_or(0);
+    let pos: i64 = file
+        .call_method0("tell")
+        .and_then(|p| p.extract())
+        .unwrap_or(0);
     let len = (size - pos).max(0);
     let mut me = resp.borrow_mut();
     me.send_head(len)?;

@@ -47,7 +47,12 @@ fn text(s: Str) -> String {
 }
 
 /// Records the host table and facts; returns the options. Called once, from `init`.
-pub(crate) fn install(host: *const Host, instance: *const Instance, opts: *const Opt, n: usize) -> Option<Vec<Entry>> {
+pub(crate) fn install(
+    host: *const Host,
+    instance: *const Instance,
+    opts: *const Opt,
+    n: usize,
+) -> Option<Vec<Entry>> {
     if host.is_null() || instance.is_null() {
         return None;
     }
@@ -79,7 +84,12 @@ pub(crate) fn install(host: *const Host, instance: *const Instance, opts: *const
     };
     let entries = list
         .iter()
-        .map(|o| Entry { key: text(o.key), canonical: text(o.canonical), value: text(o.value), flag: o.flag != 0 })
+        .map(|o| Entry {
+            key: text(o.key),
+            canonical: text(o.canonical),
+            value: text(o.value),
+            flag: o.flag != 0,
+        })
         .collect();
     let _ = HOST.set(host);
     let _ = FACTS.set(facts);
@@ -158,7 +168,9 @@ impl Req {
     }
 
     pub fn read(self, buf: &mut [u8]) -> Result<usize, ReadError> {
-        let Some(h) = host() else { return Err(ReadError::Io) };
+        let Some(h) = host() else {
+            return Err(ReadError::Io);
+        };
         match (h.read)(self.0, buf.as_mut_ptr(), buf.len()) {
             n if n >= 0 => Ok(n as usize),
             abi::READ_TIMEOUT => Err(ReadError::Timeout),
@@ -168,8 +180,20 @@ impl Req {
 
     pub fn start(self, status: &[u8], headers: &[(Vec<u8>, Vec<u8>)], content_length: i64) -> bool {
         let Some(h) = host() else { return false };
-        let kv: Vec<KeyVal> = headers.iter().map(|(k, v)| KeyVal { key: Str::new(k), val: Str::new(v) }).collect();
-        (h.start)(self.0, Str::new(status), kv.as_ptr(), kv.len(), content_length) == 0
+        let kv: Vec<KeyVal> = headers
+            .iter()
+            .map(|(k, v)| KeyVal {
+                key: Str::new(k),
+                val: Str::new(v),
+            })
+            .collect();
+        (h.start)(
+            self.0,
+            Str::new(status),
+            kv.as_ptr(),
+            kv.len(),
+            content_length,
+        ) == 0
     }
 
     pub fn write(self, data: &[u8]) -> bool {
@@ -205,5 +229,7 @@ pub(crate) fn vars<'a>(vars: *const KeyVal, n: usize) -> Vec<(&'a [u8], &'a [u8]
     // SAFETY: `vars` points to `n` pairs alive for the duration of the `request` call;
     // the returned slices are used only within it.
     let list = unsafe { std::slice::from_raw_parts(vars, n) };
-    list.iter().map(|kv| (bytes(kv.key), bytes(kv.val))).collect()
+    list.iter()
+        .map(|kv| (bytes(kv.key), bytes(kv.val)))
+        .collect()
 }

@@ -9,8 +9,8 @@ use pyo3::exceptions::{PyIOError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A body read in full before the app runs.
 enum Buffered {
@@ -51,8 +51,20 @@ fn read_error(e: ReadError, n: usize) -> PyErr {
 fn temp_file() -> std::io::Result<std::fs::File> {
     let dir = std::env::temp_dir();
     for i in 0..100u32 {
-        let path = dir.join(format!("imperium-body-{}-{:?}-{i}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
-        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
+        let path = dir.join(
+            format!(
+                "imperium-body-{}-{:?}-{i}",
+                std::process::id(),
+                std::thread::current().id()
+            )
+            .replace(['(', ')'], ""),
+        );
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => {
                 std::fs::remove_file(&path)?;
                 return Ok(f);
@@ -66,11 +78,30 @@ fn temp_file() -> std::io::Result<std::fs::File> {
 
 impl Input {
     /// A body stream; with `post_buffering > 0` and a body, the body is read now.
-    pub fn new(py: Python<'_>, req: Req, alive: Arc<AtomicBool>, content_length: u64, post_buffering: u64) -> PyResult<Input> {
-        let mut me = Input { req, alive, pending: Vec::new(), eof: false, buffered: None };
+    pub fn new(
+        py: Python<'_>,
+        req: Req,
+        alive: Arc<AtomicBool>,
+        content_length: u64,
+        post_buffering: u64,
+    ) -> PyResult<Input> {
+        let mut me = Input {
+            req,
+            alive,
+            pending: Vec::new(),
+            eof: false,
+            buffered: None,
+        };
         if post_buffering > 0 {
             let mut data = Vec::new();
-            let mut file: Option<std::fs::File> = if content_length >= post_buffering { Some(temp_file().map_err(|e| PyOSError::new_err(format!("post-buffering temp file: {e}")))?) } else { None };
+            let mut file: Option<std::fs::File> =
+                if content_length >= post_buffering {
+                    Some(temp_file().map_err(|e| {
+                        PyOSError::new_err(format!("post-buffering temp file: {e}"))
+                    })?)
+                } else {
+                    None
+                };
             let mut chunk = vec![0u8; 65536];
             loop {
                 let r = py.allow_threads(|| req.read(&mut chunk));
@@ -79,14 +110,17 @@ impl Input {
                     break;
                 }
                 match &mut file {
-                    Some(f) => f.write_all(&chunk[..n]).map_err(|e| PyOSError::new_err(format!("post-buffering: {e}")))?,
+                    Some(f) => f
+                        .write_all(&chunk[..n])
+                        .map_err(|e| PyOSError::new_err(format!("post-buffering: {e}")))?,
                     None => data.extend_from_slice(&chunk[..n]),
                 }
             }
             me.eof = true;
             me.buffered = Some(match file {
                 Some(mut f) => {
-                    f.seek(SeekFrom::Start(0)).map_err(|e| PyOSError::new_err(e.to_string()))?;
+                    f.seek(SeekFrom::Start(0))
+                        .map_err(|e| PyOSError::new_err(e.to_string()))?;
                     Buffered::File(f)
                 }
                 None => Buffered::Memory(std::io::Cursor::new(data)),
@@ -99,7 +133,9 @@ impl Input {
         if self.alive.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err(PyOSError::new_err("wsgi.input used after its request ended"))
+            Err(PyOSError::new_err(
+                "wsgi.input used after its request ended",
+            ))
         }
     }
 
@@ -107,7 +143,10 @@ impl Input {
     fn fill(&mut self, py: Python<'_>, want: usize) -> PyResult<bool> {
         if let Some(b) = &mut self.buffered {
             let mut chunk = vec![0u8; want.clamp(1, 1 << 20)];
-            let n = b.reader().read(&mut chunk).map_err(|e| PyIOError::new_err(e.to_string()))?;
+            let n = b
+                .reader()
+                .read(&mut chunk)
+                .map_err(|e| PyIOError::new_err(e.to_string()))?;
             if n == 0 {
                 return Ok(false);
             }
@@ -119,7 +158,9 @@ impl Input {
         }
         let mut chunk = vec![0u8; want.clamp(4096, 1 << 20)];
         let req = self.req;
-        let n = py.allow_threads(|| req.read(&mut chunk)).map_err(|e| read_error(e, want))?;
+        let n = py
+            .allow_threads(|| req.read(&mut chunk))
+            .map_err(|e| read_error(e, want))?;
         if n == 0 {
             self.eof = true;
             return Ok(false);
@@ -182,7 +223,11 @@ impl Input {
     }
 
     #[pyo3(signature = (size = None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.check()?;
         let limit = size.filter(|&n| n >= 0).map(|n| n as usize);
         let line = self.read_line(py, limit)?;
@@ -190,7 +235,11 @@ impl Input {
     }
 
     #[pyo3(signature = (hint = None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<isize>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         self.check()?;
         let mut out = Vec::new();
         let mut total = 0usize;
@@ -218,7 +267,11 @@ impl Input {
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         self.check()?;
         let line = self.read_line(py, None)?;
-        Ok(if line.is_empty() { None } else { Some(PyBytes::new(py, &line)) })
+        Ok(if line.is_empty() {
+            None
+        } else {
+            Some(PyBytes::new(py, &line))
+        })
     }
 
     #[pyo3(signature = (pos, whence = 0))]
@@ -226,7 +279,9 @@ impl Input {
         self.check()?;
         let pending = self.pending.len() as i64;
         let Some(b) = &mut self.buffered else {
-            return Err(PyOSError::new_err("seeking wsgi.input without post_buffering is IMPOSSIBLE !!!"));
+            return Err(PyOSError::new_err(
+                "seeking wsgi.input without post_buffering is IMPOSSIBLE !!!",
+            ));
         };
         let r = b.reader();
         let from = match whence {
@@ -235,7 +290,9 @@ impl Input {
             2 => SeekFrom::End(pos),
             _ => return Err(PyOSError::new_err("invalid whence")),
         };
-        let at = r.seek(from).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let at = r
+            .seek(from)
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
         self.pending.clear();
         Ok(at)
     }
@@ -244,9 +301,14 @@ impl Input {
         self.check()?;
         let pending = self.pending.len() as u64;
         let Some(b) = &mut self.buffered else {
-            return Err(PyOSError::new_err("seeking wsgi.input without post_buffering is IMPOSSIBLE !!!"));
+            return Err(PyOSError::new_err(
+                "seeking wsgi.input without post_buffering is IMPOSSIBLE !!!",
+            ));
         };
-        let at = b.reader().stream_position().map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let at = b
+            .reader()
+            .stream_position()
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
         Ok(at - pending)
     }
 

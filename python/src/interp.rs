@@ -20,7 +20,9 @@ fn status_error(status: &ffi::PyStatus, what: &str) -> InitError {
         String::new()
     } else {
         // SAFETY: a PyStatus error message is a static NUL-terminated C string.
-        unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(status.err_msg) }
+            .to_string_lossy()
+            .into_owned()
     };
     InitError(format!("{what}: {msg}"))
 }
@@ -29,7 +31,11 @@ fn status_error(status: &ffi::PyStatus, what: &str) -> InitError {
 ///
 /// # Safety
 /// `config` must be an initialised PyConfig and `field` one of its `wchar_t*` fields.
-unsafe fn set_string(config: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, value: &str) -> Result<(), InitError> {
+unsafe fn set_string(
+    config: *mut ffi::PyConfig,
+    field: *mut *mut libc::wchar_t,
+    value: &str,
+) -> Result<(), InitError> {
     let c = CString::new(value).map_err(|_| InitError(format!("a NUL byte in {value:?}")))?;
     // SAFETY: guaranteed by the caller; the C string lives across the call, which copies it.
     let st = unsafe { ffi::PyConfig_SetBytesString(config, field, c.as_ptr()) };
@@ -45,7 +51,9 @@ unsafe fn set_string(config: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t,
 /// 0x...`, `python threads support enabled`. The GIL is held on return.
 pub fn initialize(opts: &PyOptions) -> Result<(), InitError> {
     // SAFETY: Py_GetVersion returns a static NUL-terminated string; callable before init.
-    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().replace('\n', " ");
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }
+        .to_string_lossy()
+        .replace('\n', " ");
     plog!("Python version: {version}");
     let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
     let cfg = config.as_mut_ptr();
@@ -66,7 +74,11 @@ pub fn initialize(opts: &PyOptions) -> Result<(), InitError> {
                 }
                 if Path::new(home).join("pyvenv.cfg").exists() {
                     plog!("PEP 405 virtualenv detected: {home}");
-                    let exe = Path::new(home).join("bin").join("python").to_string_lossy().into_owned();
+                    let exe = Path::new(home)
+                        .join("bin")
+                        .join("python")
+                        .to_string_lossy()
+                        .into_owned();
                     set_string(cfg, &mut (*cfg).program_name, &exe)?;
                     set_string(cfg, &mut (*cfg).executable, &exe)?;
                 } else {

@@ -26,7 +26,7 @@ pub mod wsgi;
 use abi::{Host, Instance, KeyVal, Opt, Plugin};
 use pyo3::prelude::*;
 use std::ffi::{c_char, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Runs `f`, turning a panic into `fallback` (a panic must not unwind into the vassal).
 fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
@@ -41,7 +41,9 @@ fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
 
 extern "C" fn init(h: *const Host, instance: *const Instance, opts: *const Opt, n: usize) -> i32 {
     guard("init", -1, || {
-        let Some(entries) = host::install(h, instance, opts, n) else { return -1 };
+        let Some(entries) = host::install(h, instance, opts, n) else {
+            return -1;
+        };
         let opts = options::PyOptions::from_entries(&entries);
         if let Some(b) = &opts.wsgi_env_behaviour
             && b != "holy"
@@ -52,7 +54,10 @@ extern "C" fn init(h: *const Host, instance: *const Instance, opts: *const Opt, 
         }
         state::set(state::State { opts, entries });
         if let Err(e) = interp::initialize(&state::get().opts) {
-            plog!("!!! unable to initialize the Python interpreter: {} !!!", e.0);
+            plog!(
+                "!!! unable to initialize the Python interpreter: {} !!!",
+                e.0
+            );
             return -1;
         }
         let ok = Python::with_gil(|py| {
@@ -73,7 +78,9 @@ extern "C" fn init(h: *const Host, instance: *const Instance, opts: *const Opt, 
 }
 
 extern "C" fn load_apps() -> i32 {
-    guard("load_apps", 0, || Python::with_gil(|py| apps::load_all(py, &state::get().opts) as i32))
+    guard("load_apps", 0, || {
+        Python::with_gil(|py| apps::load_all(py, &state::get().opts) as i32)
+    })
 }
 
 extern "C" fn before_fork() {
@@ -108,13 +115,17 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
                 apps::load_all(py, opts);
             }
             if let Some(base) = &opts.py_tracebacker {
-                let start = state::uwsgi_module(py).and_then(|m| m.getattr("_start_tracebacker")).and_then(|f| f.call1((base.as_str(),)));
+                let start = state::uwsgi_module(py)
+                    .and_then(|m| m.getattr("_start_tracebacker"))
+                    .and_then(|f| f.call1((base.as_str(),)));
                 if let Err(e) = start {
                     e.print(py);
                 }
             }
             if opts.py_autoreload > 0 {
-                let start = state::uwsgi_module(py).and_then(|m| m.getattr("_start_autoreloader")).and_then(|f| f.call1((opts.py_autoreload, opts.py_autoreload_ignore.clone())));
+                let start = state::uwsgi_module(py)
+                    .and_then(|m| m.getattr("_start_autoreloader"))
+                    .and_then(|f| f.call1((opts.py_autoreload, opts.py_autoreload_ignore.clone())));
                 if let Err(e) = start {
                     e.print(py);
                 }
@@ -127,9 +138,16 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
 extern "C" fn thread_init(core: u32) {
     guard("thread_init", (), || {
         interp::attach_thread();
-        let name = format!("uWSGIWorker{}Core{core}", module::WORKER_ID.load(std::sync::atomic::Ordering::Relaxed));
+        let name = format!(
+            "uWSGIWorker{}Core{core}",
+            module::WORKER_ID.load(std::sync::atomic::Ordering::Relaxed)
+        );
         Python::with_gil(|py| {
-            if let Err(e) = py.import("threading").and_then(|t| t.call_method0("current_thread")).and_then(|t| t.setattr("name", name)) {
+            if let Err(e) = py
+                .import("threading")
+                .and_then(|t| t.call_method0("current_thread"))
+                .and_then(|t| t.setattr("name", name))
+            {
                 e.print(py);
             }
         });
@@ -153,7 +171,10 @@ extern "C" fn atexit() {
             {
                 e.print(py);
             }
-            if let Err(e) = py.import("atexit").and_then(|a| a.call_method0("_run_exitfuncs")) {
+            if let Err(e) = py
+                .import("atexit")
+                .and_then(|a| a.call_method0("_run_exitfuncs"))
+            {
                 e.print(py);
             }
         })

@@ -52,7 +52,9 @@ fn request_id() -> u64 {
 
 #[pyfunction]
 fn connection_fd() -> PyResult<i32> {
-    wsgi::current().map(|r| r.fd()).ok_or_else(|| PyOSError::new_err("connection_fd() called outside of a request"))
+    wsgi::current()
+        .map(|r| r.fd())
+        .ok_or_else(|| PyOSError::new_err("connection_fd() called outside of a request"))
 }
 
 /// A counter of the instance (`abi::stat` ids); -1 when unknown.
@@ -95,14 +97,21 @@ fn instance(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("pyargv", o.pyargv.clone())?;
     d.set_item("py_executable", o.py_executable.clone())?;
     d.set_item("locks", o.locks)?;
-    d.set_item("is_a_reload", std::env::var("UWSGI_RELOADS").is_ok_and(|v| v.trim() != "0"))?;
+    d.set_item(
+        "is_a_reload",
+        std::env::var("UWSGI_RELOADS").is_ok_and(|v| v.trim() != "0"),
+    )?;
     Ok(d)
 }
 
 /// The configuration entries as `(key, value, is_flag)`.
 #[pyfunction]
 fn options(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
-    let items: Vec<(String, String, bool)> = state::get().entries.iter().map(|e| (e.key.clone(), e.value.clone(), e.flag)).collect();
+    let items: Vec<(String, String, bool)> = state::get()
+        .entries
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone(), e.flag))
+        .collect();
     PyList::new(py, items)
 }
 
@@ -144,9 +153,13 @@ pub fn bootstrap(py: Python<'_>) -> PyResult<()> {
     globals.set_item("__name__", "uwsgi_bootstrap")?;
     globals.set_item("_uwsgi", &native)?;
     globals.set_item("_DECORATORS_SOURCE", include_str!("uwsgidecorators.py"))?;
-    let code = std::ffi::CString::new(include_str!("bootstrap.py")).map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let code = std::ffi::CString::new(include_str!("bootstrap.py"))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
     py.run(&code, Some(&globals), None)?;
-    let m = sys.getattr("modules")?.get_item("uwsgi")?.downcast_into::<PyModule>()?;
+    let m = sys
+        .getattr("modules")?
+        .get_item("uwsgi")?
+        .downcast_into::<PyModule>()?;
     state::set_uwsgi_module(py, m.unbind());
     Ok(())
 }

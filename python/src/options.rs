@@ -38,12 +38,19 @@ pub struct PyOptions {
 }
 
 fn truthy(v: &str) -> bool {
-    !(v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("no") || v == "0")
+    !(v.eq_ignore_ascii_case("false")
+        || v.eq_ignore_ascii_case("off")
+        || v.eq_ignore_ascii_case("no")
+        || v == "0")
 }
 
 fn nonempty(v: &str) -> Option<String> {
     let t = v.trim();
-    if t.is_empty() { None } else { Some(t.to_string()) }
+    if t.is_empty() {
+        None
+    } else {
+        Some(t.to_string())
+    }
 }
 
 impl PyOptions {

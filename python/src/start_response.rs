@@ -7,8 +7,8 @@ use crate::host::Req;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Encodes a str as latin-1 (`None` when it has code points above U+00FF).
 pub(crate) fn to_latin1(s: &str) -> Option<Vec<u8>> {
@@ -33,7 +33,9 @@ impl Responder {
         if self.alive.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err(PyOSError::new_err("the request this object belongs to is over"))
+            Err(PyOSError::new_err(
+                "the request this object belongs to is over",
+            ))
         }
     }
 
@@ -43,10 +45,15 @@ impl Responder {
             return Ok(());
         }
         let Some(status) = &self.status else {
-            return Err(PyRuntimeError::new_err("the WSGI app did not call start_response()"));
+            return Err(PyRuntimeError::new_err(
+                "the WSGI app did not call start_response()",
+            ));
         };
         if !self.req.start(status, &self.headers, content_length) {
-            return Err(PyRuntimeError::new_err(format!("invalid HTTP status: {}", String::from_utf8_lossy(status))));
+            return Err(PyRuntimeError::new_err(format!(
+                "invalid HTTP status: {}",
+                String::from_utf8_lossy(status)
+            )));
         }
         self.sent = true;
         Ok(())
@@ -67,18 +74,29 @@ impl Responder {
 }
 
 fn header_str(item: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
-    let s = item.downcast::<PyString>().map_err(|_| PyTypeError::new_err(format!("http header {what} must be a string")))?;
+    let s = item
+        .downcast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("http header {what} must be a string")))?;
     let s = s.to_str()?;
     if s.contains(['\r', '\n']) {
-        return Err(PyValueError::new_err(format!("http header {what} must not contain a line break")));
+        return Err(PyValueError::new_err(format!(
+            "http header {what} must not contain a line break"
+        )));
     }
-    to_latin1(s).ok_or_else(|| PyValueError::new_err(format!("http header {what} must be latin-1 encodable")))
+    to_latin1(s).ok_or_else(|| {
+        PyValueError::new_err(format!("http header {what} must be latin-1 encodable"))
+    })
 }
 
 #[pymethods]
 impl Responder {
     #[pyo3(signature = (status, headers, exc_info = None))]
-    fn __call__(slf: &Bound<'_, Self>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+    fn __call__(
+        slf: &Bound<'_, Self>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
         {
             let mut me = slf.borrow_mut();
             me.check_alive()?;
@@ -93,16 +111,28 @@ impl Responder {
             } else if me.sent {
                 return Err(PyOSError::new_err("headers already sent"));
             }
-            let status = status.downcast::<PyString>().map_err(|_| PyTypeError::new_err("http status must be a string"))?;
-            let status = to_latin1(status.to_str()?).ok_or_else(|| PyValueError::new_err("http status must be latin-1 encodable"))?;
-            let list = headers.downcast::<PyList>().map_err(|_| PyTypeError::new_err("http headers must be in a python list"))?;
+            let status = status
+                .downcast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("http status must be a string"))?;
+            let status = to_latin1(status.to_str()?)
+                .ok_or_else(|| PyValueError::new_err("http status must be latin-1 encodable"))?;
+            let list = headers
+                .downcast::<PyList>()
+                .map_err(|_| PyTypeError::new_err("http headers must be in a python list"))?;
             let mut parsed = Vec::with_capacity(list.len());
             for item in list.iter() {
-                let t = item.downcast::<PyTuple>().map_err(|_| PyTypeError::new_err("http header must be defined in a tuple"))?;
+                let t = item
+                    .downcast::<PyTuple>()
+                    .map_err(|_| PyTypeError::new_err("http header must be defined in a tuple"))?;
                 if t.len() != 2 {
-                    return Err(PyTypeError::new_err("http header must be defined in a tuple"));
+                    return Err(PyTypeError::new_err(
+                        "http header must be defined in a tuple",
+                    ));
                 }
-                parsed.push((header_str(&t.get_item(0)?, "key")?, header_str(&t.get_item(1)?, "value")?));
+                parsed.push((
+                    header_str(&t.get_item(0)?, "key")?,
+                    header_str(&t.get_item(1)?, "value")?,
+                ));
             }
             me.status = Some(status);
             me.headers = parsed;
@@ -115,12 +145,15 @@ impl Responder {
         let py = slf.py();
         let mut me = slf.borrow_mut();
         me.check_alive()?;
-        let b = data.downcast::<PyBytes>().map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
+        let b = data
+            .downcast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
         me.send_head(-1)?;
         if !me.send(py, b.as_bytes()) {
-            return Err(PyOSError::new_err("write(): the client closed the connection"));
+            return Err(PyOSError::new_err(
+                "write(): the client closed the connection",
+            ));
         }
         Ok(())
     }
 }
-

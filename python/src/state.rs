@@ -22,7 +22,12 @@ pub fn set(s: State) {
 /// The state (defaults before `init`).
 pub fn get() -> &'static State {
     static EMPTY: OnceLock<State> = OnceLock::new();
-    STATE.get().unwrap_or_else(|| EMPTY.get_or_init(|| State { opts: PyOptions::default(), entries: Vec::new() }))
+    STATE.get().unwrap_or_else(|| {
+        EMPTY.get_or_init(|| State {
+            opts: PyOptions::default(),
+            entries: Vec::new(),
+        })
+    })
 }
 
 pub fn set_uwsgi_module(py: Python<'_>, m: Py<PyModule>) {
@@ -33,6 +38,8 @@ pub fn set_uwsgi_module(py: Python<'_>, m: Py<PyModule>) {
 pub fn uwsgi_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     match UWSGI.get(py) {
         Some(m) => Ok(m.bind(py).clone()),
-        None => Err(pyo3::exceptions::PyRuntimeError::new_err("the uwsgi module is not initialised")),
+        None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the uwsgi module is not initialised",
+        )),
     }
 }

@@ -8,18 +8,18 @@
 //! released around every socket operation.
 
 use crate::apps;
+use crate::file_wrapper::{FileWrapper, try_sendfile};
 use crate::host::{self, Req};
 use crate::input::Input;
 use crate::plog;
-use crate::state;
-use crate::file_wrapper::{try_sendfile, FileWrapper};
 use crate::start_response::Responder;
+use crate::state;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
     /// The request this thread serves (for `uwsgi.connection_fd()` and friends).
@@ -61,7 +61,14 @@ fn get_var<'a>(vars: &[(&'a [u8], &'a [u8])], key: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// Builds the environ for a request.
-fn environ<'py>(py: Python<'py>, vars: &[(&[u8], &[u8])], script_name: &str, path_info: Option<&str>, core: u32, input: Bound<'py, Input>) -> PyResult<Bound<'py, PyDict>> {
+fn environ<'py>(
+    py: Python<'py>,
+    vars: &[(&[u8], &[u8])],
+    script_name: &str,
+    path_info: Option<&str>,
+    core: u32,
+    input: Bound<'py, Input>,
+) -> PyResult<Bound<'py, PyDict>> {
     let f = host::facts();
     let st = state::get();
     let env = PyDict::new(py);
@@ -72,7 +79,9 @@ fn environ<'py>(py: Python<'py>, vars: &[(&[u8], &[u8])], script_name: &str, pat
     if let Some(p) = path_info {
         env.set_item("PATH_INFO", p)?;
     }
-    let wv = WSGI_VERSION.get_or_try_init(py, || -> PyResult<PyObject> { Ok(PyTuple::new(py, [1, 0])?.into_any().unbind()) })?;
+    let wv = WSGI_VERSION.get_or_try_init(py, || -> PyResult<PyObject> {
+        Ok(PyTuple::new(py, [1, 0])?.into_any().unbind())
+    })?;
     env.set_item("wsgi.version", wv)?;
     let scheme = match get_var(vars, b"UWSGI_SCHEME") {
         Some(s) => latin1_string(s),
@@ -83,7 +92,9 @@ fn environ<'py>(py: Python<'py>, vars: &[(&[u8], &[u8])], script_name: &str, pat
     };
     env.set_item("wsgi.url_scheme", scheme)?;
     env.set_item("wsgi.input", input)?;
-    let errors = ERRORS.get_or_try_init(py, || -> PyResult<PyObject> { Ok(py.import("sys")?.getattr("stderr")?.unbind()) })?;
+    let errors = ERRORS.get_or_try_init(py, || -> PyResult<PyObject> {
+        Ok(py.import("sys")?.getattr("stderr")?.unbind())
+    })?;
     env.set_item("wsgi.errors", errors)?;
     env.set_item("wsgi.multithread", f.threads > 1)?;
     env.set_item("wsgi.multiprocess", f.processes > 1)?;
@@ -91,9 +102,13 @@ fn environ<'py>(py: Python<'py>, vars: &[(&[u8], &[u8])], script_name: &str, pat
     if !st.opts.disable_file_wrapper {
         env.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     }
-    let version = VERSION.get_or_init(py, || PyBytes::new(py, f.version.as_bytes()).into_any().unbind());
+    let version = VERSION.get_or_init(py, || {
+        PyBytes::new(py, f.version.as_bytes()).into_any().unbind()
+    });
     env.set_item("uwsgi.version", version)?;
-    let node = NODE.get_or_init(py, || PyBytes::new(py, f.hostname.as_bytes()).into_any().unbind());
+    let node = NODE.get_or_init(py, || {
+        PyBytes::new(py, f.hostname.as_bytes()).into_any().unbind()
+    });
     env.set_item("uwsgi.node", node)?;
     if f.threads > 1 {
         env.set_item("uwsgi.core", core)?;
@@ -121,7 +136,11 @@ fn known_length(result: &Bound<'_, PyAny>) -> Option<i64> {
 }
 
 /// Iterates the result and sends the body.
-fn send_body(py: Python<'_>, resp: &Bound<'_, Responder>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+fn send_body(
+    py: Python<'_>,
+    resp: &Bound<'_, Responder>,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     if let Ok(fw) = result.downcast::<FileWrapper>()
         && try_sendfile(py, resp, &fw.borrow())?.is_some()
     {
@@ -144,7 +163,13 @@ fn send_body(py: Python<'_>, resp: &Bound<'_, Responder>, result: &Bound<'_, PyA
         let chunk = match item.downcast_into::<PyBytes>() {
             Ok(b) => b,
             Err(e) => {
-                plog!("[ERROR] Unhandled object from iterator: {}", e.into_inner().repr().map(|r| r.to_string()).unwrap_or_default());
+                plog!(
+                    "[ERROR] Unhandled object from iterator: {}",
+                    e.into_inner()
+                        .repr()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default()
+                );
                 continue;
             }
         };
@@ -185,15 +210,23 @@ fn exception_page(py: Python<'_>, err: &PyErr, vars: &[(&[u8], &[u8])]) -> Strin
         .and_then(|l| PyString::new(py, "").call_method1("join", (l,)))
         .map(|s| s.to_string())
         .unwrap_or_else(|_| err.to_string());
-    let method = get_var(vars, b"REQUEST_METHOD").map(latin1_string).unwrap_or_default();
-    let uri = get_var(vars, b"REQUEST_URI").map(latin1_string).unwrap_or_default();
-    format!("uWSGI exceptions catcher for \"{method} {uri}\" (request plugin: \"python\", modifier1: 0)\n\nException: {err}\n\n{tb}")
+    let method = get_var(vars, b"REQUEST_METHOD")
+        .map(latin1_string)
+        .unwrap_or_default();
+    let uri = get_var(vars, b"REQUEST_URI")
+        .map(latin1_string)
+        .unwrap_or_default();
+    format!(
+        "uWSGI exceptions catcher for \"{method} {uri}\" (request plugin: \"python\", modifier1: 0)\n\nException: {err}\n\n{tb}"
+    )
 }
 
 /// Serves one request; returns the app id, or -1 when no app matched.
 pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i32 {
     let st = state::get();
-    let mut script_name = get_var(vars, b"SCRIPT_NAME").map(latin1_string).unwrap_or_default();
+    let mut script_name = get_var(vars, b"SCRIPT_NAME")
+        .map(latin1_string)
+        .unwrap_or_default();
     let mut path_info = None;
     if st.opts.manage_script_name
         && let Some(p) = get_var(vars, b"PATH_INFO")
@@ -211,19 +244,45 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
         plog!("--- no python application found, check your startup logs for errors ---");
         return -1;
     };
-    let Some(callable) = apps::callable(py, app_id) else { return -1 };
+    let Some(callable) = apps::callable(py, app_id) else {
+        return -1;
+    };
 
     let alive = Arc::new(AtomicBool::new(true));
     CURRENT.with(|c| c.set(Some(req)));
     let outcome = (|| -> PyResult<()> {
-        let content_length = get_var(vars, b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()).unwrap_or(0);
-        let input = Bound::new(py, Input::new(py, req, alive.clone(), content_length, st.opts.post_buffering)?)?;
+        let content_length = get_var(vars, b"CONTENT_LENGTH")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let input = Bound::new(
+            py,
+            Input::new(
+                py,
+                req,
+                alive.clone(),
+                content_length,
+                st.opts.post_buffering,
+            )?,
+        )?;
         let env = environ(py, vars, &script_name, path_info.as_deref(), core, input)?;
-        let resp = Bound::new(py, Responder { req, alive: alive.clone(), status: None, headers: Vec::new(), sent: false, failed: false })?;
+        let resp = Bound::new(
+            py,
+            Responder {
+                req,
+                alive: alive.clone(),
+                status: None,
+                headers: Vec::new(),
+                sent: false,
+                failed: false,
+            },
+        )?;
         if host::facts().threads <= 1 {
             let _ = state::uwsgi_module(py).and_then(|m| m.setattr("env", &env));
         }
-        let result = callable.bind(py).call1((env, resp.clone())).map_err(|e| with_resp(e, &resp))?;
+        let result = callable
+            .bind(py)
+            .call1((env, resp.clone()))
+            .map_err(|e| with_resp(e, &resp))?;
         let body = send_body(py, &resp, &result);
         // close() on every path, the body's error (if any) reported first.
         let closed = match result.getattr("close") {
@@ -238,7 +297,10 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
             let resp = RESP_OF_ERROR.with(|r| r.take());
             let sent = resp.as_ref().is_some_and(|r| r.bind(py).borrow().sent);
             host::stat(crate::abi::stat::ADD_EXCEPTION, 0);
-            if st.opts.catch_exceptions && !sent && let Some(r) = &resp {
+            if st.opts.catch_exceptions
+                && !sent
+                && let Some(r) = &resp
+            {
                 let page = exception_page(py, &e, vars);
                 e.print(py);
                 let mut me = r.bind(py).borrow_mut();

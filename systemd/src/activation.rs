@@ -17,9 +17,17 @@ pub struct ListenFd {
 /// Takes the descriptors systemd passed to this process (empty when none). Call once,
 /// early, before any other descriptor is opened or closed.
 pub fn listen_fds() -> Vec<ListenFd> {
-    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
-    let count: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
-    let names: Vec<String> = std::env::var("LISTEN_FDNAMES").map(|s| s.split(':').map(str::to_owned).collect()).unwrap_or_default();
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    let count: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|s| s.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
     // SAFETY: removing variables is sound here: the Emperor is single-threaded when this
     // runs (before its loop starts), so no other thread reads the environment.
     unsafe {
@@ -33,14 +41,25 @@ pub fn listen_fds() -> Vec<ListenFd> {
     let mut out = Vec::new();
     for i in 0..count.min(1024) {
         let raw = SD_LISTEN_FDS_START + i;
-        if nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        if nix::fcntl::fcntl(
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) },
+            nix::fcntl::FcntlArg::F_GETFD,
+        )
+        .is_err()
+        {
             continue;
         }
         // SAFETY: systemd hands these descriptors to this process, and nothing else in
         // it owns them: this is the one place they are adopted.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-        let name = names.get(i as usize).cloned().unwrap_or_else(|| "unknown".to_owned());
+        let _ = nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        let name = names
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_else(|| "unknown".to_owned());
         out.push(ListenFd { fd, name });
     }
     out

@@ -6,5 +6,5 @@
 pub mod activation;
 pub mod notify;
 
-pub use activation::{listen_fds, ListenFd};
-pub use notify::{watchdog_interval, Notifier};
+pub use activation::{ListenFd, listen_fds};
+pub use notify::{Notifier, watchdog_interval};

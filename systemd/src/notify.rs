@@ -34,7 +34,9 @@ impl Notifier {
 
     /// Sends raw assignments (`"READY=1\nSTATUS=..."`).
     pub fn send(&self, state: &str) -> io::Result<()> {
-        self.sock.send_to_addr(state.as_bytes(), &self.addr).map(|_| ())
+        self.sock
+            .send_to_addr(state.as_bytes(), &self.addr)
+            .map(|_| ())
     }
 
     /// `READY=1` with a status line.
@@ -49,7 +51,10 @@ impl Notifier {
 
     /// `RELOADING=1` with the `MONOTONIC_USEC` that `Type=notify-reload` requires.
     pub fn reloading(&self, status: &str) -> io::Result<()> {
-        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={status}\n", monotonic_usec()))
+        self.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={status}\n",
+            monotonic_usec()
+        ))
     }
 
     /// `STOPPING=1`.
@@ -111,8 +116,12 @@ mod tests {
     fn abstract_sockets() {
         use std::os::linux::net::SocketAddrExt;
         let name = format!("imperium-notify-test-{}", std::process::id());
-        let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
-        Notifier::new(&format!("@{name}")).unwrap().watchdog().unwrap();
+        let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+            .unwrap();
+        Notifier::new(&format!("@{name}"))
+            .unwrap()
+            .watchdog()
+            .unwrap();
         let mut buf = [0u8; 64];
         let len = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"WATCHDOG=1\n");

@@ -7,9 +7,9 @@
 #[path = "../vassal_support/mod.rs"]
 pub mod vs;
 
-pub use vs::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+pub use vs::*;
 
 /// The plugin cargo builds beside the binary. `cargo test` alone does not produce a
 /// cdylib's plain artifact, so the first call in each test binary runs
@@ -21,15 +21,26 @@ pub fn plugin_path() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "-p", "imperium-python"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "-p", "imperium-python"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let out = cmd.output().expect("running cargo build -p imperium-python");
-        assert!(out.status.success(), "cargo build -p imperium-python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = cmd
+            .output()
+            .expect("running cargo build -p imperium-python");
+        assert!(
+            out.status.success(),
+            "cargo build -p imperium-python failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     let p = dir.join("libimperium_python.so");
-    assert!(p.is_file(), "the CPython plugin is missing at {} (run `cargo build -p imperium-python`)", p.display());
+    assert!(
+        p.is_file(),
+        "the CPython plugin is missing at {} (run `cargo build -p imperium-python`)",
+        p.display()
+    );
     p
 }
 
@@ -63,14 +74,17 @@ impl Resp {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.head, self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.head, self.text()))
     }
 
     /// A header's value (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
 }
@@ -81,7 +95,13 @@ fn read_head(c: &mut impl Read) -> Option<String> {
     while !got.ends_with(b"\r\n\r\n") {
         match c.read(&mut b) {
             Ok(1) => got.push(b[0]),
-            _ => return if got.is_empty() { None } else { Some(String::from_utf8_lossy(&got).into_owned()) },
+            _ => {
+                return if got.is_empty() {
+                    None
+                } else {
+                    Some(String::from_utf8_lossy(&got).into_owned())
+                };
+            }
         }
     }
     Some(String::from_utf8_lossy(&got).into_owned())
@@ -90,8 +110,16 @@ fn read_head(c: &mut impl Read) -> Option<String> {
 /// Reads one response from `c` (`head_request`: no body follows).
 pub fn read_resp(c: &mut impl Read, head_request: bool) -> Option<Resp> {
     let head = read_head(c)?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut r = Resp { status, head: head.clone(), body: Vec::new() };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut r = Resp {
+        status,
+        head: head.clone(),
+        body: Vec::new(),
+    };
     if head_request || status == 204 || status == 304 {
         return Some(r);
     }
@@ -99,7 +127,10 @@ pub fn read_resp(c: &mut impl Read, head_request: bool) -> Option<Resp> {
         let mut body = vec![0u8; n.parse().unwrap()];
         c.read_exact(&mut body).ok()?;
         r.body = body;
-    } else if r.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    } else if r
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         loop {
             let mut line = Vec::new();
             let mut b = [0u8; 1];
@@ -125,9 +156,16 @@ pub fn read_resp(c: &mut impl Read, head_request: bool) -> Option<Resp> {
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Resp {
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(LONG)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n").into_bytes();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+        .into_bytes();
     if !body.is_empty() || method == "POST" {
-        req.extend_from_slice(format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+        req.extend_from_slice(
+            format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
     }
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
@@ -149,10 +187,21 @@ pub fn uwsgi_request(port: u16, vars: &[(&str, &str)], body: &[u8]) -> Resp {
     c.write_all(&pkt).unwrap();
     let mut all = Vec::new();
     c.read_to_end(&mut all).unwrap();
-    let end = all.windows(4).position(|w| w == b"\r\n\r\n").map_or(all.len(), |p| p + 4);
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(all.len(), |p| p + 4);
     let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Resp { status, head, body: all[end..].to_vec() }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Resp {
+        status,
+        head,
+        body: all[end..].to_vec(),
+    }
 }
 
 /// A uwsgi GET for `path` with the vars nginx's uwsgi_params sends.

@@ -69,7 +69,10 @@ impl Drop for Scratch {
 }
 
 pub fn vassal_text(log: &Path, script: &str) -> String {
-    format!("[uwsgi]\nprobe-log = {}\nprobe-script = {script}\n", log.display())
+    format!(
+        "[uwsgi]\nprobe-log = {}\nprobe-script = {script}\n",
+        log.display()
+    )
 }
 
 /// Writes through a temporary file and a rename (never a half-written config).
@@ -123,12 +126,18 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Starts pids of the probes, in order.
 pub fn starts(s: &Scratch) -> Vec<Event> {
-    s.events().into_iter().filter(|e| e.event == "start").collect()
+    s.events()
+        .into_iter()
+        .filter(|e| e.event == "start")
+        .collect()
 }
 
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(st) => st.rfind(')').and_then(|i| st[i + 1..].split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X"),
+        Ok(st) => st
+            .rfind(')')
+            .and_then(|i| st[i + 1..].split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X"),
         Err(_) => false,
     }
 }
@@ -150,19 +159,36 @@ impl Emperor {
         let log = s.path("emperor.log");
         let f = fs::File::create(&log).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(&s.dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(f);
+        cmd.args(args)
+            .current_dir(&s.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("cannot run the imperium binary");
-        Emperor { child, log, status: None }
+        Emperor {
+            child,
+            log,
+            status: None,
+        }
     }
 
     /// Standard arguments: dir monitor on the scratch vassals, the probe as binary, fast
     /// rescans, plus `extra`.
     pub fn probe_args(s: &Scratch, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> =
-            ["--emperor", &s.vassals().to_string_lossy(), "--binary-path", PROBE, "--emperor-freq", "1"].iter().map(|x| x.to_string()).collect();
+        let mut v: Vec<String> = [
+            "--emperor",
+            &s.vassals().to_string_lossy(),
+            "--binary-path",
+            PROBE,
+            "--emperor-freq",
+            "1",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     }
@@ -176,7 +202,9 @@ impl Emperor {
     }
 
     pub fn wait_log(&self, needle: &str) {
-        wait_until(&format!("emperor log line containing {needle:?}"), || self.stderr().contains(needle));
+        wait_until(&format!("emperor log line containing {needle:?}"), || {
+            self.stderr().contains(needle)
+        });
     }
 
     pub fn count_log(&self, needle: &str) -> usize {
@@ -218,7 +246,7 @@ impl Drop for Emperor {
 
 /// Sends a signal to a process.
 pub fn signal(pid: i32, sig: i32) {
-    use imperium_emperor::nix::sys::signal::{kill, Signal};
+    use imperium_emperor::nix::sys::signal::{Signal, kill};
     use imperium_emperor::nix::unistd::Pid;
     let sig = Signal::try_from(sig).expect("a valid signal number");
     kill(Pid::from_raw(pid), sig).expect("kill()");
@@ -246,7 +274,10 @@ pub fn stats_unix(path: &Path) -> Value {
 /// The stats entry of one vassal (Null when absent).
 pub fn vassal_stats(path: &Path, id: &str) -> Value {
     let st = stats_unix(path);
-    st["vassals"].as_array().and_then(|a| a.iter().find(|v| v["id"] == id).cloned()).unwrap_or(Value::Null)
+    st["vassals"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["id"] == id).cloned())
+        .unwrap_or(Value::Null)
 }
 
 /// One command on the command socket; the JSON answer.
@@ -259,7 +290,8 @@ pub fn command(path: &Path, line: &str) -> Value {
     let mut c = conn.expect("connected");
     c.write_all(format!("{line}\n").as_bytes()).unwrap();
     let text = read_all(c);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("command answer is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("command answer is not JSON ({e}): {text}"))
 }
 
 /// The real uWSGI for compatibility tests: `IMPERIUM_UWSGI` (set by scripts/test.sh),
@@ -274,5 +306,7 @@ pub fn real_uwsgi() -> String {
             return c;
         }
     }
-    panic!("the real uWSGI is missing: run scripts/test.sh (it installs uWSGI into target/venv and exports IMPERIUM_UWSGI)");
+    panic!(
+        "the real uWSGI is missing: run scripts/test.sh (it installs uWSGI into target/venv and exports IMPERIUM_UWSGI)"
+    );
 }

@@ -20,7 +20,21 @@ pub struct PgDb {
 
 fn psql(db: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+            "-c",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql: {e}"))?;
     if out.status.success() {
@@ -34,10 +48,15 @@ impl PgDb {
     /// A new database with the `vassals` table uWSGI's default query reads, plus uid, gid
     /// and socket columns.
     pub fn new(tag: &str) -> PgDb {
-        let name = format!("imperium_t_{tag}_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "imperium_t_{tag}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
-        psql("postgres", &format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("PostgreSQL on 127.0.0.1:5432 is required (scripts/test.sh starts it): {e}"));
+        psql("postgres", &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| {
+            panic!("PostgreSQL on 127.0.0.1:5432 is required (scripts/test.sh starts it): {e}")
+        });
         let db = PgDb { name };
         db.sql("CREATE TABLE vassals (name text, config text, ts timestamptz DEFAULT now(), uid int, gid int, socket text)");
         db
@@ -53,13 +72,19 @@ impl PgDb {
 
     /// The conninfo for a monitor (through `port`, for a proxy).
     pub fn conninfo(&self, port: u16) -> String {
-        format!("host=127.0.0.1 port={port} user=postgres dbname={}", self.name)
+        format!(
+            "host=127.0.0.1 port={port} user=postgres dbname={}",
+            self.name
+        )
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
@@ -103,14 +128,21 @@ impl Proxy {
     fn serve(&self, l: TcpListener) {
         self.up.store(true, Ordering::SeqCst);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let (up, conns, target, gens) = (self.up.clone(), self.conns.clone(), self.target.clone(), self.generation.clone());
+        let (up, conns, target, gens) = (
+            self.up.clone(),
+            self.conns.clone(),
+            self.target.clone(),
+            self.generation.clone(),
+        );
         l.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
             while up.load(Ordering::SeqCst) && gens.load(Ordering::SeqCst) == generation {
                 match l.accept() {
                     Ok((c, _)) => {
                         let _ = c.set_nonblocking(false);
-                        let Ok(s) = TcpStream::connect(&target) else { continue };
+                        let Ok(s) = TcpStream::connect(&target) else {
+                            continue;
+                        };
                         conns.lock().unwrap().push(c.try_clone().unwrap());
                         conns.lock().unwrap().push(s.try_clone().unwrap());
                         pump(c.try_clone().unwrap(), s.try_clone().unwrap());
@@ -174,7 +206,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
 /// The Python of target/venv (pika, pyzmq, mockupdb are installed there by scripts/test.sh).
 pub fn venv_python() -> String {
     let candidates = [
-        std::env::var("IMPERIUM_VENV").map(|v| format!("{v}/bin/python")).unwrap_or_default(),
+        std::env::var("IMPERIUM_VENV")
+            .map(|v| format!("{v}/bin/python"))
+            .unwrap_or_default(),
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/venv/bin/python").to_owned(),
     ];
     for c in candidates {
@@ -182,28 +216,50 @@ pub fn venv_python() -> String {
             return c;
         }
     }
-    panic!("target/venv is missing: run scripts/test.sh (it installs pika, pyzmq and mockupdb there)");
+    panic!(
+        "target/venv is missing: run scripts/test.sh (it installs pika, pyzmq and mockupdb there)"
+    );
 }
 
 /// Runs a Python snippet with the venv's Python; panics with its stderr on failure.
 pub fn python(code: &str, args: &[&str]) -> String {
-    let out = Command::new(venv_python()).arg("-c").arg(code).args(args).output().expect("python");
-    assert!(out.status.success(), "python failed: {}\n{}", String::from_utf8_lossy(&out.stderr), code);
+    let out = Command::new(venv_python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        code
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Pids of the monitor helper processes whose parent is `emperor`.
 pub fn monitor_helpers(emperor: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         if !cmd.starts_with(b"imperium [") {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let mut it = after.split_whitespace();
         let state = it.next();
         if state == Some("Z") {
@@ -218,7 +274,11 @@ pub fn monitor_helpers(emperor: i32) -> Vec<i32> {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One HTTP GET; the status line, or None when nothing answers.
@@ -229,7 +289,10 @@ pub fn http_status(port: u16) -> Option<String> {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).into_owned();
-    text.lines().next().filter(|l| l.starts_with("HTTP/")).map(str::to_owned)
+    text.lines()
+        .next()
+        .filter(|l| l.starts_with("HTTP/"))
+        .map(str::to_owned)
 }
 
 /// A RabbitMQ vhost and user made for one test (so parallel tests never share the
@@ -241,11 +304,18 @@ pub struct RabbitVhost {
 }
 
 fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("rabbitmqctl").args(args).output().map_err(|e| format!("cannot run rabbitmqctl: {e}"))?;
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run rabbitmqctl: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("rabbitmqctl {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "rabbitmqctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -255,15 +325,23 @@ impl RabbitVhost {
         let vhost = format!("imperium_t_{tag}_{}_{n}", std::process::id());
         let user = format!("imp_{tag}_{}_{n}", std::process::id());
         let password = format!("pw-{n}-secret");
-        rabbitmqctl(&["add_vhost", &vhost]).unwrap_or_else(|e| panic!("RabbitMQ is required (scripts/test.sh starts it): {e}"));
+        rabbitmqctl(&["add_vhost", &vhost])
+            .unwrap_or_else(|e| panic!("RabbitMQ is required (scripts/test.sh starts it): {e}"));
         rabbitmqctl(&["add_user", &user, &password]).unwrap();
         rabbitmqctl(&["set_permissions", "-p", &vhost, &user, ".*", ".*", ".*"]).unwrap();
-        RabbitVhost { vhost, user, password }
+        RabbitVhost {
+            vhost,
+            user,
+            password,
+        }
     }
 
     /// The monitor URI through `port` (a proxy, or 5672).
     pub fn uri(&self, port: u16) -> String {
-        format!("amqp://{}:{}@127.0.0.1:{port}/{}", self.user, self.password, self.vhost)
+        format!(
+            "amqp://{}:{}@127.0.0.1:{port}/{}",
+            self.user, self.password, self.vhost
+        )
     }
 
     /// Publishes one message on the `uwsgi.emperor` fanout exchange (pika).
@@ -273,7 +351,11 @@ impl RabbitVhost {
 
     /// Publishes with headers (`key=value`; a value of digits is sent as an integer).
     pub fn publish_with(&self, routing_key: &str, body: &[u8], headers: &[&str]) {
-        let f = std::env::temp_dir().join(format!("imperium-amqp-body-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let f = std::env::temp_dir().join(format!(
+            "imperium-amqp-body-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::write(&f, body).unwrap();
         let uri = self.uri(5672);
         let path = f.to_string_lossy().into_owned();
@@ -307,7 +389,11 @@ impl Drop for RabbitVhost {
 /// Sends one multipart message with a libzmq PUSH socket (pyzmq). The parts travel
 /// through a file (length-prefixed), as they may be larger than an argument.
 pub fn zmq_push(endpoint: &str, parts: &[&[u8]]) {
-    let f = std::env::temp_dir().join(format!("imperium-zmq-parts-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+    let f = std::env::temp_dir().join(format!(
+        "imperium-zmq-parts-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
     let mut data = Vec::new();
     for p in parts {
         data.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -334,7 +420,10 @@ pub fn zmq_push(endpoint: &str, parts: &[&[u8]]) {
 
 /// A test-vassal config to push (its probe log, script and a tag logged at start).
 pub fn probe_cfg(log: &Path, tag: &str, script: &str) -> String {
-    format!("[uwsgi]\nprobe-log = {}\nprobe-script = {script}\nprobe-tag = {tag}\n", log.display())
+    format!(
+        "[uwsgi]\nprobe-log = {}\nprobe-script = {script}\nprobe-tag = {tag}\n",
+        log.display()
+    )
 }
 
 /// A MockupDB server (tests/support/mongo_fixture.py) answering `find` on `vassals` with
@@ -345,13 +434,20 @@ pub struct MongoFixture {
     child: Option<std::process::Child>,
 }
 
-pub const MONGO_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mongo_fixture.py");
+pub const MONGO_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/mongo_fixture.py"
+);
 
 impl MongoFixture {
     pub fn new(dir: &Path) -> MongoFixture {
         let state = dir.join("mongo-state.json");
         std::fs::write(&state, "[]").unwrap();
-        let mut f = MongoFixture { port: free_port(), state, child: None };
+        let mut f = MongoFixture {
+            port: free_port(),
+            state,
+            child: None,
+        };
         f.start();
         f
     }
@@ -370,7 +466,10 @@ impl MongoFixture {
         let mut line = String::new();
         let out = child.stdout.take().unwrap();
         std::io::BufReader::new(out).read_line(&mut line).unwrap();
-        assert!(line.starts_with("ready"), "MockupDB fixture did not start: {line:?} (scripts/test.sh installs mockupdb into target/venv)");
+        assert!(
+            line.starts_with("ready"),
+            "MockupDB fixture did not start: {line:?} (scripts/test.sh installs mockupdb into target/venv)"
+        );
         self.child = Some(child);
     }
 
@@ -426,8 +525,15 @@ pub struct NetNs {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("cannot run ip (scripts/test.sh installs iproute2)");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("cannot run ip (scripts/test.sh installs iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl NetNs {
@@ -442,22 +548,33 @@ impl NetNs {
         let host_ip = format!("10.77.{subnet}.1");
         let ns_ip = format!("10.77.{subnet}.2/30");
         ip(&["netns", "add", &name]);
-        let ns = NetNs { name: name.clone(), host_ip: host_ip.clone() };
-        ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
+        let ns = NetNs {
+            name: name.clone(),
+            host_ip: host_ip.clone(),
+        };
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
         ip(&["link", "set", &ns_if, "netns", &name]);
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
         ip(&["link", "set", &host_if, "up"]);
-        ip(&["netns", "exec", &name, "ip", "addr", "add", &ns_ip, "dev", &ns_if]);
+        ip(&[
+            "netns", "exec", &name, "ip", "addr", "add", &ns_ip, "dev", &ns_if,
+        ]);
         ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
         ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
-        ip(&["netns", "exec", &name, "ip", "route", "add", "default", "via", &host_ip]);
+        ip(&[
+            "netns", "exec", &name, "ip", "route", "add", "default", "via", &host_ip,
+        ]);
         ns
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -493,7 +610,10 @@ impl HttpFiles {
     }
 
     pub fn set(&self, path: &str, body: Option<&str>) {
-        self.files.lock().unwrap().insert(path.to_owned(), body.map(str::to_owned));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), body.map(str::to_owned));
     }
 
     pub fn url(&self, path: &str) -> String {

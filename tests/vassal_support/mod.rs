@@ -61,14 +61,22 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Sends a signal with kill(1) (the tests use no unsafe code and no extra crates).
 pub fn signal(pid: i32, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(st) => st.rfind(')').and_then(|i| st[i + 1..].split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X"),
+        Ok(st) => st
+            .rfind(')')
+            .and_then(|i| st[i + 1..].split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X"),
         Err(_) => false,
     }
 }
@@ -77,9 +85,16 @@ pub fn alive(pid: i32) -> bool {
 pub fn children(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(st) = fs::read_to_string(format!("/proc/{n}/stat")) else { continue };
-        let ppid = st.rfind(')').and_then(|i| st[i + 1..].split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok());
+        let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(st) = fs::read_to_string(format!("/proc/{n}/stat")) else {
+            continue;
+        };
+        let ppid = st
+            .rfind(')')
+            .and_then(|i| st[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
         if ppid == Some(pid) {
             out.push(n);
         }
@@ -104,15 +119,28 @@ impl Instance {
     pub fn spawn(s: &Scratch, cmd: &mut Command, log_name: &str) -> Instance {
         let log = s.path(log_name);
         let f = fs::File::create(&log).unwrap();
-        cmd.current_dir(&s.dir).stdout(Stdio::null()).stderr(f).env_remove("UWSGI_RELOADS");
+        cmd.current_dir(&s.dir)
+            .stdout(Stdio::null())
+            .stderr(f)
+            .env_remove("UWSGI_RELOADS");
         // Variables a test does not set itself are not inherited from the test runner.
-        for var in ["UWSGI_EMPEROR_FD", "UWSGI_EMPEROR_FD_CONFIG", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"] {
+        for var in [
+            "UWSGI_EMPEROR_FD",
+            "UWSGI_EMPEROR_FD_CONFIG",
+            "NOTIFY_SOCKET",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+        ] {
             if cmd.get_envs().all(|(k, _)| k != var) {
                 cmd.env_remove(var);
             }
         }
         let child = cmd.spawn().expect("cannot run the imperium binary");
-        Instance { child, log, status: None }
+        Instance {
+            child,
+            log,
+            status: None,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -126,21 +154,24 @@ impl Instance {
     /// Waits for a log line containing `needle`; returns that line.
     pub fn wait_log(&self, needle: &str) -> String {
         let mut found = String::new();
-        wait_until(&format!("log line containing {needle:?} in {}", self.log.display()), || {
-            match self.stderr().lines().find(|l| l.contains(needle)) {
+        wait_until(
+            &format!("log line containing {needle:?} in {}", self.log.display()),
+            || match self.stderr().lines().find(|l| l.contains(needle)) {
                 Some(l) => {
                     found = l.to_owned();
                     true
                 }
                 None => false,
-            }
-        });
+            },
+        );
         found
     }
 
     /// Waits until `needle` appears at least `n` times.
     pub fn wait_count(&self, needle: &str, n: usize) {
-        wait_until(&format!("{n} log lines containing {needle:?}"), || self.count(needle) >= n);
+        wait_until(&format!("{n} log lines containing {needle:?}"), || {
+            self.count(needle) >= n
+        });
     }
 
     pub fn count(&self, needle: &str) -> usize {
@@ -150,7 +181,13 @@ impl Instance {
     /// The port of TCP socket `index` (from the `bound to TCP address` line).
     pub fn port(&self, index: usize) -> u16 {
         let line = self.wait_log(&format!("uwsgi socket {index} bound to TCP"));
-        let addr = line.split("address ").nth(1).unwrap().split(' ').next().unwrap();
+        let addr = line
+            .split("address ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
         addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
@@ -163,7 +200,10 @@ impl Instance {
                 if let Some(rest) = l.strip_prefix(&format!("spawned uWSGI worker {id} (pid: ")) {
                     return rest.split(',').next()?.parse().ok();
                 }
-                l.strip_prefix(&format!("Respawned uWSGI worker {id} (new pid: "))?.trim_end_matches(')').parse().ok()
+                l.strip_prefix(&format!("Respawned uWSGI worker {id} (new pid: "))?
+                    .trim_end_matches(')')
+                    .parse()
+                    .ok()
             })
             .collect()
     }
@@ -206,11 +246,18 @@ impl Drop for Instance {
             let _ = self.child.kill();
             let _ = self.child.wait();
             for c in kids {
-                let _ = Command::new("kill").args(["-KILL", &c.to_string()]).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &c.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
         if std::thread::panicking() {
-            eprintln!("--- instance log {} ---\n{}", self.log.display(), self.stderr());
+            eprintln!(
+                "--- instance log {} ---\n{}",
+                self.log.display(),
+                self.stderr()
+            );
         }
     }
 }
@@ -233,7 +280,13 @@ pub fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
 
 /// A typical request from a web server.
 pub fn uwsgi_get(path: &str) -> Vec<u8> {
-    uwsgi_packet(&[("REQUEST_METHOD", "GET"), ("REQUEST_URI", path), ("PATH_INFO", path), ("SERVER_PROTOCOL", "HTTP/1.1"), ("REMOTE_ADDR", "10.0.0.1")])
+    uwsgi_packet(&[
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", path),
+        ("PATH_INFO", path),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REMOTE_ADDR", "10.0.0.1"),
+    ])
 }
 
 /// Where to connect.
@@ -281,12 +334,18 @@ impl Conn {
 
 pub fn connect(t: &Target) -> Conn {
     let c = match t {
-        Target::Tcp(a) => Conn::Tcp(std::net::TcpStream::connect(a).unwrap_or_else(|e| panic!("connect {a}: {e}"))),
-        Target::Unix(p) => Conn::Unix(UnixStream::connect(p).unwrap_or_else(|e| panic!("connect {}: {e}", p.display()))),
+        Target::Tcp(a) => Conn::Tcp(
+            std::net::TcpStream::connect(a).unwrap_or_else(|e| panic!("connect {a}: {e}")),
+        ),
+        Target::Unix(p) => Conn::Unix(
+            UnixStream::connect(p).unwrap_or_else(|e| panic!("connect {}: {e}", p.display())),
+        ),
         Target::Abstract(name) => {
             use std::os::linux::net::SocketAddrExt;
             let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-            Conn::Unix(UnixStream::connect_addr(&a).unwrap_or_else(|e| panic!("connect @{name}: {e}")))
+            Conn::Unix(
+                UnixStream::connect_addr(&a).unwrap_or_else(|e| panic!("connect @{name}: {e}")),
+            )
         }
     };
     let t = Some(LONG);
@@ -325,7 +384,12 @@ pub fn read_response(c: &mut Conn) -> String {
     let mut got = Vec::new();
     let mut b = [0u8; 1];
     while !got.ends_with(b"\r\n\r\n") {
-        assert_eq!(c.read(&mut b).unwrap(), 1, "connection closed in the middle of a response head: {:?}", String::from_utf8_lossy(&got));
+        assert_eq!(
+            c.read(&mut b).unwrap(),
+            1,
+            "connection closed in the middle of a response head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.push(b[0]);
     }
     let head = String::from_utf8_lossy(&got).into_owned();
@@ -342,7 +406,8 @@ pub fn read_response(c: &mut Conn) -> String {
 /// The stats document served at `t`.
 pub fn stats(t: &Target) -> Value {
     let raw = roundtrip(t, b"");
-    serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("stats is not JSON ({e}): {}", String::from_utf8_lossy(&raw)))
+    serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("stats is not JSON ({e}): {}", String::from_utf8_lossy(&raw)))
 }
 
 /// Every key path of a JSON document (`workers[].cores[].id`...), sorted.
@@ -351,7 +416,11 @@ pub fn key_paths(v: &Value) -> Vec<String> {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     out.push(p.clone());
                     walk(v, &p, out);
                 }
@@ -377,6 +446,10 @@ pub fn uwsgi_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/uwsgi");
-    assert!(p.is_file(), "no real uWSGI at {} (scripts/test.sh builds it)", p.display());
+    assert!(
+        p.is_file(),
+        "no real uWSGI at {} (scripts/test.sh builds it)",
+        p.display()
+    );
     p
 }

@@ -26,7 +26,13 @@ pub enum Addr {
 /// then bound in the abstract namespace.
 pub fn parse(name: &str, force_abstract: bool) -> Result<Addr, String> {
     if let Some(n) = name.strip_prefix("fd://") {
-        return n.trim().parse::<i32>().ok().filter(|&fd| fd >= 0).map(Addr::Fd).ok_or_else(|| format!("invalid descriptor in '{name}'"));
+        return n
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|&fd| fd >= 0)
+            .map(Addr::Fd)
+            .ok_or_else(|| format!("invalid descriptor in '{name}'"));
     }
     if name.starts_with('=') {
         return Err("shared sockets (=N) are not implemented yet".into());
@@ -36,10 +42,14 @@ pub fn parse(name: &str, force_abstract: bool) -> Result<Addr, String> {
         let port_num = if port.is_empty() {
             0
         } else {
-            port.parse::<u16>().map_err(|_| format!("invalid port '{port}'"))?
+            port.parse::<u16>()
+                .map_err(|_| format!("invalid port '{port}'"))?
         };
         let ip = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            IpAddr::V6(v6.parse::<Ipv6Addr>().map_err(|_| format!("invalid IPv6 address '{v6}'"))?)
+            IpAddr::V6(
+                v6.parse::<Ipv6Addr>()
+                    .map_err(|_| format!("invalid IPv6 address '{v6}'"))?,
+            )
         } else if host.is_empty() || host == "0" {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else if let Ok(v4) = host.parse::<Ipv4Addr>() {
@@ -52,16 +62,24 @@ pub fn parse(name: &str, force_abstract: bool) -> Result<Addr, String> {
                 .map(|a| a.ip())
                 .ok_or_else(|| format!("no IPv4 address for '{host}'"))?
         };
-        return Ok(Addr::Tcp { addr: SocketAddr::new(ip, port_num), auto_port: port_num == 0 });
+        return Ok(Addr::Tcp {
+            addr: SocketAddr::new(ip, port_num),
+            auto_port: port_num == 0,
+        });
     }
     if let Some(abs) = name.strip_prefix('@') {
         if abs.len() > MAX_UNIX_PATH - 1 {
-            return Err(format!("abstract socket name longer than {} bytes", MAX_UNIX_PATH - 1));
+            return Err(format!(
+                "abstract socket name longer than {} bytes",
+                MAX_UNIX_PATH - 1
+            ));
         }
         return Ok(Addr::Abstract(abs.as_bytes().to_vec()));
     }
     if name.len() > MAX_UNIX_PATH {
-        return Err(format!("UNIX socket path longer than {MAX_UNIX_PATH} bytes"));
+        return Err(format!(
+            "UNIX socket path longer than {MAX_UNIX_PATH} bytes"
+        ));
     }
     if force_abstract {
         return Ok(Addr::Abstract(name.as_bytes().to_vec()));
@@ -88,7 +106,8 @@ pub fn display_sockaddr(addr: &SocketAddr) -> String {
 
 /// `SERVER_PORT` of a socket named `name`: what follows its last `:`, else `80`.
 pub fn server_port(name: &str) -> String {
-    name.rfind(':').map_or_else(|| "80".to_owned(), |c| name[c + 1..].to_owned())
+    name.rfind(':')
+        .map_or_else(|| "80".to_owned(), |c| name[c + 1..].to_owned())
 }
 
 #[cfg(test)]
@@ -97,14 +116,53 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(parse(":3031", false).unwrap(), Addr::Tcp { addr: "0.0.0.0:3031".parse().unwrap(), auto_port: false });
-        assert_eq!(parse("127.0.0.1:0", false).unwrap(), Addr::Tcp { addr: "127.0.0.1:0".parse().unwrap(), auto_port: true });
-        assert_eq!(parse("127.0.0.1:", false).unwrap(), Addr::Tcp { addr: "127.0.0.1:0".parse().unwrap(), auto_port: true });
-        assert_eq!(parse("[::1]:8080", false).unwrap(), Addr::Tcp { addr: "[::1]:8080".parse().unwrap(), auto_port: false });
-        assert_eq!(parse("localhost:80", false).unwrap(), Addr::Tcp { addr: "127.0.0.1:80".parse().unwrap(), auto_port: false });
-        assert_eq!(parse("/tmp/a.sock", false).unwrap(), Addr::Unix("/tmp/a.sock".into()));
-        assert_eq!(parse("/tmp/a.sock", true).unwrap(), Addr::Abstract(b"/tmp/a.sock".to_vec()));
-        assert_eq!(parse("@name", false).unwrap(), Addr::Abstract(b"name".to_vec()));
+        assert_eq!(
+            parse(":3031", false).unwrap(),
+            Addr::Tcp {
+                addr: "0.0.0.0:3031".parse().unwrap(),
+                auto_port: false
+            }
+        );
+        assert_eq!(
+            parse("127.0.0.1:0", false).unwrap(),
+            Addr::Tcp {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                auto_port: true
+            }
+        );
+        assert_eq!(
+            parse("127.0.0.1:", false).unwrap(),
+            Addr::Tcp {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                auto_port: true
+            }
+        );
+        assert_eq!(
+            parse("[::1]:8080", false).unwrap(),
+            Addr::Tcp {
+                addr: "[::1]:8080".parse().unwrap(),
+                auto_port: false
+            }
+        );
+        assert_eq!(
+            parse("localhost:80", false).unwrap(),
+            Addr::Tcp {
+                addr: "127.0.0.1:80".parse().unwrap(),
+                auto_port: false
+            }
+        );
+        assert_eq!(
+            parse("/tmp/a.sock", false).unwrap(),
+            Addr::Unix("/tmp/a.sock".into())
+        );
+        assert_eq!(
+            parse("/tmp/a.sock", true).unwrap(),
+            Addr::Abstract(b"/tmp/a.sock".to_vec())
+        );
+        assert_eq!(
+            parse("@name", false).unwrap(),
+            Addr::Abstract(b"name".to_vec())
+        );
         assert_eq!(parse("fd://5", false).unwrap(), Addr::Fd(5));
     }
 
@@ -113,7 +171,11 @@ mod tests {
         assert!(parse(":99999", false).unwrap_err().contains("port"));
         assert!(parse(":http", false).unwrap_err().contains("port"));
         assert!(parse("[zz]:1", false).unwrap_err().contains("IPv6"));
-        assert!(parse(&format!("/{}", "x".repeat(200)), false).unwrap_err().contains("longer"));
+        assert!(
+            parse(&format!("/{}", "x".repeat(200)), false)
+                .unwrap_err()
+                .contains("longer")
+        );
         assert!(parse("=0", false).is_err());
         assert!(parse("fd://x", false).is_err());
     }

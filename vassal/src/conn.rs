@@ -10,14 +10,14 @@
 use crate::app::{self, exchange::Exchange};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::http::{self, BodyFraming, ConnInfo};
-use crate::proto::{response, uwsgi, Vars};
+use crate::proto::{Vars, response, uwsgi};
 use crate::settings::Protocol;
 use crate::sockets::Listener;
 use crate::sys::clock;
 use crate::sys::signals;
 use crate::vlog;
 use crate::worker::WorkerCtx;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{setsockopt, sockopt};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -85,9 +85,16 @@ impl Stream {
             if left.is_zero() {
                 return false;
             }
-            let slice = if stopping { Duration::ZERO } else { left.min(Duration::from_millis(500)) };
+            let slice = if stopping {
+                Duration::ZERO
+            } else {
+                left.min(Duration::from_millis(500))
+            };
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX)) {
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX),
+            ) {
                 Ok(n) if n > 0 => return true,
                 _ if stopping => return false,
                 _ => continue,
@@ -112,7 +119,14 @@ impl Served {
     /// A complete response the instance wrote itself.
     fn canned(status: u16, response: &[u8]) -> Served {
         let (headers, head_bytes) = response::head_stats(response);
-        Served { status, app: -1, logvars: Vec::new(), headers, head_bytes, body_bytes: (response.len() - head_bytes) as u64 }
+        Served {
+            status,
+            app: -1,
+            logvars: Vec::new(),
+            headers,
+            head_bytes,
+            body_bytes: (response.len() - head_bytes) as u64,
+        }
     }
 }
 
@@ -134,10 +148,22 @@ enum Fill {
 }
 
 impl<'a> Conn<'a> {
-    pub fn new(ctx: &'a WorkerCtx<'a>, core: usize, listener: &'a Listener, fd: OwnedFd) -> Conn<'a> {
+    pub fn new(
+        ctx: &'a WorkerCtx<'a>,
+        core: usize,
+        listener: &'a Listener,
+        fd: OwnedFd,
+    ) -> Conn<'a> {
         let peer = crate::sockets::peer_addr(fd.as_fd());
         let stream = Stream::new(fd, Duration::from_secs(ctx.settings.socket_timeout));
-        Conn { ctx, core, listener, stream, buf: Vec::with_capacity(ctx.settings.buffer_size + 4), peer }
+        Conn {
+            ctx,
+            core,
+            listener,
+            stream,
+            buf: Vec::with_capacity(ctx.settings.buffer_size + 4),
+            peer,
+        }
     }
 
     /// The longest a client may take to send a request head (or uwsgi packet).
@@ -180,14 +206,19 @@ impl<'a> Conn<'a> {
                 }
                 uwsgi::Progress::Complete(h) => break h,
                 uwsgi::Progress::Incomplete if Instant::now() > deadline => {
-                    vlog!("uwsgi_proto_uwsgi_parser(): the client took more than {}s to send its request", self.head_timeout().as_secs());
+                    vlog!(
+                        "uwsgi_proto_uwsgi_parser(): the client took more than {}s to send its request",
+                        self.head_timeout().as_secs()
+                    );
                     return;
                 }
                 uwsgi::Progress::Incomplete => match self.fill(bs + uwsgi::HEADER_LEN) {
                     Ok(Fill::Data) => {}
                     Ok(Fill::Eof) | Ok(Fill::Full) => {
                         if !self.buf.is_empty() {
-                            vlog!("uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet");
+                            vlog!(
+                                "uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet"
+                            );
                         }
                         return;
                     }
@@ -206,7 +237,10 @@ impl<'a> Conn<'a> {
             let _ = self.stream.write_all(&response::pong());
             return;
         }
-        let vars = match uwsgi::parse_vars(&self.buf[uwsgi::HEADER_LEN..end], self.ctx.settings.max_vars) {
+        let vars = match uwsgi::parse_vars(
+            &self.buf[uwsgi::HEADER_LEN..end],
+            self.ctx.settings.max_vars,
+        ) {
             Ok(v) => v,
             Err(e) => {
                 vlog!("{e}");
@@ -218,13 +252,24 @@ impl<'a> Conn<'a> {
             vlog!("-- unavailable modifier requested: {} --", header.modifier1);
             return;
         }
-        let framing = match vars.get(b"CONTENT_LENGTH").map(|v| std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok())) {
+        let framing = match vars.get(b"CONTENT_LENGTH").map(|v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        }) {
             None | Some(Some(0)) => BodyFraming::None,
             Some(Some(n)) => BodyFraming::Length(n),
             Some(None) => BodyFraming::None,
         };
         let proto = response::status_protocol(vars.get(b"SERVER_PROTOCOL")).to_vec();
-        self.handle(&vars, usize::from(header.size), framing, false, &proto, false);
+        self.handle(
+            &vars,
+            usize::from(header.size),
+            framing,
+            false,
+            &proto,
+            false,
+        );
     }
 
     fn serve_http(&mut self) {
@@ -245,19 +290,33 @@ impl<'a> Conn<'a> {
                     break n;
                 }
                 searched = self.buf.len();
-                if self.buf.is_empty() && !self.stream.wait_readable(Duration::from_secs(self.ctx.settings.socket_timeout), served > 0) {
+                if self.buf.is_empty()
+                    && !self.stream.wait_readable(
+                        Duration::from_secs(self.ctx.settings.socket_timeout),
+                        served > 0,
+                    )
+                {
                     return;
                 }
                 let limit = *deadline.get_or_insert_with(|| Instant::now() + self.head_timeout());
                 if Instant::now() > limit {
-                    vlog!("uwsgi_proto_http_parser(): the client took more than {}s to send its request head", self.head_timeout().as_secs());
+                    vlog!(
+                        "uwsgi_proto_http_parser(): the client took more than {}s to send its request head",
+                        self.head_timeout().as_secs()
+                    );
                     return;
                 }
                 match self.fill(bs) {
                     Ok(Fill::Data) => {}
                     Ok(Fill::Full) => {
                         vlog!("invalid HTTP request size (max {bs})...skip");
-                        let r = response::simple(b"HTTP/1.1", 431, "Request Header Fields Too Large", false, b"Request Header Fields Too Large");
+                        let r = response::simple(
+                            b"HTTP/1.1",
+                            431,
+                            "Request Header Fields Too Large",
+                            false,
+                            b"Request Header Fields Too Large",
+                        );
                         let _ = self.stream.write_all(&r);
                         return;
                     }
@@ -280,15 +339,35 @@ impl<'a> Conn<'a> {
             let req = match parsed {
                 Ok(r) => r,
                 Err(e) => {
-                    vlog!("invalid HTTP request from {}: {e}", if self.peer.is_empty() { "a UNIX client" } else { &self.peer });
+                    vlog!(
+                        "invalid HTTP request from {}: {e}",
+                        if self.peer.is_empty() {
+                            "a UNIX client"
+                        } else {
+                            &self.peer
+                        }
+                    );
                     let (code, reason) = e.status();
-                    let _ = self.stream.write_all(&response::simple(b"HTTP/1.1", code, reason, false, reason.as_bytes()));
+                    let _ = self.stream.write_all(&response::simple(
+                        b"HTTP/1.1",
+                        code,
+                        reason,
+                        false,
+                        reason.as_bytes(),
+                    ));
                     return;
                 }
             };
             let proto = req.version.as_bytes().to_vec();
             let pktsize = req.vars.encoded_len();
-            let keep = self.handle(&req.vars, pktsize, req.framing, req.expect_continue, &proto, req.keep_alive);
+            let keep = self.handle(
+                &req.vars,
+                pktsize,
+                req.framing,
+                req.expect_continue,
+                &proto,
+                req.keep_alive,
+            );
             served += 1;
             if !keep {
                 return;
@@ -297,23 +376,40 @@ impl<'a> Conn<'a> {
     }
 
     /// Handles one parsed request; returns whether the connection may go on.
-    fn handle(&mut self, vars: &Vars, pktsize: usize, framing: BodyFraming, expect_continue: bool, proto: &[u8], keep_alive: bool) -> bool {
+    fn handle(
+        &mut self,
+        vars: &Vars,
+        pktsize: usize,
+        framing: BodyFraming,
+        expect_continue: bool,
+        proto: &[u8],
+        keep_alive: bool,
+    ) -> bool {
         let ctx = self.ctx;
         let start = clock::now_micros();
-        ctx.scoreboard.begin_request(ctx.id, start, ctx.settings.harakiri);
+        ctx.scoreboard
+            .begin_request(ctx.id, start, ctx.settings.harakiri);
 
         if expect_continue && framing != BodyFraming::None {
             let _ = self.stream.write_all(response::CONTINUE);
         }
         let keep_alive = keep_alive && !signals::graceful_requested() && !ctx.last_request_due();
         let too_big = match framing {
-            BodyFraming::Length(n) => crate::limits::check_limit_post(ctx.settings.limit_post, n).is_err(),
+            BodyFraming::Length(n) => {
+                crate::limits::check_limit_post(ctx.settings.limit_post, n).is_err()
+            }
             _ => false,
         };
         let (served, write_ok, keep) = if too_big {
             // `limit-post`: refused before the app sees it (uWSGI drops the connection;
             // a 413 tells the client why).
-            let r = response::simple(proto, 413, "Request Entity Too Large", false, b"Request Entity Too Large");
+            let r = response::simple(
+                proto,
+                413,
+                "Request Entity Too Large",
+                false,
+                b"Request Entity Too Large",
+            );
             let ok = self.stream.write_all(&r).is_ok();
             (Served::canned(413, &r), ok, false)
         } else {
@@ -322,10 +418,13 @@ impl<'a> Conn<'a> {
 
         let slot = ctx.scoreboard.slot(ctx.id);
         if !write_ok {
-            slot.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            slot.write_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let end = clock::now_micros();
-        let total = ctx.scoreboard.end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
+        let total =
+            ctx.scoreboard
+                .end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
         // `disable-logging` and the conditional log-* options are decided in `logging`.
         self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();
@@ -333,7 +432,13 @@ impl<'a> Conn<'a> {
     }
 
     /// Serves a request: with the application plugin, or uWSGI's no-app 500.
-    fn serve_request(&mut self, vars: &Vars, framing: BodyFraming, proto: &[u8], keep_alive: bool) -> (Served, bool, bool) {
+    fn serve_request(
+        &mut self,
+        vars: &Vars,
+        framing: BodyFraming,
+        proto: &[u8],
+        keep_alive: bool,
+    ) -> (Served, bool, bool) {
         match app::plugin() {
             Some(p) => self.run_app(p, vars, framing, proto, keep_alive),
             None => {
@@ -347,10 +452,25 @@ impl<'a> Conn<'a> {
     }
 
     /// Serves a request with the loaded application plugin.
-    fn run_app(&mut self, p: &app::abi::Plugin, vars: &Vars, framing: BodyFraming, proto: &[u8], keep_alive: bool) -> (Served, bool, bool) {
+    fn run_app(
+        &mut self,
+        p: &app::abi::Plugin,
+        vars: &Vars,
+        framing: BodyFraming,
+        proto: &[u8],
+        keep_alive: bool,
+    ) -> (Served, bool, bool) {
         let http = self.listener.protocol == Protocol::Http;
         let head = vars.get(b"REQUEST_METHOD") == Some(b"HEAD");
-        let mut ex = Exchange::new(&mut self.stream, &mut self.buf, framing, proto, http, head, keep_alive && http);
+        let mut ex = Exchange::new(
+            &mut self.stream,
+            &mut self.buf,
+            framing,
+            proto,
+            http,
+            head,
+            keep_alive && http,
+        );
         let app_id = app::host::request(p, &mut ex, vars, self.core);
         if !ex.started && app_id < 0 {
             // No application for this request: uWSGI's answer, and the connection ends.
@@ -362,12 +482,23 @@ impl<'a> Conn<'a> {
         if !ex.started {
             // The application failed before starting a response (uWSGI sends nothing).
             let body = response::INTERNAL_SERVER_ERROR;
-            ex.start(b"500 Internal Server Error", &[(b"Content-Type", b"text/plain")], body.len() as i64);
+            ex.start(
+                b"500 Internal Server Error",
+                &[(b"Content-Type", b"text/plain")],
+                body.len() as i64,
+            );
             ex.write(body);
         }
         let keep = ex.finish();
         let logvars = std::mem::take(&mut ex.logvars);
-        let served = Served { status: ex.status, app: app_id, logvars, headers: ex.headers, head_bytes: ex.head_bytes, body_bytes: ex.body_bytes };
+        let served = Served {
+            status: ex.status,
+            app: app_id,
+            logvars,
+            headers: ex.headers,
+            head_bytes: ex.head_bytes,
+            body_bytes: ex.body_bytes,
+        };
         (served, !ex.write_failed, keep)
     }
 
@@ -428,9 +559,22 @@ impl<'a> Conn<'a> {
 
     /// The request log line: uWSGI's default one or `log-format` (vassal helper: the line
     /// is built and written by `crate::logging`).
-    fn log_request(&self, vars: &Vars, pktsize: usize, start: u64, end: u64, served: &Served, total: u64) {
+    fn log_request(
+        &self,
+        vars: &Vars,
+        pktsize: usize,
+        start: u64,
+        end: u64,
+        served: &Served,
+        total: u64,
+    ) {
         let slot = self.ctx.scoreboard.slot(self.ctx.id);
-        let app_requests = if served.app < 0 { -1 } else { slot.delta_requests.load(std::sync::atomic::Ordering::Relaxed) as i64 };
+        let app_requests = if served.app < 0 {
+            -1
+        } else {
+            slot.delta_requests
+                .load(std::sync::atomic::Ordering::Relaxed) as i64
+        };
         crate::logging::log_request(&crate::logging::RequestFacts {
             vars,
             logvars: &served.logvars,

@@ -18,7 +18,7 @@ use crate::sys::{self, Forked};
 use crate::touch::Touches;
 use crate::vlog;
 use imperium_config::Config;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -80,21 +80,38 @@ fn kvlist(v: &str) -> Vec<(String, String)> {
         }
     }
     items.push(cur);
-    items.into_iter().filter(|s| !s.trim().is_empty()).filter_map(|s| s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.to_owned()))).collect()
+    items
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .filter_map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        })
+        .collect()
 }
 
 /// Parses `attach-daemon2`'s keyval form.
 pub fn parse_keyval(v: &str) -> Result<Spec, String> {
     let mut spec = Spec::new("");
     for (k, val) in kvlist(v) {
-        let num = |val: &str| val.trim().parse::<i64>().map_err(|_| format!("attach-daemon2: {k} expects a number, got '{val}'"));
+        let num = |val: &str| {
+            val.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("attach-daemon2: {k} expects a number, got '{val}'"))
+        };
         match k.as_str() {
             "command" | "cmd" | "exec" => spec.command = val.trim().to_owned(),
             "freq" => spec.freq = num(&val)?.max(1) as u32,
             "pidfile" => spec.pidfile = Some(PathBuf::from(val.trim())),
             "control" => spec.control = true,
             "daemonize" | "daemon" => spec.daemonize = true,
-            "touch" => spec.touch = val.split(';').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            "touch" => {
+                spec.touch = val
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            }
             "stopsignal" | "stop_signal" => spec.stop_signal = num(&val)? as i32,
             "reloadsignal" | "reload_signal" => spec.reload_signal = num(&val)? as i32,
             "stdin" => spec.honour_stdin = true,
@@ -102,8 +119,16 @@ pub fn parse_keyval(v: &str) -> Result<Spec, String> {
             "gid" => spec.gid = Some(val.trim().to_owned()),
             "chdir" => spec.chdir = Some(PathBuf::from(val.trim())),
             "max_throttle" => spec.max_throttle = num(&val)?.max(0) as u64,
-            "ns_pid" | "notifypid" | "legion" => return Err(format!("attach-daemon2: key '{k}' is not supported by imperium")),
-            other => return Err(format!("invalid --attach-daemon2 keyval syntax: unknown key '{other}'")),
+            "ns_pid" | "notifypid" | "legion" => {
+                return Err(format!(
+                    "attach-daemon2: key '{k}' is not supported by imperium"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid --attach-daemon2 keyval syntax: unknown key '{other}'"
+                ));
+            }
         }
     }
     if spec.command.is_empty() {
@@ -131,11 +156,16 @@ fn parse_smart(v: &str, daemonize: bool) -> Result<Spec, String> {
 pub fn specs(config: &Config) -> Result<Vec<Spec>, String> {
     let mut out = Vec::new();
     for e in config.entries() {
-        let Some(opt) = imperium_config::options::lookup(&e.key) else { continue };
+        let Some(opt) = imperium_config::options::lookup(&e.key) else {
+            continue;
+        };
         let v = e.value.as_str();
         let spec = match opt.canonical() {
             "attach-daemon" => Spec::new(v),
-            "attach-control-daemon" => Spec { control: true, ..Spec::new(v) },
+            "attach-control-daemon" => Spec {
+                control: true,
+                ..Spec::new(v)
+            },
             "smart-attach-daemon" => parse_smart(v, false)?,
             "smart-attach-daemon2" => parse_smart(v, true)?,
             "attach-daemon2" => parse_keyval(v)?,
@@ -195,7 +225,10 @@ impl Daemons {
         let all_stdin = config.flag("daemons-honour-stdin");
         let list = specs(config)?
             .into_iter()
-            .map(|spec| Spec { honour_stdin: spec.honour_stdin || all_stdin, ..spec })
+            .map(|spec| Spec {
+                honour_stdin: spec.honour_stdin || all_stdin,
+                ..spec
+            })
             .map(|spec| Daemon {
                 touches: Touches::new(&spec.touch),
                 spec,
@@ -207,9 +240,17 @@ impl Daemons {
                 has_daemonized: false,
             })
             .collect();
-        let mut shells: Vec<String> = config.get_all("binsh").into_iter().map(str::to_owned).collect();
+        let mut shells: Vec<String> = config
+            .get_all("binsh")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         shells.push("/bin/sh".into());
-        Ok(Daemons { list, shells, reload_mercy })
+        Ok(Daemons {
+            list,
+            shells,
+            reload_mercy,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -222,7 +263,10 @@ impl Daemons {
             if let Some(pf) = self.list[i].spec.pidfile.clone()
                 && let Some(pid) = check_pidfile(&pf)
             {
-                vlog!("[uwsgi-daemons] found valid/active pidfile for \"{}\" (pid: {pid})", self.list[i].spec.command);
+                vlog!(
+                    "[uwsgi-daemons] found valid/active pidfile for \"{}\" (pid: {pid})",
+                    self.list[i].spec.command
+                );
                 self.list[i].pid = Some(pid);
                 self.list[i].status = 2;
                 continue;
@@ -232,7 +276,10 @@ impl Daemons {
     }
 
     fn shell(&self) -> &str {
-        self.shells.iter().find(|s| std::path::Path::new(s).exists()).map_or("/bin/sh", String::as_str)
+        self.shells
+            .iter()
+            .find(|s| std::path::Path::new(s).exists())
+            .map_or("/bin/sh", String::as_str)
     }
 
     fn spawn(&mut self, i: usize) {
@@ -241,7 +288,11 @@ impl Daemons {
         let mut throttle = 0u64;
         if d.last_spawn > 0 && now.saturating_sub(d.last_spawn) <= 3 {
             throttle = d.respawns.saturating_sub(now - d.last_spawn).max(1);
-            throttle = throttle.min(if d.spec.max_throttle > 0 { d.spec.max_throttle } else { 300 });
+            throttle = throttle.min(if d.spec.max_throttle > 0 {
+                d.spec.max_throttle
+            } else {
+                300
+            });
         }
         let spec = d.spec.clone();
         let again = d.respawns > 0;
@@ -257,18 +308,26 @@ impl Daemons {
                 d.respawns += 1;
                 d.last_spawn = now;
             }
-            Err(e) => vlog!("[uwsgi-daemons] unable to spawn \"{}\": fork(): {e}", spec.command),
+            Err(e) => vlog!(
+                "[uwsgi-daemons] unable to spawn \"{}\": fork(): {e}",
+                spec.command
+            ),
         }
     }
 
     /// A child died: if it is a dumb daemon, respawn it (unless `stopping`).
     pub fn reaped(&mut self, pid: Pid, stopping: bool) -> Death {
-        let Some(i) = self.list.iter().position(|d| d.pid == Some(pid)) else { return Death::Unknown };
+        let Some(i) = self.list.iter().position(|d| d.pid == Some(pid)) else {
+            return Death::Unknown;
+        };
         let d = &mut self.list[i];
         if d.spec.pidfile.is_some() {
             // The launcher of a smart daemon exits once the daemon detached.
             if d.has_daemonized {
-                vlog!("[uwsgi-daemons] BUG !!! daemon \"{}\" has already daemonized !!!", d.spec.command);
+                vlog!(
+                    "[uwsgi-daemons] BUG !!! daemon \"{}\" has already daemonized !!!",
+                    d.spec.command
+                );
             }
             d.has_daemonized = true;
             return Death::Handled;
@@ -279,7 +338,10 @@ impl Daemons {
             return Death::Handled;
         }
         if d.spec.control {
-            vlog!("[uwsgi-daemons] control daemon \"{}\" (pid: {pid}) died, stopping the instance", d.spec.command);
+            vlog!(
+                "[uwsgi-daemons] control daemon \"{}\" (pid: {pid}) died, stopping the instance",
+                d.spec.command
+            );
             return Death::Control;
         }
         vlog!("daemon \"{}\" (pid: {pid}) annihilated", d.spec.command);
@@ -293,35 +355,61 @@ impl Daemons {
             if let Some(t) = self.list[i].touches.check() {
                 let d = &self.list[i];
                 if let Some(pid) = d.pid {
-                    vlog!("*** {} has been touched... reloading daemon \"{}\" (pid: {pid}) !!! ***", t.display(), d.spec.command);
-                    let sig = if d.spec.reload_signal > 0 { d.spec.reload_signal } else { d.spec.stop_signal };
+                    vlog!(
+                        "*** {} has been touched... reloading daemon \"{}\" (pid: {pid}) !!! ***",
+                        t.display(),
+                        d.spec.command
+                    );
+                    let sig = if d.spec.reload_signal > 0 {
+                        d.spec.reload_signal
+                    } else {
+                        d.spec.stop_signal
+                    };
                     if let Ok(s) = Signal::try_from(sig) {
                         let _ = kill(Pid::from_raw(-pid.as_raw()), s);
                     }
                 }
             }
-            let Some(pf) = self.list[i].spec.pidfile.clone() else { continue };
+            let Some(pf) = self.list[i].spec.pidfile.clone() else {
+                continue;
+            };
             let d = &mut self.list[i];
             match check_pidfile(&pf) {
                 None => {
                     if d.status == 2 {
-                        vlog!("[uwsgi-daemons] \"{}\" (pid: {}) is gone, respawning it", d.spec.command, d.pid.map_or(0, Pid::as_raw));
+                        vlog!(
+                            "[uwsgi-daemons] \"{}\" (pid: {}) is gone, respawning it",
+                            d.spec.command,
+                            d.pid.map_or(0, Pid::as_raw)
+                        );
                         self.spawn(i);
                     } else {
                         d.pidfile_checks += 1;
                         if d.pidfile_checks >= d.spec.freq {
                             if !d.has_daemonized {
-                                vlog!("[uwsgi-daemons] \"{}\" (pid: {}) did not daemonize !!!", d.spec.command, d.pid.map_or(0, Pid::as_raw));
+                                vlog!(
+                                    "[uwsgi-daemons] \"{}\" (pid: {}) did not daemonize !!!",
+                                    d.spec.command,
+                                    d.pid.map_or(0, Pid::as_raw)
+                                );
                                 d.pidfile_checks = 0;
                             } else {
-                                vlog!("[uwsgi-daemons] found changed pidfile for \"{}\" (old_pid: {} new_pid: -1)", d.spec.command, d.pid.map_or(0, Pid::as_raw));
+                                vlog!(
+                                    "[uwsgi-daemons] found changed pidfile for \"{}\" (old_pid: {} new_pid: -1)",
+                                    d.spec.command,
+                                    d.pid.map_or(0, Pid::as_raw)
+                                );
                                 self.spawn(i);
                             }
                         }
                     }
                 }
                 Some(pid) if Some(pid) != d.pid => {
-                    vlog!("[uwsgi-daemons] found changed pid for \"{}\" (old_pid: {} new_pid: {pid})", d.spec.command, d.pid.map_or(0, Pid::as_raw));
+                    vlog!(
+                        "[uwsgi-daemons] found changed pid for \"{}\" (old_pid: {} new_pid: {pid})",
+                        d.spec.command,
+                        d.pid.map_or(0, Pid::as_raw)
+                    );
                     d.pid = Some(pid);
                     d.status = 2;
                 }
@@ -334,21 +422,34 @@ impl Daemons {
     /// signal, when reloading and one is set) to the process group every second, SIGKILL
     /// after the mercy. Smart daemons are left running.
     pub fn stop_all(&mut self, reloading: bool) {
-        let mercy = Duration::from_secs(if self.reload_mercy > 0 { self.reload_mercy } else { 3 });
+        let mercy = Duration::from_secs(if self.reload_mercy > 0 {
+            self.reload_mercy
+        } else {
+            3
+        });
         for d in &mut self.list {
             let Some(pid) = d.pid else { continue };
             if d.spec.pidfile.is_some() {
                 continue;
             }
-            vlog!("[uwsgi-daemons] stopping daemon (pid: {pid}): {}", d.spec.command);
-            let sig = if reloading && d.spec.reload_signal > 0 { d.spec.reload_signal } else { d.spec.stop_signal };
+            vlog!(
+                "[uwsgi-daemons] stopping daemon (pid: {pid}): {}",
+                d.spec.command
+            );
+            let sig = if reloading && d.spec.reload_signal > 0 {
+                d.spec.reload_signal
+            } else {
+                d.spec.stop_signal
+            };
             let sig = Signal::try_from(sig).unwrap_or(Signal::SIGTERM);
             let group = Pid::from_raw(-pid.as_raw());
             let deadline = Instant::now() + mercy;
             let mut next_signal = Instant::now();
             loop {
-                if let Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) =
-                    nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                if let Ok(
+                    nix::sys::wait::WaitStatus::Exited(..)
+                    | nix::sys::wait::WaitStatus::Signaled(..),
+                ) = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
                 {
                     break;
                 }
@@ -356,7 +457,10 @@ impl Daemons {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    vlog!("[uwsgi-daemons] daemon did not die in time, killing (pid: {pid}): {}", d.spec.command);
+                    vlog!(
+                        "[uwsgi-daemons] daemon did not die in time, killing (pid: {pid}): {}",
+                        d.spec.command
+                    );
                     let _ = kill(group, Signal::SIGKILL);
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = nix::sys::wait::waitpid(pid, None);
@@ -374,14 +478,20 @@ impl Daemons {
 
     /// The pids of the dumb daemons (for tests and the stats).
     pub fn pids(&self) -> Vec<(String, Option<Pid>)> {
-        self.list.iter().map(|d| (d.spec.command.clone(), d.pid)).collect()
+        self.list
+            .iter()
+            .map(|d| (d.spec.command.clone(), d.pid))
+            .collect()
     }
 }
 
 /// Closes every descriptor above 2 (the daemon gets nothing of the instance).
 fn close_fds() {
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     for fd in fds.into_iter().filter(|fd| *fd > 2) {
         let _ = nix::unistd::close(fd);
@@ -439,7 +549,10 @@ fn child(spec: &Spec, shell: &str, throttle: u64, again: bool) -> ! {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     }
     if throttle > 0 {
-        vlog!("[uwsgi-daemons] throttling \"{}\" for {throttle} seconds", spec.command);
+        vlog!(
+            "[uwsgi-daemons] throttling \"{}\" for {throttle} seconds",
+            spec.command
+        );
         std::thread::sleep(Duration::from_secs(throttle));
     }
     let _ = sys::signals::unblock_all();
@@ -450,8 +563,14 @@ fn child(spec: &Spec, shell: &str, throttle: u64, again: bool) -> ! {
         nix::unistd::getuid(),
         nix::unistd::getgid()
     );
-    let err = std::process::Command::new(shell).arg("-c").arg(&spec.command).exec();
-    vlog!("[uwsgi-daemons] unable to spawn \"{}\": {err}", spec.command);
+    let err = std::process::Command::new(shell)
+        .arg("-c")
+        .arg(&spec.command)
+        .exec();
+    vlog!(
+        "[uwsgi-daemons] unable to spawn \"{}\": {err}",
+        spec.command
+    );
     std::process::exit(1)
 }
 
@@ -461,7 +580,8 @@ mod tests {
 
     #[test]
     fn keyval_forms() {
-        let s = parse_keyval("cmd=my_daemon.sh,pidfile=/tmp/my.pid,uid=33,gid=33,stopsignal=3").unwrap();
+        let s = parse_keyval("cmd=my_daemon.sh,pidfile=/tmp/my.pid,uid=33,gid=33,stopsignal=3")
+            .unwrap();
         assert_eq!(s.command, "my_daemon.sh");
         assert_eq!(s.pidfile, Some(PathBuf::from("/tmp/my.pid")));
         assert_eq!((s.stop_signal, s.uid.as_deref()), (3, Some("33")));

@@ -8,8 +8,10 @@
 use crate::vlog;
 use std::os::fd::RawFd;
 
-pub use imperium_config::wire::byte::{ACCEPTING, BROODLORD, CONFIG_AGAIN, HEARTBEAT, LOYAL, READY, VOLUNTARY_SHUTDOWN};
 use imperium_config::wire::byte;
+pub use imperium_config::wire::byte::{
+    ACCEPTING, BROODLORD, CONFIG_AGAIN, HEARTBEAT, LOYAL, READY, VOLUNTARY_SHUTDOWN,
+};
 
 /// What the Emperor asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +38,14 @@ pub struct Emperor {
 impl Emperor {
     /// Reads `UWSGI_EMPEROR_FD` (and `UWSGI_EMPEROR_FD_CONFIG`) from the environment.
     pub fn from_env() -> Option<Emperor> {
-        let fd: RawFd = std::env::var("UWSGI_EMPEROR_FD").ok()?.trim().parse().ok()?;
-        let config_fd = std::env::var("UWSGI_EMPEROR_FD_CONFIG").ok().and_then(|v| v.trim().parse().ok());
+        let fd: RawFd = std::env::var("UWSGI_EMPEROR_FD")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let config_fd = std::env::var("UWSGI_EMPEROR_FD_CONFIG")
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
         Some(Emperor { fd, config_fd })
     }
 

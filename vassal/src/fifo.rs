@@ -9,7 +9,7 @@
 //! time its writer goes away, as uWSGI does.
 
 use crate::error::VassalError;
-use nix::fcntl::{open, OFlag};
+use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -79,12 +79,31 @@ fn create(path: &Path) -> Result<OwnedFd, VassalError> {
     if let Err(e) = std::fs::remove_file(path)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(VassalError::option("master-fifo", &path.to_string_lossy(), &format!("unlink(): {e}")));
+        return Err(VassalError::option(
+            "master-fifo",
+            &path.to_string_lossy(),
+            &format!("unlink(): {e}"),
+        ));
     }
-    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)
-        .map_err(|e| VassalError::option("master-fifo", &path.to_string_lossy(), &format!("mkfifo(): {e}")))?;
-    open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| VassalError::option("master-fifo", &path.to_string_lossy(), &format!("open(): {e}")))
+    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| {
+        VassalError::option(
+            "master-fifo",
+            &path.to_string_lossy(),
+            &format!("mkfifo(): {e}"),
+        )
+    })?;
+    open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        VassalError::option(
+            "master-fifo",
+            &path.to_string_lossy(),
+            &format!("open(): {e}"),
+        )
+    })
 }
 
 impl MasterFifo {
@@ -141,6 +160,9 @@ mod tests {
         assert_eq!(FifoCommand::parse(b'\n'), None);
         assert_eq!(FifoCommand::parse(b'p'), Some(FifoCommand::Pause));
         assert_eq!(FifoCommand::parse(b'L'), Some(FifoCommand::RotateLog));
-        assert_eq!(FifoCommand::parse(b'-'), Some(FifoCommand::CheaperDelta(-1)));
+        assert_eq!(
+            FifoCommand::parse(b'-'),
+            Some(FifoCommand::CheaperDelta(-1))
+        );
     }
 }

@@ -99,7 +99,10 @@ impl Phase {
 
     /// Whether a failure stops the instance.
     pub fn fatal(self) -> bool {
-        !matches!(self, Phase::AsUserAtexit | Phase::EmperorStop | Phase::EmperorReload | Phase::EmperorLost)
+        !matches!(
+            self,
+            Phase::AsUserAtexit | Phase::EmperorStop | Phase::EmperorReload | Phase::EmperorLost
+        )
     }
 }
 
@@ -121,7 +124,9 @@ fn err(msg: impl Into<String>) -> HookError {
 
 /// The shells tried for `exec` hooks (`binsh`, then `/bin/sh`).
 fn shells(config: Option<&Config>) -> Vec<String> {
-    let mut v: Vec<String> = config.map(|c| c.get_all("binsh").into_iter().map(str::to_owned).collect()).unwrap_or_default();
+    let mut v: Vec<String> = config
+        .map(|c| c.get_all("binsh").into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     v.push("/bin/sh".into());
     v
 }
@@ -167,7 +172,9 @@ pub fn run_command(config: Option<&Config>, cmd: &str) -> i32 {
 fn split2(arg: &str, what: &str, syntax: &str) -> Result<(String, String), HookError> {
     match arg.split_once(' ') {
         Some((a, b)) => Ok((a.to_owned(), b.to_owned())),
-        None => Err(err(format!("invalid hook {what} syntax, must be: {syntax}"))),
+        None => Err(err(format!(
+            "invalid hook {what} syntax, must be: {syntax}"
+        ))),
     }
 }
 
@@ -179,33 +186,59 @@ fn write_file(path: &str, data: &[u8], append: bool, mode: u32) -> Result<(), Ho
     } else {
         o.truncate(true);
     }
-    let mut f = o.open(path).map_err(|e| err(format!("open(\"{path}\"): {e}")))?;
-    f.write_all(data).map_err(|e| err(format!("write(\"{path}\"): {e}")))
+    let mut f = o
+        .open(path)
+        .map_err(|e| err(format!("open(\"{path}\"): {e}")))?;
+    f.write_all(data)
+        .map_err(|e| err(format!("write(\"{path}\"): {e}")))
 }
 
 fn parse_mode(v: &str) -> Option<u32> {
-    u32::from_str_radix(v.trim(), 8).ok().filter(|m| *m <= 0o7777)
+    u32::from_str_radix(v.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
 }
 
 fn uid_of(v: &str) -> Option<u32> {
-    v.parse().ok().or_else(|| nix::unistd::User::from_name(v).ok().flatten().map(|u| u.uid.as_raw()))
+    v.parse().ok().or_else(|| {
+        nix::unistd::User::from_name(v)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+    })
 }
 
 fn gid_of(v: &str) -> Option<u32> {
-    v.parse().ok().or_else(|| nix::unistd::Group::from_name(v).ok().flatten().map(|g| g.gid.as_raw()))
+    v.parse().ok().or_else(|| {
+        nix::unistd::Group::from_name(v)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    })
 }
 
 fn chown(arg: &str, by_name: bool) -> Result<(), HookError> {
     let parts: Vec<&str> = arg.split(' ').collect();
     let [file, u, g] = parts[..] else {
-        return Err(err("invalid hook chown syntax, must be: <file> <uid> <gid>"));
+        return Err(err(
+            "invalid hook chown syntax, must be: <file> <uid> <gid>",
+        ));
     };
     let (uid, gid) = if by_name {
-        (uid_of(u).ok_or_else(|| err(format!("unable to find uid {u}")))?, gid_of(g).ok_or_else(|| err(format!("unable to find gid {g}")))?)
+        (
+            uid_of(u).ok_or_else(|| err(format!("unable to find uid {u}")))?,
+            gid_of(g).ok_or_else(|| err(format!("unable to find gid {g}")))?,
+        )
     } else {
-        (u.parse().map_err(|_| err("invalid hook chown2 syntax, uid must be a number"))?, g.parse().map_err(|_| err("invalid hook chown2 syntax, gid must be a number"))?)
+        (
+            u.parse()
+                .map_err(|_| err("invalid hook chown2 syntax, uid must be a number"))?,
+            g.parse()
+                .map_err(|_| err("invalid hook chown2 syntax, gid must be a number"))?,
+        )
     };
-    std::os::unix::fs::chown(file, Some(uid), Some(gid)).map_err(|e| err(format!("chown(\"{file}\"): {e}")))
+    std::os::unix::fs::chown(file, Some(uid), Some(gid))
+        .map_err(|e| err(format!("chown(\"{file}\"): {e}")))
 }
 
 /// Mount flags by uWSGI's names.
@@ -245,7 +278,11 @@ pub fn mount(arg: &str) -> Result<(), HookError> {
     let flags = mount_flags(it.next().unwrap_or(""))?;
     let data = it.next();
     let fs = (fs != "none").then_some(fs);
-    nix::mount::mount(Some(src), target, fs, flags, data).map_err(|e| err(format!("uwsgi_mount(): mount(\"{src}\" on \"{target}\"): {e}")))
+    nix::mount::mount(Some(src), target, fs, flags, data).map_err(|e| {
+        err(format!(
+            "uwsgi_mount(): mount(\"{src}\" on \"{target}\"): {e}"
+        ))
+    })
 }
 
 /// `umount` action and `umount-<phase>`: `<mountpoint> [flags]` (`detach`, `force`).
@@ -263,7 +300,8 @@ pub fn umount(arg: &str) -> Result<(), HookError> {
             other => return Err(err(format!("unknown umount flag: {other}"))),
         };
     }
-    nix::mount::umount2(target, f).map_err(|e| err(format!("uwsgi_umount(): umount(\"{target}\"): {e}")))
+    nix::mount::umount2(target, f)
+        .map_err(|e| err(format!("uwsgi_umount(): umount(\"{target}\"): {e}")))
 }
 
 /// `call <symbol> [arg]`: calls it; with `ret`, a non-zero return is a failure.
@@ -277,7 +315,8 @@ fn call(arg: &str, int_arg: bool, check_ret: bool) -> Result<(), HookError> {
         let n: i32 = a.map(|s| s.trim().parse().unwrap_or(0)).unwrap_or(0);
         sym.call_int(n)
     } else {
-        sym.call_str(a).ok_or_else(|| err(format!("unable to call function \"{arg}\"")))?
+        sym.call_str(a)
+            .ok_or_else(|| err(format!("unable to call function \"{arg}\"")))?
     };
     if check_ret && ret != 0 {
         return Err(err(format!("function \"{arg}\" returned {ret}")));
@@ -309,7 +348,11 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
             let (file, mut data) = match arg.split_once(' ') {
                 Some((f, d)) => (f.to_owned(), d.as_bytes().to_vec()),
                 None if name == "appendn" => (arg.to_owned(), Vec::new()),
-                None => return Err(err(format!("invalid hook {name} syntax, must be: <file> <string>"))),
+                None => {
+                    return Err(err(format!(
+                        "invalid hook {name} syntax, must be: <file> <string>"
+                    )));
+                }
             };
             if name.ends_with('n') {
                 data.push(b'\n');
@@ -323,7 +366,8 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
                 .custom_flags(libc::O_NONBLOCK)
                 .open(&file)
                 .map_err(|e| err(format!("open(\"{file}\"): {e}")))?;
-            f.write_all(data.as_bytes()).map_err(|e| err(format!("uwsgi_hook_writefifo()/write(): {e}")))
+            f.write_all(data.as_bytes())
+                .map_err(|e| err(format!("uwsgi_hook_writefifo()/write(): {e}")))
         }
         "create" | "creat" => std::fs::OpenOptions::new()
             .write(true)
@@ -333,22 +377,27 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
             .open(arg)
             .map(drop)
             .map_err(|e| err(format!("open(\"{arg}\"): {e}"))),
-        "unlink" => std::fs::remove_file(arg).map_err(|e| err(format!("uwsgi_hook_unlink()/unlink(\"{arg}\"): {e}"))),
+        "unlink" => std::fs::remove_file(arg)
+            .map_err(|e| err(format!("uwsgi_hook_unlink()/unlink(\"{arg}\"): {e}"))),
         "mkdir" => std::fs::DirBuilder::new()
             .mode(0o777)
             .create(arg)
             .map_err(|e| err(format!("uwsgi_hook_mkdir()/mkdir(\"{arg}\"): {e}"))),
-        "cd" | "chdir" => std::env::set_current_dir(arg).map_err(|e| err(format!("uwsgi_hook_chdir()/chdir(\"{arg}\"): {e}"))),
+        "cd" | "chdir" => std::env::set_current_dir(arg)
+            .map_err(|e| err(format!("uwsgi_hook_chdir()/chdir(\"{arg}\"): {e}"))),
         "putenv" => match arg.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 crate::sys::env::set(k, v);
                 Ok(())
             }
-            _ => Err(err(format!("uwsgi_hook_putenv(): invalid variable \"{arg}\""))),
+            _ => Err(err(format!(
+                "uwsgi_hook_putenv(): invalid variable \"{arg}\""
+            ))),
         },
         "chmod" => {
             let (file, mode) = split2(arg, "chmod", "<file> <mode>")?;
-            let m = parse_mode(&mode).ok_or_else(|| err(format!("invalid hook chmod mask: {mode}")))?;
+            let m =
+                parse_mode(&mode).ok_or_else(|| err(format!("invalid hook chmod mask: {mode}")))?;
             nix::sys::stat::fchmodat(
                 nix::fcntl::AT_FDCWD,
                 file.as_str(),
@@ -359,13 +408,16 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
         }
         "sticky" => {
             use std::os::unix::fs::PermissionsExt;
-            let md = std::fs::metadata(arg).map_err(|e| err(format!("uwsgi_hook_sticky()/stat(\"{arg}\"): {e}")))?;
+            let md = std::fs::metadata(arg)
+                .map_err(|e| err(format!("uwsgi_hook_sticky()/stat(\"{arg}\"): {e}")))?;
             let mode = md.permissions().mode() | 0o1000;
-            std::fs::set_permissions(arg, std::fs::Permissions::from_mode(mode)).map_err(|e| err(format!("uwsgi_hook_sticky()/chmod(\"{arg}\"): {e}")))
+            std::fs::set_permissions(arg, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| err(format!("uwsgi_hook_sticky()/chmod(\"{arg}\"): {e}")))
         }
         "chown" => chown(arg, true),
         "chown2" => chown(arg, false),
-        "hostname" => nix::unistd::sethostname(arg).map_err(|e| err(format!("uwsgi_hook_hostname()/sethostname(): {e}"))),
+        "hostname" => nix::unistd::sethostname(arg)
+            .map_err(|e| err(format!("uwsgi_hook_hostname()/sethostname(): {e}"))),
         "mount" => mount(arg),
         "umount" => umount(arg),
         "call" => call(arg, false, false),
@@ -374,9 +426,11 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
         "callintret" => call(arg, true, true),
         "wait_for_fs" | "wait_for_file" | "wait_for_dir" | "wait_for_socket" => {
             use crate::waits::{self, Kind};
-            let t = config.map_or(60, |c| match c.int_or("wait-for-fs-timeout", 60).unwrap_or(60) {
-                n if n > 0 => n as u64,
-                _ => 60,
+            let t = config.map_or(60, |c| {
+                match c.int_or("wait-for-fs-timeout", 60).unwrap_or(60) {
+                    n if n > 0 => n as u64,
+                    _ => 60,
+                }
             });
             let ok = match name {
                 "wait_for_fs" => waits::fs(arg, Kind::Any, t),
@@ -384,7 +438,11 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
                 "wait_for_dir" => waits::fs(arg, Kind::Dir, t),
                 _ => waits::socket(arg, t),
             };
-            if ok { Ok(()) } else { Err(err(format!("{arg} unavailable"))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(err(format!("{arg} unavailable")))
+            }
         }
         "exit" => {
             // uWSGI only honours a status longer than one character (`exit:3` exits 0);
@@ -401,13 +459,43 @@ pub fn action(config: Option<&Config>, name: &str, arg: &str) -> Result<(), Hook
 /// the instance at startup, before anything runs.
 pub fn validate(config: &Config) -> Result<(), HookError> {
     const KNOWN: &[&str] = &[
-        "exec", "safeexec", "print", "log", "write", "writen", "append", "appendn", "writefifo", "create", "creat",
-        "unlink", "mkdir", "cd", "chdir", "putenv", "chmod", "sticky", "chown", "chown2", "hostname", "mount",
-        "umount", "call", "callret", "callint", "callintret", "exit", "wait_for_fs", "wait_for_file", "wait_for_dir",
+        "exec",
+        "safeexec",
+        "print",
+        "log",
+        "write",
+        "writen",
+        "append",
+        "appendn",
+        "writefifo",
+        "create",
+        "creat",
+        "unlink",
+        "mkdir",
+        "cd",
+        "chdir",
+        "putenv",
+        "chmod",
+        "sticky",
+        "chown",
+        "chown2",
+        "hostname",
+        "mount",
+        "umount",
+        "call",
+        "callret",
+        "callint",
+        "callintret",
+        "exit",
+        "wait_for_fs",
+        "wait_for_file",
+        "wait_for_dir",
         "wait_for_socket",
     ];
     for e in config.entries() {
-        let Some(spec) = imperium_config::options::lookup(&e.key) else { continue };
+        let Some(spec) = imperium_config::options::lookup(&e.key) else {
+            continue;
+        };
         let name = spec.canonical();
         if !name.starts_with("hook-") || name == "hook-touch" {
             continue;
@@ -475,13 +563,19 @@ pub fn run(config: &Config, phase: Phase) -> Result<(), HookError> {
     }
     for v in config.get_all(&format!("exec-{suffix}")) {
         if phase == Phase::AsUser {
-            vlog!("running \"{v}\" (as uid: {} gid: {}) ...", nix::unistd::getuid(), nix::unistd::getgid());
+            vlog!(
+                "running \"{v}\" (as uid: {} gid: {}) ...",
+                nix::unistd::getuid(),
+                nix::unistd::getgid()
+            );
         } else {
             vlog!("running \"{v}\" ({label})...");
         }
         let ret = run_command(Some(config), v);
         if ret != 0 {
-            outcome(Err(err(format!("command \"{v}\" exited with non-zero code: {ret}"))))?;
+            outcome(Err(err(format!(
+                "command \"{v}\" exited with non-zero code: {ret}"
+            ))))?;
         }
     }
     for v in config.get_all(&format!("call-{suffix}")) {
@@ -510,7 +604,11 @@ impl TouchHooks {
         for (opt, exec) in [("hook-touch", false), ("touch-exec", true)] {
             for v in config.get_all(opt) {
                 if let Some((file, action)) = v.trim().split_once(' ') {
-                    watched.push((crate::touch::Touches::new(&[std::path::PathBuf::from(file)]), action.trim().to_owned(), exec));
+                    watched.push((
+                        crate::touch::Touches::new(&[std::path::PathBuf::from(file)]),
+                        action.trim().to_owned(),
+                        exec,
+                    ));
                 }
             }
         }
@@ -522,7 +620,10 @@ impl TouchHooks {
         for (t, action, exec) in &mut self.watched {
             let Some(file) = t.check() else { continue };
             if *exec {
-                vlog!("*** {} has been touched... running \"{action}\" ***", file.display());
+                vlog!(
+                    "*** {} has been touched... running \"{action}\" ***",
+                    file.display()
+                );
                 let ret = run_command(Some(config), action);
                 if ret != 0 {
                     vlog!("command \"{action}\" exited with non-zero code: {ret}");
@@ -551,7 +652,12 @@ mod tests {
     fn syntax_errors() {
         assert!(parse_line("noseparator").is_err());
         assert_eq!(parse_line("!print:x").unwrap(), ("print", true));
-        assert!(action(None, "nosuchaction", "x").unwrap_err().0.contains("hook action not found: nosuchaction"));
+        assert!(
+            action(None, "nosuchaction", "x")
+                .unwrap_err()
+                .0
+                .contains("hook action not found: nosuchaction")
+        );
     }
 
     #[test]
@@ -568,7 +674,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "x y\n");
         action(None, "chmod", &format!("{fs} 600")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         action(None, "unlink", fs).unwrap();
         assert!(!f.exists());
         assert!(action(None, "exec", "exit 3").is_err());

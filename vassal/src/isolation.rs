@@ -12,9 +12,9 @@
 use crate::error::VassalError;
 use crate::vlog;
 use imperium_config::Config;
+use imperium_namespaces::IsolationError;
 use imperium_namespaces::caps::{self, CapSet};
 use imperium_namespaces::nsflags::{self, NsFlags};
-use imperium_namespaces::IsolationError;
 use nix::unistd::{Gid, Uid, User};
 use std::path::PathBuf;
 
@@ -39,18 +39,31 @@ pub struct Isolation {
 
 fn err(e: IsolationError) -> VassalError {
     match e {
-        IsolationError::Option { option, value, message } => VassalError::option(&option, &value, &message),
+        IsolationError::Option {
+            option,
+            value,
+            message,
+        } => VassalError::option(&option, &value, &message),
         IsolationError::Sys { what, source } => VassalError::sys(what, source),
         other => VassalError::Config(other.to_string()),
     }
 }
 
 fn all(c: &Config, names: &[&str]) -> Vec<String> {
-    c.entries().iter().filter(|e| names.contains(&e.key.as_str())).map(|e| e.value.clone()).collect()
+    c.entries()
+        .iter()
+        .filter(|e| names.contains(&e.key.as_str()))
+        .map(|e| e.value.clone())
+        .collect()
 }
 
 fn last(c: &Config, names: &[&str]) -> Option<String> {
-    c.entries().iter().rev().find(|e| names.contains(&e.key.as_str())).map(|e| e.value.clone()).filter(|v| !v.trim().is_empty())
+    c.entries()
+        .iter()
+        .rev()
+        .find(|e| names.contains(&e.key.as_str()))
+        .map(|e| e.value.clone())
+        .filter(|v| !v.trim().is_empty())
 }
 
 impl Isolation {
@@ -60,9 +73,14 @@ impl Isolation {
             add_gids.push(crate::privileges::parse_gid(&g)?.as_raw());
         }
         let jail = last(c, &["jail"]);
-        let (jail_ip4, jail_ip6, jail2) = (all(c, &["jail-ip4"]), all(c, &["jail-ip6"]), all(c, &["jail2", "libjail"]));
+        let (jail_ip4, jail_ip6, jail2) = (
+            all(c, &["jail-ip4"]),
+            all(c, &["jail-ip6"]),
+            all(c, &["jail2", "libjail"]),
+        );
         // The jail parameters are checked everywhere, used only on FreeBSD.
-        imperium_namespaces::jail::build(jail.as_deref(), &jail_ip4, &jail_ip6, &jail2).map_err(err)?;
+        imperium_namespaces::jail::build(jail.as_deref(), &jail_ip4, &jail_ip6, &jail2)
+            .map_err(err)?;
         Ok(Isolation {
             cgroups: all(c, &["cgroup"]),
             cgroup_opts: all(c, &["cgroup-opt"]),
@@ -74,7 +92,12 @@ impl Isolation {
                 Some(v) => caps::parse("cap", &v).map_err(err)?,
                 None => CapSet::default(),
             },
-            no_initgroups: c.entries().iter().rev().find(|e| e.key == "no-initgroups").is_some_and(|e| imperium_config::options::parse_bool(&e.value)),
+            no_initgroups: c
+                .entries()
+                .iter()
+                .rev()
+                .find(|e| e.key == "no-initgroups")
+                .is_some_and(|e| imperium_config::options::parse_bool(&e.value)),
             add_gids,
             jail,
             jail_ip4,
@@ -97,11 +120,20 @@ impl Isolation {
         if !self.cgroups.is_empty() {
             if Self::root() {
                 #[cfg(target_os = "linux")]
-                for line in imperium_namespaces::cgroup::vassal::apply(&self.cgroups, &self.cgroup_opts, self.cgroup_dir_mode.as_deref()).map_err(err)? {
+                for line in imperium_namespaces::cgroup::vassal::apply(
+                    &self.cgroups,
+                    &self.cgroup_opts,
+                    self.cgroup_dir_mode.as_deref(),
+                )
+                .map_err(err)?
+                {
                     vlog!("{line}");
                 }
             } else {
-                vlog!("*** cgroup ignored: this instance is not root (uid {}) ***", Uid::effective());
+                vlog!(
+                    "*** cgroup ignored: this instance is not root (uid {}) ***",
+                    Uid::effective()
+                );
             }
         }
         if !self.unshare.is_empty() {
@@ -111,15 +143,26 @@ impl Isolation {
                 jailed = true;
                 vlog!("unshared namespaces: {}", self.unshare.names());
                 if self.unshare.has(nsflags::NEWPID) {
-                    vlog!("*** unshare = pid: only the processes this instance forks from now on are in the new pid namespace ***");
+                    vlog!(
+                        "*** unshare = pid: only the processes this instance forks from now on are in the new pid namespace ***"
+                    );
                 }
             } else {
-                vlog!("*** unshare ignored: this instance is not root (uid {}); use emperor-use-clone in the Emperor ***", Uid::effective());
+                vlog!(
+                    "*** unshare ignored: this instance is not root (uid {}); use emperor-use-clone in the Emperor ***",
+                    Uid::effective()
+                );
             }
         }
         #[cfg(target_os = "freebsd")]
         {
-            let params = imperium_namespaces::jail::build(self.jail.as_deref(), &self.jail_ip4, &self.jail_ip6, &self.jail2).map_err(err)?;
+            let params = imperium_namespaces::jail::build(
+                self.jail.as_deref(),
+                &self.jail_ip4,
+                &self.jail_ip6,
+                &self.jail2,
+            )
+            .map_err(err)?;
             if !params.is_empty() {
                 let jid = imperium_namespaces::jail::create_and_attach(&params).map_err(err)?;
                 jailed = true;
@@ -133,15 +176,22 @@ impl Isolation {
         }
         #[cfg(not(target_os = "freebsd"))]
         if self.jail.is_some() || !self.jail2.is_empty() || self.jail_attach.is_some() {
-            return Err(VassalError::Config("jail, jail2 and jail-attach are FreeBSD features".into()));
+            return Err(VassalError::Config(
+                "jail, jail2 and jail-attach are FreeBSD features".into(),
+            ));
         }
         Ok(jailed)
     }
 
     /// `chroot`, then `pivot_root`.
     pub fn rootfs(&self) -> Result<(), VassalError> {
-        if (self.chroot.is_some() || self.pivot_root.is_some()) && !Self::root() && !self.unshare.has(nsflags::NEWUSER) {
-            return Err(VassalError::Config("chroot and pivot_root need root".into()));
+        if (self.chroot.is_some() || self.pivot_root.is_some())
+            && !Self::root()
+            && !self.unshare.has(nsflags::NEWUSER)
+        {
+            return Err(VassalError::Config(
+                "chroot and pivot_root need root".into(),
+            ));
         }
         #[cfg(target_os = "linux")]
         {
@@ -165,13 +215,21 @@ impl Isolation {
             #[cfg(target_os = "linux")]
             imperium_namespaces::privs::no_new_privs().map_err(err)?;
             if uid.is_some_and(|u| crate::privileges::parse_uid(u).ok() != Some(Uid::effective())) {
-                vlog!("*** uid ignored: this instance is not root and runs as uid {} ***", Uid::effective());
+                vlog!(
+                    "*** uid ignored: this instance is not root and runs as uid {} ***",
+                    Uid::effective()
+                );
             }
             if gid.is_some_and(|g| crate::privileges::parse_gid(g).ok() != Some(Gid::effective())) {
-                vlog!("*** gid ignored: this instance is not root and runs as gid {} ***", Gid::effective());
+                vlog!(
+                    "*** gid ignored: this instance is not root and runs as gid {} ***",
+                    Gid::effective()
+                );
             }
             if !self.cap.is_empty() {
-                vlog!("*** cap ignored: this instance is not root, it has no capabilities to keep ***");
+                vlog!(
+                    "*** cap ignored: this instance is not root, it has no capabilities to keep ***"
+                );
             }
             return Ok(());
         }

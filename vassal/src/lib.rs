@@ -21,11 +21,11 @@ pub mod emperor;
 pub mod error;
 pub mod fifo;
 pub mod hooks;
+pub mod isolation;
 pub mod limits;
 pub mod log;
 pub mod logging;
 pub mod master;
-pub mod isolation;
 pub mod patch;
 pub mod privileges;
 pub mod proto;
@@ -65,12 +65,15 @@ pub fn run(config: &imperium_config::Config) -> i32 {
 /// Emperor, refuse to detach (the Emperor would lose its vassal) and only log to the file.
 fn daemonize(file: &str, governed: bool) -> Result<(), VassalError> {
     if governed {
-        vlog!("*** daemonize = {file} refused: an Emperor governs this instance and a vassal must not detach; logging to {file} instead ***");
+        vlog!(
+            "*** daemonize = {file} refused: an Emperor governs this instance and a vassal must not detach; logging to {file} instead ***"
+        );
         return Ok(());
     }
     match sys::fork().map_err(|e| VassalError::sys("daemonize: fork()", e))? {
         sys::Forked::Parent(_) => std::process::exit(0),
-        sys::Forked::Child => sys::signals::unblock_all().map_err(|e| VassalError::sys("daemonize: sigprocmask()", e))?,
+        sys::Forked::Child => sys::signals::unblock_all()
+            .map_err(|e| VassalError::sys("daemonize: sigprocmask()", e))?,
     }
     nix::unistd::setsid().map_err(|e| VassalError::sys("daemonize: setsid()", e))?;
     Ok(())
@@ -103,23 +106,34 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     }
 
     // Facts for the banner and for the reload.
-    let reloads: Option<u64> = std::env::var("UWSGI_RELOADS").ok().and_then(|v| v.trim().parse().ok());
+    let reloads: Option<u64> = std::env::var("UWSGI_RELOADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
     let cwd = std::env::current_dir().map_err(|e| VassalError::sys("getcwd()", e))?;
     // `binary-path` names what a reload re-executes (uWSGI's "force binary path").
     let binary = match config.get("binary-path").filter(|b| !b.is_empty()) {
         Some(b) => std::path::PathBuf::from(b),
-        None => std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?,
+        None => {
+            std::env::current_exe().map_err(|e| VassalError::sys("detecting the binary path", e))?
+        }
     };
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     sys::env::set("UWSGI_RELOADS", &reloads.unwrap_or(0).to_string());
 
-    vlog!("*** Starting imperium {} (uWSGI-compatible) on [{}] ***", imperium_config::VERSION, sys::clock::ctime(sys::clock::now_secs()));
+    vlog!(
+        "*** Starting imperium {} (uWSGI-compatible) on [{}] ***",
+        imperium_config::VERSION,
+        sys::clock::ctime(sys::clock::now_secs())
+    );
     vlog!("current working directory: {}", cwd.display());
     vlog!("detected binary path: {}", binary.display());
-    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC) {
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
+    {
         vlog!("your processes number limit is {soft}");
     }
-    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+    if let Ok((soft, _)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
         vlog!("detected max file descriptor number: {soft}");
     }
 
@@ -172,14 +186,25 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }
     let workers = settings.processes.max(1);
-    let scoreboard = scoreboard::Scoreboard::shared(workers).map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
+    let scoreboard = scoreboard::Scoreboard::shared(workers)
+        .map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
     // The application plugin (Python) starts its runtime here, in the master.
     let has_plugin = app::load(config, &settings, scoreboard)?;
-    vlog!("your server socket listen backlog is limited to {} connections", settings.listen);
-    vlog!("your mercy for graceful operations on workers is {} seconds", settings.worker_reload_mercy);
+    vlog!(
+        "your server socket listen backlog is limited to {} connections",
+        settings.listen
+    );
+    vlog!(
+        "your mercy for graceful operations on workers is {} seconds",
+        settings.worker_reload_mercy
+    );
 
     let mapped = (workers + 1) * std::mem::size_of::<scoreboard::Slot>();
-    vlog!("mapped {mapped} bytes ({} KB) for {} cores", mapped / 1024, workers * settings.threads);
+    vlog!(
+        "mapped {mapped} bytes ({} KB) for {} cores",
+        mapped / 1024,
+        workers * settings.threads
+    );
     let mode = match (workers > 1, settings.threads > 1) {
         (true, true) => "preforking+threaded",
         (true, false) => "preforking",
@@ -209,23 +234,42 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         return Ok(run_without_master(&settings, &listeners, scoreboard));
     }
 
-    let sigpipe = sys::signals::install_master().map_err(|e| VassalError::sys("installing the signal handlers", e))?;
+    let sigpipe = sys::signals::install_master()
+        .map_err(|e| VassalError::sys("installing the signal handlers", e))?;
     if reloads.is_some() {
         vlog!("gracefully (RE)spawned uWSGI master process (pid: {pid})");
     } else {
         vlog!("spawned uWSGI master process (pid: {pid})");
     }
-    let plan = ReloadPlan { binary, argv, cwd, reloads: reloads.unwrap_or(0) };
+    let plan = ReloadPlan {
+        binary,
+        argv,
+        cwd,
+        reloads: reloads.unwrap_or(0),
+    };
     let settings_ref = &settings;
-    let mut master = Master::new(settings_ref, config, listeners, scoreboard, emperor, plan, sigpipe);
+    let mut master = Master::new(
+        settings_ref,
+        config,
+        listeners,
+        scoreboard,
+        emperor,
+        plan,
+        sigpipe,
+    );
     master.notifier = notifier;
     if !settings.master_fifo.is_empty() {
         master.fifo = Some(fifo::MasterFifo::new(settings.master_fifo.clone())?);
     }
     if let Some(addr) = &settings.stats {
-        master.stats = Some(stats::StatsServer::bind(addr, settings.stats_http, settings.stats_minified)?);
+        master.stats = Some(stats::StatsServer::bind(
+            addr,
+            settings.stats_http,
+            settings.stats_minified,
+        )?);
     }
-    master.daemons = daemons::Daemons::new(config, settings.reload_mercy).map_err(VassalError::Config)?;
+    master.daemons =
+        daemons::Daemons::new(config, settings.reload_mercy).map_err(VassalError::Config)?;
     master.notify_ready();
     if config.flag("cheap") {
         master.start_cheap();
@@ -237,7 +281,11 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
 
 /// Without a master the process is worker 1 itself (more workers are forked beside it,
 /// and nobody respawns them), as in uWSGI.
-fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scoreboard: scoreboard::Scoreboard) -> i32 {
+fn run_without_master(
+    settings: &Settings,
+    listeners: &[sockets::Listener],
+    scoreboard: scoreboard::Scoreboard,
+) -> i32 {
     let pid = std::process::id();
     let cores = settings.threads;
     if settings.processes <= 1 {
@@ -252,8 +300,12 @@ fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scor
                 _ => app::after_fork_parent(),
             }
             match forked {
-                Ok(sys::Forked::Child) => worker::run(worker::WorkerCtx::new(id, settings, listeners, scoreboard, None)),
-                Ok(sys::Forked::Parent(p)) => vlog!("spawned uWSGI worker {id} (pid: {p}, cores: {cores})"),
+                Ok(sys::Forked::Child) => worker::run(worker::WorkerCtx::new(
+                    id, settings, listeners, scoreboard, None,
+                )),
+                Ok(sys::Forked::Parent(p)) => {
+                    vlog!("spawned uWSGI worker {id} (pid: {p}, cores: {cores})")
+                }
                 Err(e) => vlog!("fork() of worker {id}: {e}"),
             }
         }
@@ -264,9 +316,12 @@ fn run_without_master(settings: &Settings, listeners: &[sockets::Listener], scor
     }
     let ctx = worker::WorkerCtx::new(1, settings, listeners, scoreboard, None);
     let slot = scoreboard.slot(1);
-    slot.pid.store(pid as i32, std::sync::atomic::Ordering::Relaxed);
-    slot.manage_next_request.store(1, std::sync::atomic::Ordering::Relaxed);
-    slot.accepting.store(1, std::sync::atomic::Ordering::Relaxed);
+    slot.pid
+        .store(pid as i32, std::sync::atomic::Ordering::Relaxed);
+    slot.manage_next_request
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    slot.accepting
+        .store(1, std::sync::atomic::Ordering::Relaxed);
     if !worker::init_app(&ctx) {
         return FAILED_APP_CODE;
     }

@@ -28,7 +28,12 @@ pub enum Verdict {
 impl MemoryLimits {
     pub fn from_config(config: &Config) -> MemoryLimits {
         let mb = |n: &str| config.int_or(n, 0).unwrap_or(0).max(0) as u64 * 1024 * 1024;
-        MemoryLimits { rss: mb("reload-on-rss"), vsz: mb("reload-on-as"), evil_rss: mb("evil-reload-on-rss"), evil_vsz: mb("evil-reload-on-as") }
+        MemoryLimits {
+            rss: mb("reload-on-rss"),
+            vsz: mb("reload-on-as"),
+            evil_rss: mb("evil-reload-on-rss"),
+            evil_vsz: mb("evil-reload-on-as"),
+        }
     }
 
     pub fn any(&self) -> bool {
@@ -56,7 +61,10 @@ impl MemoryLimits {
 /// `(vsz, rss)` of a process in bytes, from /proc/<pid>/statm.
 pub fn usage(pid: i32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
     let mut it = s.split_whitespace().map(|v| v.parse::<u64>().ok());
     Some((it.next()?? * page, it.next()?? * page))
 }
@@ -70,7 +78,11 @@ pub struct BodyTooLarge {
 
 impl std::fmt::Display for BodyTooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "request body of {} bytes over limit-post ({})", self.declared, self.limit)
+        write!(
+            f,
+            "request body of {} bytes over limit-post ({})",
+            self.declared, self.limit
+        )
     }
 }
 
@@ -82,7 +94,10 @@ impl std::error::Error for BodyTooLarge {}
 pub fn check_limit_post(limit: u64, content_length: u64) -> Result<(), BodyTooLarge> {
     if limit > 0 && content_length > limit {
         crate::vlog!("Invalid (too big) CONTENT_LENGTH. skip.");
-        return Err(BodyTooLarge { limit, declared: content_length });
+        return Err(BodyTooLarge {
+            limit,
+            declared: content_length,
+        });
     }
     Ok(())
 }
@@ -98,11 +113,19 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let l = MemoryLimits { rss: 100, vsz: 0, evil_rss: 0, evil_vsz: 1000 };
+        let l = MemoryLimits {
+            rss: 100,
+            vsz: 0,
+            evil_rss: 0,
+            evil_vsz: 1000,
+        };
         assert_eq!(l.judge(10, 50, true), Verdict::Fine);
         assert_eq!(l.judge(10, 150, false), Verdict::Fine);
         assert_eq!(l.judge(10, 150, true), Verdict::Recycle("rss", 150));
-        assert_eq!(l.judge(2000, 1, false), Verdict::Kill("ADDRESS SPACE", 2000));
+        assert_eq!(
+            l.judge(2000, 1, false),
+            Verdict::Kill("ADDRESS SPACE", 2000)
+        );
         assert!(check_limit_post(10, 11).is_err());
         assert!(check_limit_post(0, 11).is_ok());
         assert!(usage(std::process::id() as i32).is_some_and(|(v, r)| v > 0 && r > 0));

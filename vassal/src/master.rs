@@ -16,17 +16,17 @@
 
 use crate::emperor::{self, Command, Emperor};
 use crate::fifo::{FifoCommand, MasterFifo};
-use crate::touch::Touches;
 use crate::scoreboard::Scoreboard;
 use crate::settings::Settings;
 use crate::sockets::{self, Listener};
 use crate::stats::{self, StatsServer};
-use crate::sys::{self, clock, Forked};
+use crate::sys::{self, Forked, clock};
+use crate::touch::Touches;
 use crate::vlog;
 use crate::worker::{self, WorkerCtx};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
@@ -163,18 +163,31 @@ impl<'a> Master<'a> {
                 if let Some(f) = &self.fifo {
                     let _ = nix::unistd::close(f.fd.as_raw_fd());
                 }
-                let mut ctx = WorkerCtx::new(id, self.settings, &self.listeners, self.scoreboard, self.emperor);
+                let mut ctx = WorkerCtx::new(
+                    id,
+                    self.settings,
+                    &self.listeners,
+                    self.scoreboard,
+                    self.emperor,
+                );
                 ctx.master = Some(self.pid);
                 self.worker_hooks(id, slot.respawn_count.load(Relaxed));
                 worker::run(ctx)
             }
             Ok(Forked::Parent(pid)) => {
                 slot.pid.store(pid.as_raw(), Relaxed);
-                self.workers[id] = WorkerState { pid: Some(pid), cursed_at: None, respawn_at: None };
+                self.workers[id] = WorkerState {
+                    pid: Some(pid),
+                    cursed_at: None,
+                    respawn_at: None,
+                };
                 if respawn {
                     vlog!("Respawned uWSGI worker {id} (new pid: {pid})");
                 } else {
-                    vlog!("spawned uWSGI worker {id} (pid: {pid}, cores: {})", self.settings.threads);
+                    vlog!(
+                        "spawned uWSGI worker {id} (pid: {pid}, cores: {})",
+                        self.settings.threads
+                    );
                 }
                 true
             }
@@ -189,7 +202,7 @@ impl<'a> Master<'a> {
     /// In a new worker: `post-fork`, then the `accepting*` hooks (vassal helper). A fatal
     /// failure stops the whole instance, as in uWSGI.
     fn worker_hooks(&self, id: usize, spawns: u64) {
-        use crate::hooks::{run, Phase};
+        use crate::hooks::{Phase, run};
         let mut phases = vec![Phase::PostFork, Phase::Accepting];
         if spawns == 1 {
             phases.push(Phase::AcceptingOnce);
@@ -216,7 +229,10 @@ impl<'a> Master<'a> {
     }
 
     fn alive(&self) -> impl Iterator<Item = (usize, Pid)> + '_ {
-        self.workers.iter().enumerate().filter_map(|(i, w)| w.pid.map(|p| (i, p)))
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.pid.map(|p| (i, p)))
     }
 
     fn curse_all(&mut self, sig: Signal) {
@@ -270,7 +286,9 @@ impl<'a> Master<'a> {
             let pid = slot.pid.load(Relaxed);
             if slot.in_request.load(Relaxed) == 1 {
                 let since = clock::ctime(slot.request_start.load(Relaxed) / 1_000_000);
-                vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is managing a request since {since} ---");
+                vlog!(
+                    "SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is managing a request since {since} ---"
+                );
             } else if pid > 0 {
                 vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is idle ---");
             }
@@ -323,13 +341,18 @@ impl<'a> Master<'a> {
         let total = self.scoreboard.slot(0);
         let suspend = total.suspended.load(Relaxed) == 0;
         if suspend {
-            vlog!("*** PAUSE (press start to resume, if you do not have a joypad send SIGTSTP) ***");
+            vlog!(
+                "*** PAUSE (press start to resume, if you do not have a joypad send SIGTSTP) ***"
+            );
         } else {
             vlog!("*** (SIGTSTP received) resuming workers ***");
         }
         total.suspended.store(u32::from(suspend), Relaxed);
         for id in 1..=self.settings.processes {
-            self.scoreboard.slot(id).suspended.store(u32::from(suspend), Relaxed);
+            self.scoreboard
+                .slot(id)
+                .suspended
+                .store(u32::from(suspend), Relaxed);
         }
         let pids: Vec<Pid> = self.alive().map(|(_, p)| p).collect();
         for pid in pids {
@@ -375,7 +398,9 @@ impl<'a> Master<'a> {
         }
         if self.chain > 1 {
             let prev = self.chain - 1;
-            if self.workers[prev].pid.is_some() && self.scoreboard.slot(prev).accepting.load(Relaxed) == 0 {
+            if self.workers[prev].pid.is_some()
+                && self.scoreboard.slot(prev).accepting.load(Relaxed) == 0
+            {
                 return;
             }
         }
@@ -408,7 +433,10 @@ impl<'a> Master<'a> {
     }
 
     fn update_pidfiles(&self) {
-        for (p, opt) in [(&self.settings.pidfile, "pidfile"), (&self.settings.pidfile2, "pidfile2")] {
+        for (p, opt) in [
+            (&self.settings.pidfile, "pidfile"),
+            (&self.settings.pidfile2, "pidfile2"),
+        ] {
             if let Some(p) = p
                 && let Err(e) = crate::privileges::write_pidfile(opt, p, self.pid.as_raw() as u32)
             {
@@ -436,7 +464,11 @@ impl<'a> Master<'a> {
                 FifoCommand::Slot(n) => {
                     if let Some(f) = self.fifo.as_mut() {
                         match f.switch(n) {
-                            Ok(()) => vlog!("[master-fifo] enabled slot {} ({})", f.slot, f.path().display()),
+                            Ok(()) => vlog!(
+                                "[master-fifo] enabled slot {} ({})",
+                                f.slot,
+                                f.path().display()
+                            ),
                             Err(e) => vlog!("{e}"),
                         }
                     }
@@ -444,19 +476,30 @@ impl<'a> Master<'a> {
                 // ---- the remaining letters (vassal helper) ----
                 FifoCommand::ReopenLog => {
                     if !crate::logging::reopen() {
-                        vlog!("[master-fifo] log reopen needs log-master and a logto file: ignored");
+                        vlog!(
+                            "[master-fifo] log reopen needs log-master and a logto file: ignored"
+                        );
                     }
                 }
                 FifoCommand::RotateLog => {
                     if !crate::logging::rotate() {
-                        vlog!("[master-fifo] log rotation needs log-master and a logto file: ignored");
+                        vlog!(
+                            "[master-fifo] log rotation needs log-master and a logto file: ignored"
+                        );
                     }
                 }
                 FifoCommand::Refork => self.refork(),
                 FifoCommand::Cheap => self.go_cheap(Signal::SIGKILL),
                 FifoCommand::Subscriptions => {
                     self.subscriptions_blocked = !self.subscriptions_blocked;
-                    vlog!("{}", if self.subscriptions_blocked { "subscriptions blocked" } else { "subscriptions re-enabled" });
+                    vlog!(
+                        "{}",
+                        if self.subscriptions_blocked {
+                            "subscriptions blocked"
+                        } else {
+                            "subscriptions re-enabled"
+                        }
+                    );
                 }
                 FifoCommand::EmperorRescan => match self.emperor {
                     Some(_) => {
@@ -466,7 +509,10 @@ impl<'a> Master<'a> {
                     None => vlog!("[master-fifo] no Emperor to ask for a rescan"),
                 },
                 FifoCommand::CheaperDelta(d) => {
-                    vlog!("[master-fifo] cheaper mode is not enabled: '{}' ignored", if d > 0 { '+' } else { '-' })
+                    vlog!(
+                        "[master-fifo] cheaper mode is not enabled: '{}' ignored",
+                        if d > 0 { '+' } else { '-' }
+                    )
                 }
             }
         }
@@ -481,30 +527,46 @@ impl<'a> Master<'a> {
         self.daemons.tick();
         self.touch_hooks.check(self.config);
         if let Some(p) = self.touch_reload.check() {
-            vlog!("*** {} has been touched... grace them all !!! ***", p.display());
+            vlog!(
+                "*** {} has been touched... grace them all !!! ***",
+                p.display()
+            );
             self.grace_them_all();
             return;
         }
         if let Some(p) = self.touch_workers_reload.check() {
-            vlog!("*** {} has been touched... workers reload !!! ***", p.display());
+            vlog!(
+                "*** {} has been touched... workers reload !!! ***",
+                p.display()
+            );
             self.reload_workers();
             return;
         }
         if let Some(p) = self.touch_chain_reload.check() {
             if self.chain == 0 {
-                vlog!("*** {} has been touched... chain reload !!! ***", p.display());
+                vlog!(
+                    "*** {} has been touched... chain reload !!! ***",
+                    p.display()
+                );
                 self.chain = 1;
             } else {
-                vlog!("*** {} has been touched... but chain reload is already running ***", p.display());
+                vlog!(
+                    "*** {} has been touched... but chain reload is already running ***",
+                    p.display()
+                );
             }
         }
         if self.settings.idle > 0 && !self.idle_reported {
             let total = self.scoreboard.total_requests();
-            let busy = (1..=self.settings.processes).any(|id| self.scoreboard.slot(id).in_request.load(Relaxed) == 1);
+            let busy = (1..=self.settings.processes)
+                .any(|id| self.scoreboard.slot(id).in_request.load(Relaxed) == 1);
             if total != self.idle_since.0 || busy {
                 self.idle_since = (total, Instant::now());
             } else if self.idle_since.1.elapsed() > Duration::from_secs(self.settings.idle) {
-                vlog!("workers have been inactive for more than {} seconds", self.settings.idle);
+                vlog!(
+                    "workers have been inactive for more than {} seconds",
+                    self.settings.idle
+                );
                 self.idle_reported = true;
                 if !self.settings.die_on_idle {
                     // Cheap mode until the next connection (vassal helper).
@@ -519,7 +581,13 @@ impl<'a> Master<'a> {
             }
         }
         if self.settings.vassal_sos_backlog > 0 && self.emperor.is_some() {
-            let backlog = self.listeners.iter().filter_map(|l| sys::net::tcp_listen_queue(l.borrow())).map(|(q, _)| u64::from(q)).max().unwrap_or(0);
+            let backlog = self
+                .listeners
+                .iter()
+                .filter_map(|l| sys::net::tcp_listen_queue(l.borrow()))
+                .map(|(q, _)| u64::from(q))
+                .max()
+                .unwrap_or(0);
             if backlog >= self.settings.vassal_sos_backlog {
                 vlog!("asking Emperor for reinforcements (backlog: {backlog})...");
                 self.sos();
@@ -531,18 +599,27 @@ impl<'a> Master<'a> {
         for line in imperium_config::show::show_config(self.config).lines() {
             vlog!("{line}");
         }
-        vlog!("\tworkers total requests: {}", self.scoreboard.total_requests());
+        vlog!(
+            "\tworkers total requests: {}",
+            self.scoreboard.total_requests()
+        );
         vlog!("-----------------");
         for id in 1..=self.settings.processes {
             let s = self.scoreboard.slot(id);
-            vlog!("\tworker {id} requests: {} (pid: {})", s.requests.load(Relaxed), s.pid.load(Relaxed));
+            vlog!(
+                "\tworker {id} requests: {} (pid: {})",
+                s.requests.load(Relaxed),
+                s.pid.load(Relaxed)
+            );
             vlog!("-----------------");
         }
         vlog!("");
     }
 
     fn on_signal(&mut self, sig: i32) {
-        let Ok(sig) = Signal::try_from(sig) else { return };
+        let Ok(sig) = Signal::try_from(sig) else {
+            return;
+        };
         match sig {
             Signal::SIGHUP => self.grace_them_all(),
             Signal::SIGTERM if self.settings.die_on_term => self.kill_them_all(0),
@@ -629,7 +706,10 @@ impl<'a> Master<'a> {
                 vlog!("worker {id} buried after {secs} seconds");
                 continue;
             }
-            if self.settings.lazy_apps && self.settings.need_app && status == WaitStatus::Exited(pid, crate::FAILED_APP_CODE) {
+            if self.settings.lazy_apps
+                && self.settings.need_app
+                && status == WaitStatus::Exited(pid, crate::FAILED_APP_CODE)
+            {
                 // need-app + lazy-apps: a worker that could not load its app ends the instance.
                 vlog!("OOPS ! failed loading app in worker {id} (pid {pid})");
                 self.kill_them_all(crate::FAILED_APP_CODE);
@@ -642,7 +722,9 @@ impl<'a> Master<'a> {
             let wanted_to_go_on = slot.manage_next_request.load(Relaxed) == 1;
             if wanted_to_go_on && cursed.is_none() {
                 match signal {
-                    Some(s) => vlog!("DAMN ! worker {id} (pid: {pid}) died, killed by signal {s} :( trying respawn ..."),
+                    Some(s) => vlog!(
+                        "DAMN ! worker {id} (pid: {pid}) died, killed by signal {s} :( trying respawn ..."
+                    ),
                     None => vlog!("DAMN ! worker {id} (pid: {pid}) died :( trying respawn ..."),
                 }
             } else {
@@ -695,7 +777,8 @@ impl<'a> Master<'a> {
                 && self.workers[id].cursed_at.is_none()
                 && let Some((vsz, rss)) = crate::limits::usage(pid.as_raw())
             {
-                let lived = now.saturating_sub(slot.last_spawn.load(Relaxed)) >= self.settings.min_worker_lifetime;
+                let lived = now.saturating_sub(slot.last_spawn.load(Relaxed))
+                    >= self.settings.min_worker_lifetime;
                 match self.memory.judge(vsz, rss, lived) {
                     crate::limits::Verdict::Fine => {}
                     crate::limits::Verdict::Kill(what, n) => {
@@ -705,7 +788,9 @@ impl<'a> Master<'a> {
                         continue;
                     }
                     crate::limits::Verdict::Recycle(what, n) => {
-                        vlog!("worker {id} (pid: {pid}) {what} usage {n} bytes is over its limit: recycling it");
+                        vlog!(
+                            "worker {id} (pid: {pid}) {what} usage {n} bytes is over its limit: recycling it"
+                        );
                         let _ = kill(pid, Signal::SIGHUP);
                         self.workers[id].cursed_at = Some(Instant::now());
                     }
@@ -713,8 +798,15 @@ impl<'a> Master<'a> {
             }
             let lifetime = self.settings.max_worker_lifetime;
             let spawned = slot.last_spawn.load(Relaxed);
-            if lifetime > 0 && self.phase == Phase::Running && self.workers[id].cursed_at.is_none() && now.saturating_sub(spawned) >= lifetime {
-                vlog!("worker {id} lifetime reached, it was running for {} second(s)", now.saturating_sub(spawned));
+            if lifetime > 0
+                && self.phase == Phase::Running
+                && self.workers[id].cursed_at.is_none()
+                && now.saturating_sub(spawned) >= lifetime
+            {
+                vlog!(
+                    "worker {id} lifetime reached, it was running for {} second(s)",
+                    now.saturating_sub(spawned)
+                );
                 let _ = kill(pid, Signal::SIGHUP);
                 self.workers[id].cursed_at = Some(Instant::now());
             }
@@ -734,7 +826,11 @@ impl<'a> Master<'a> {
         }
         if self.phase == Phase::Running {
             for id in 1..self.workers.len() {
-                if self.workers[id].pid.is_none() && self.workers[id].respawn_at.is_some_and(|t| t <= Instant::now()) {
+                if self.workers[id].pid.is_none()
+                    && self.workers[id]
+                        .respawn_at
+                        .is_some_and(|t| t <= Instant::now())
+                {
                     self.spawn(id, true);
                 }
             }
@@ -772,7 +868,11 @@ impl<'a> Master<'a> {
                     Phase::Running => unreachable!(),
                 }
             }
-            let stats_fds: Vec<std::os::fd::BorrowedFd<'_>> = self.stats.as_ref().map(|s| s.poll_fds()).unwrap_or_default();
+            let stats_fds: Vec<std::os::fd::BorrowedFd<'_>> = self
+                .stats
+                .as_ref()
+                .map(|s| s.poll_fds())
+                .unwrap_or_default();
             let mut fds = vec![PollFd::new(self.sigpipe.as_fd(), PollFlags::POLLIN)];
             let emperor_at = self.emperor.map(|e| {
                 fds.push(PollFd::new(sys::fd::borrow(e.fd), PollFlags::POLLIN));
@@ -799,9 +899,16 @@ impl<'a> Master<'a> {
             for f in &stats_fds {
                 fds.push(PollFd::new(*f, PollFlags::POLLIN));
             }
-            let tick = Duration::from_secs(self.settings.check_interval).saturating_sub(last_check.elapsed());
-            let _ = poll(&mut fds, PollTimeout::try_from(tick.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX));
-            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            let tick = Duration::from_secs(self.settings.check_interval)
+                .saturating_sub(last_check.elapsed());
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(tick.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX),
+            );
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
             drop(fds);
             drop(stats_fds);
 
@@ -816,7 +923,10 @@ impl<'a> Master<'a> {
                     }
                 }
             }
-            if self.cheap && ready[cheap_at..log_at].iter().any(|r| *r) && self.alive().next().is_none() {
+            if self.cheap
+                && ready[cheap_at..log_at].iter().any(|r| *r)
+                && self.alive().next().is_none()
+            {
                 vlog!("[cheap] a connection arrived: spawning the workers");
                 self.cheap = false;
                 self.idle_reported = false;
@@ -837,8 +947,15 @@ impl<'a> Master<'a> {
                 self.on_fifo();
             }
             if let Some(mut st) = self.stats.take() {
-                let src = stats::Sources { listeners: &self.listeners, scoreboard: self.scoreboard };
-                st.serve(&ready[stats_at..], &|| stats::document(&src), Duration::from_secs(self.settings.socket_timeout));
+                let src = stats::Sources {
+                    listeners: &self.listeners,
+                    scoreboard: self.scoreboard,
+                };
+                st.serve(
+                    &ready[stats_at..],
+                    &|| stats::document(&src),
+                    Duration::from_secs(self.settings.socket_timeout),
+                );
                 self.stats = Some(st);
             }
             self.reap();
@@ -864,7 +981,10 @@ impl<'a> Master<'a> {
         {
             vlog!("VACUUM: unix socket {} (stats) removed.", p.display());
         }
-        for (p, what) in [(&self.settings.pidfile, "pidfile"), (&self.settings.pidfile2, "pidfile2")] {
+        for (p, what) in [
+            (&self.settings.pidfile, "pidfile"),
+            (&self.settings.pidfile2, "pidfile2"),
+        ] {
             if let Some(p) = p
                 && std::fs::remove_file(p).is_ok()
             {

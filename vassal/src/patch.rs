@@ -29,13 +29,22 @@ impl When {
 /// process becomes the new program, or exits 1 when it cannot).
 pub fn apply(config: &Config, when: When, argv: &[OsString]) {
     let p = when.prefix();
-    if let Some(prog) = config.get(&format!("{p}-binary-patch")).filter(|v| !v.trim().is_empty()) {
+    if let Some(prog) = config
+        .get(&format!("{p}-binary-patch"))
+        .filter(|v| !v.trim().is_empty())
+    {
         vlog!("*** {p} binary patch: executing {prog} ***");
-        let err = std::process::Command::new(prog).arg0(prog).args(argv.iter().skip(1)).exec();
+        let err = std::process::Command::new(prog)
+            .arg0(prog)
+            .args(argv.iter().skip(1))
+            .exec();
         vlog!("execvp(): {prog}: {err}");
         std::process::exit(1);
     }
-    if let Some(cmd) = config.get(&format!("{p}-binary-patch-arg")).filter(|v| !v.trim().is_empty()) {
+    if let Some(cmd) = config
+        .get(&format!("{p}-binary-patch-arg"))
+        .filter(|v| !v.trim().is_empty())
+    {
         vlog!("*** {p} binary patch: executing \"{cmd}\" ***");
         let sh = config.get("binsh").unwrap_or("/bin/sh");
         let err = std::process::Command::new(sh).arg("-c").arg(cmd).exec();

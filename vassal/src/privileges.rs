@@ -33,7 +33,9 @@ pub fn parse_owner(v: &str) -> Result<(Option<Uid>, Option<Gid>), VassalError> {
     let (u, g) = v.split_once(':').map_or((v, None), |(u, g)| (u, Some(g)));
     let uid = parse_uid(u).map_err(|_| VassalError::option("chown-socket", v, "no such user"))?;
     let gid = match g {
-        Some(g) => Some(parse_gid(g).map_err(|_| VassalError::option("chown-socket", v, "no such group"))?),
+        Some(g) => Some(
+            parse_gid(g).map_err(|_| VassalError::option("chown-socket", v, "no such group"))?,
+        ),
         None => None,
     };
     Ok((Some(uid), gid))
@@ -54,11 +56,18 @@ pub fn apply_env(env: &[String], unenv: &[String]) {
 
 /// `chdir`/`chdir2`.
 pub fn chdir(option: &str, dir: &Path) -> Result<(), VassalError> {
-    std::env::set_current_dir(dir).map_err(|e| VassalError::option(option, &dir.to_string_lossy(), &format!("chdir(): {e}")))
+    std::env::set_current_dir(dir)
+        .map_err(|e| VassalError::option(option, &dir.to_string_lossy(), &format!("chdir(): {e}")))
 }
 
 /// Writes `pid` into a pidfile.
 pub fn write_pidfile(option: &str, path: &Path, pid: u32) -> Result<(), VassalError> {
     vlog!("writing pidfile to {}", path.display());
-    std::fs::write(path, format!("{pid}\n")).map_err(|e| VassalError::option(option, &path.to_string_lossy(), &format!("cannot write: {e}")))
+    std::fs::write(path, format!("{pid}\n")).map_err(|e| {
+        VassalError::option(
+            option,
+            &path.to_string_lossy(),
+            &format!("cannot write: {e}"),
+        )
+    })
 }

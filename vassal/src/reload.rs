@@ -38,7 +38,10 @@ pub fn exec(master: &Master<'_>) -> ! {
     }
     cmd.args(plan.argv.iter().skip(1));
     cmd.env("UWSGI_RELOADS", (plan.reloads + 1).to_string());
-    cmd.env(sockets::INHERIT_VAR, sockets::inherit_value(&master.listeners));
+    cmd.env(
+        sockets::INHERIT_VAR,
+        sockets::inherit_value(&master.listeners),
+    );
     let err = cmd.exec();
     vlog!("unable to re-execute {}: {err}", plan.binary.display());
     std::process::exit(1)
@@ -56,9 +59,17 @@ pub fn exec_copy(master: &Master<'_>) -> ! {
     }
     cmd.args(plan.argv.iter().skip(1));
     cmd.env("UWSGI_RELOADS", "0");
-    cmd.env_remove("UWSGI_EMPEROR_FD").env_remove("UWSGI_EMPEROR_FD_CONFIG").env_remove("NOTIFY_SOCKET");
-    cmd.env(sockets::INHERIT_VAR, sockets::inherit_value(&master.listeners));
+    cmd.env_remove("UWSGI_EMPEROR_FD")
+        .env_remove("UWSGI_EMPEROR_FD_CONFIG")
+        .env_remove("NOTIFY_SOCKET");
+    cmd.env(
+        sockets::INHERIT_VAR,
+        sockets::inherit_value(&master.listeners),
+    );
     let err = cmd.exec();
-    vlog!("unable to execute a master copy {}: {err}", plan.binary.display());
+    vlog!(
+        "unable to execute a master copy {}: {err}",
+        plan.binary.display()
+    );
     std::process::exit(1)
 }

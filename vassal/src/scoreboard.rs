@@ -51,13 +51,17 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// Maps a shared scoreboard (before any fork).
     pub fn shared(workers: usize) -> nix::Result<Scoreboard> {
-        Ok(Scoreboard { slots: crate::sys::shm::map_slots(workers + 1)? })
+        Ok(Scoreboard {
+            slots: crate::sys::shm::map_slots(workers + 1)?,
+        })
     }
 
     /// A private scoreboard (unit tests).
     pub fn private(workers: usize) -> Scoreboard {
         let v: Vec<Slot> = (0..=workers).map(|_| Slot::default()).collect();
-        Scoreboard { slots: Box::leak(v.into_boxed_slice()) }
+        Scoreboard {
+            slots: Box::leak(v.into_boxed_slice()),
+        }
     }
 
     /// The slot of worker `id` (1-based), or the totals for 0.
@@ -81,7 +85,8 @@ impl Scoreboard {
         s.in_request.store(1, Relaxed);
         s.request_start.store(now_micros, Relaxed);
         if harakiri_secs > 0 {
-            s.harakiri.store(now_micros / 1_000_000 + harakiri_secs, Relaxed);
+            s.harakiri
+                .store(now_micros / 1_000_000 + harakiri_secs, Relaxed);
         }
     }
 
@@ -95,7 +100,8 @@ impl Scoreboard {
         let n = s.requests.fetch_add(1, Relaxed) + 1;
         s.delta_requests.fetch_add(1, Relaxed);
         let avg = s.avg_rt.load(Relaxed);
-        s.avg_rt.store(if n <= 1 { rt } else { (avg * (n - 1) + rt) / n }, Relaxed);
+        s.avg_rt
+            .store(if n <= 1 { rt } else { (avg * (n - 1) + rt) / n }, Relaxed);
         s.in_request.store(0, Relaxed);
         self.slots[0].requests.fetch_add(1, Relaxed) + 1
     }
@@ -113,7 +119,14 @@ mod tests {
         assert_eq!(sb.slot(2).in_request.load(Relaxed), 1);
         assert_eq!(sb.end_request(2, 1_000_300, 21), 1);
         let s = sb.slot(2);
-        assert_eq!((s.requests.load(Relaxed), s.tx.load(Relaxed), s.avg_rt.load(Relaxed)), (1, 21, 300));
+        assert_eq!(
+            (
+                s.requests.load(Relaxed),
+                s.tx.load(Relaxed),
+                s.avg_rt.load(Relaxed)
+            ),
+            (1, 21, 300)
+        );
         assert_eq!(s.harakiri.load(Relaxed), 0);
         assert_eq!(sb.total_requests(), 1);
         assert_eq!(sb.workers(), 2);

@@ -103,19 +103,33 @@ pub struct Settings {
 }
 
 fn int(config: &Config, name: &str, default: i64, min: i64, max: i64) -> Result<i64, VassalError> {
-    let v = config.int_or(name, default).map_err(|e| VassalError::Config(e.to_string()))?;
+    let v = config
+        .int_or(name, default)
+        .map_err(|e| VassalError::Config(e.to_string()))?;
     if v < min || v > max {
-        return Err(VassalError::option(name, &v.to_string(), &format!("must be between {min} and {max}")));
+        return Err(VassalError::option(
+            name,
+            &v.to_string(),
+            &format!("must be between {min} and {max}"),
+        ));
     }
     Ok(v)
 }
 
 fn nonempty(config: &Config, name: &str) -> Option<String> {
-    config.get(name).map(str::to_owned).filter(|v| !v.trim().is_empty())
+    config
+        .get(name)
+        .map(str::to_owned)
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn paths(config: &Config, name: &str) -> Vec<PathBuf> {
-    config.get_all(name).into_iter().filter(|v| !v.trim().is_empty()).map(PathBuf::from).collect()
+    config
+        .get_all(name)
+        .into_iter()
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// `shared-socket` (and `undeferred-shared-socket`): sockets bound before the privilege
@@ -125,17 +139,25 @@ fn resolve_shared(config: &Config, sockets: &mut [SocketConf]) -> Result<(), Vas
     let mut shared: Vec<String> = Vec::new();
     for e in config.entries() {
         let canonical = imperium_config::options::lookup(&e.key).map(|s| s.canonical());
-        if matches!(canonical, Some("shared-socket" | "undeferred-shared-socket")) {
+        if matches!(
+            canonical,
+            Some("shared-socket" | "undeferred-shared-socket")
+        ) {
             shared.push(e.value.trim().to_owned());
         }
     }
     for s in sockets.iter_mut() {
         if let Some(n) = s.name.strip_prefix('=') {
-            let idx: usize = n.trim().parse().map_err(|_| VassalError::option(s.option, &s.name, "invalid shared socket index"))?;
-            s.name = shared
-                .get(idx)
-                .cloned()
-                .ok_or_else(|| VassalError::option(s.option, &s.name, &format!("unable to use shared socket {idx}")))?;
+            let idx: usize = n.trim().parse().map_err(|_| {
+                VassalError::option(s.option, &s.name, "invalid shared socket index")
+            })?;
+            s.name = shared.get(idx).cloned().ok_or_else(|| {
+                VassalError::option(
+                    s.option,
+                    &s.name,
+                    &format!("unable to use shared socket {idx}"),
+                )
+            })?;
         }
     }
     Ok(())
@@ -158,8 +180,13 @@ impl Settings {
     pub fn from_config(config: &Config) -> Result<Settings, VassalError> {
         let default_protocol = match config.get("protocol") {
             None => Protocol::Uwsgi,
-            Some(p) => Protocol::parse(p)
-                .ok_or_else(|| VassalError::option("protocol", p, "unable to find protocol (imperium speaks uwsgi and http)"))?,
+            Some(p) => Protocol::parse(p).ok_or_else(|| {
+                VassalError::option(
+                    "protocol",
+                    p,
+                    "unable to find protocol (imperium speaks uwsgi and http)",
+                )
+            })?,
         };
         let mut sockets = Vec::new();
         for e in config.entries() {
@@ -171,16 +198,28 @@ impl Settings {
                 _ => continue,
             };
             if e.value.trim().is_empty() {
-                return Err(VassalError::option(option, &e.value, "an empty socket address"));
+                return Err(VassalError::option(
+                    option,
+                    &e.value,
+                    "an empty socket address",
+                ));
             }
-            sockets.push(SocketConf { option, name: e.value.trim().to_owned(), protocol });
+            sockets.push(SocketConf {
+                option,
+                name: e.value.trim().to_owned(),
+                protocol,
+            });
         }
         // `=N` names the Nth `shared-socket` (vassal helper).
         resolve_shared(config, &mut sockets)?;
         let chmod_socket = match config.last_entry("chmod-socket") {
             None => None,
             Some(e) => Some(parse_chmod(&e.value).ok_or_else(|| {
-                VassalError::option("chmod-socket", &e.value, "expects three octal digits, such as 660 (or nothing for 666)")
+                VassalError::option(
+                    "chmod-socket",
+                    &e.value,
+                    "expects three octal digits, such as 660 (or nothing for 666)",
+                )
             })?),
         };
         let processes = (int(config, "processes", 1, 0, 65535)? as usize).max(1);
@@ -195,8 +234,10 @@ impl Settings {
             harakiri: int(config, "harakiri", 0, 0, i64::from(u32::MAX))? as u64,
             harakiri_verbose: config.flag("harakiri-verbose"),
             max_requests: int(config, "max-requests", 0, 0, i64::MAX)? as u64,
-            min_worker_lifetime: int(config, "min-worker-lifetime", 10, 0, i64::from(u32::MAX))? as u64,
-            max_worker_lifetime: int(config, "max-worker-lifetime", 0, 0, i64::from(u32::MAX))? as u64,
+            min_worker_lifetime: int(config, "min-worker-lifetime", 10, 0, i64::from(u32::MAX))?
+                as u64,
+            max_worker_lifetime: int(config, "max-worker-lifetime", 0, 0, i64::from(u32::MAX))?
+                as u64,
             die_on_term: config.flag("die-on-term"),
             exit_on_reload: config.flag("exit-on-reload"),
             need_app: config.flag("need-app"),
@@ -209,14 +250,23 @@ impl Settings {
             abstract_socket: config.flag("abstract-socket"),
             reuse_port: config.flag("reuse-port"),
             vacuum: config.flag("vacuum"),
-            worker_reload_mercy: int(config, "worker-reload-mercy", 60, 0, i64::from(u32::MAX))? as u64,
+            worker_reload_mercy: int(config, "worker-reload-mercy", 60, 0, i64::from(u32::MAX))?
+                as u64,
             reload_mercy: int(config, "reload-mercy", 0, 0, i64::from(u32::MAX))? as u64,
             pidfile: nonempty(config, "pidfile").map(PathBuf::from),
             pidfile2: nonempty(config, "pidfile2").map(PathBuf::from),
             chdir: nonempty(config, "chdir").map(PathBuf::from),
             chdir2: nonempty(config, "chdir2").map(PathBuf::from),
-            env: config.get_all("env").into_iter().map(str::to_owned).collect(),
-            unenv: config.get_all("unenv").into_iter().map(str::to_owned).collect(),
+            env: config
+                .get_all("env")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            unenv: config
+                .get_all("unenv")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             uid: nonempty(config, "uid"),
             gid: nonempty(config, "gid"),
             daemonize: nonempty(config, "daemonize"),
@@ -235,7 +285,8 @@ impl Settings {
             master_fifo: paths(config, "master-fifo"),
             idle: int(config, "idle", 0, 0, i64::from(u32::MAX))? as u64,
             die_on_idle: config.flag("die-on-idle"),
-            vassal_sos_backlog: int(config, "vassal-sos-backlog", 0, 0, i64::from(u32::MAX))? as u64,
+            vassal_sos_backlog: int(config, "vassal-sos-backlog", 0, 0, i64::from(u32::MAX))?
+                as u64,
         })
     }
 }
@@ -247,15 +298,28 @@ mod tests {
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
         Config::from_entries(
-            pairs.iter().map(|(k, v)| Entry { key: k.to_string(), value: v.to_string(), origin: Origin::Internal }).collect(),
+            pairs
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    origin: Origin::Internal,
+                })
+                .collect(),
         )
     }
 
     #[test]
     fn defaults_are_uwsgi_ones() {
         let s = Settings::from_config(&cfg(&[])).unwrap();
-        assert_eq!((s.processes, s.buffer_size, s.listen, s.socket_timeout), (1, 4096, 100, 4));
-        assert_eq!((s.worker_reload_mercy, s.min_worker_lifetime, s.max_vars), (60, 10, 64));
+        assert_eq!(
+            (s.processes, s.buffer_size, s.listen, s.socket_timeout),
+            (1, 4096, 100, 4)
+        );
+        assert_eq!(
+            (s.worker_reload_mercy, s.min_worker_lifetime, s.max_vars),
+            (60, 10, 64)
+        );
         assert!(!s.master && s.sockets.is_empty());
     }
 
@@ -268,8 +332,19 @@ mod tests {
             ("uwsgi-socket", "@abs"),
         ]))
         .unwrap();
-        let got: Vec<(&str, Protocol)> = s.sockets.iter().map(|c| (c.name.as_str(), c.protocol)).collect();
-        assert_eq!(got, vec![(":8080", Protocol::Http), ("/tmp/a.sock", Protocol::Http), ("@abs", Protocol::Uwsgi)]);
+        let got: Vec<(&str, Protocol)> = s
+            .sockets
+            .iter()
+            .map(|c| (c.name.as_str(), c.protocol))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (":8080", Protocol::Http),
+                ("/tmp/a.sock", Protocol::Http),
+                ("@abs", Protocol::Uwsgi)
+            ]
+        );
     }
 
     #[test]

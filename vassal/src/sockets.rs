@@ -8,12 +8,12 @@
 use crate::addr::{self, Addr};
 use crate::error::VassalError;
 use crate::settings::{Protocol, Settings, SocketConf};
+use crate::sys::fd as sys_fd;
 use crate::vlog;
 use nix::sys::socket::{
-    bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-    SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt,
 };
-use crate::sys::fd as sys_fd;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ fn family_name(f: Family) -> &'static str {
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
@@ -79,7 +79,11 @@ fn is_listening(fd: BorrowedFd<'_>) -> bool {
 
 /// The kernel's cap on listen backlogs.
 fn somaxconn() -> Option<i64> {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The display name and family of a bound socket, from getsockname.
@@ -95,18 +99,33 @@ pub fn socket_name(fd: BorrowedFd<'_>) -> Option<(String, Family)> {
         return None;
     }
     if let Some(a) = ss.as_sockaddr_in() {
-        return Some((addr::display_sockaddr(&std::net::SocketAddr::V4((*a).into())), Family::Inet));
+        return Some((
+            addr::display_sockaddr(&std::net::SocketAddr::V4((*a).into())),
+            Family::Inet,
+        ));
     }
     if let Some(a) = ss.as_sockaddr_in6() {
-        return Some((addr::display_sockaddr(&std::net::SocketAddr::V6((*a).into())), Family::Inet6));
+        return Some((
+            addr::display_sockaddr(&std::net::SocketAddr::V6((*a).into())),
+            Family::Inet6,
+        ));
     }
     None
 }
 
-fn bind_tcp(conf: &SocketConf, sa: std::net::SocketAddr, settings: &Settings) -> Result<OwnedFd, VassalError> {
+fn bind_tcp(
+    conf: &SocketConf,
+    sa: std::net::SocketAddr,
+    settings: &Settings,
+) -> Result<OwnedFd, VassalError> {
     let err = |what: &str, e: nix::Error| VassalError::socket(&conf.name, format!("{what}: {e}"));
-    let family = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| err("socket()", e))?;
+    let family = if sa.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| err("socket()", e))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
     if settings.reuse_port {
         setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| err("SO_REUSEPORT", e))?;
@@ -117,7 +136,10 @@ fn bind_tcp(conf: &SocketConf, sa: std::net::SocketAddr, settings: &Settings) ->
     };
     if let Err(e) = r {
         if e == nix::Error::EADDRINUSE {
-            vlog!("probably another instance of uWSGI is running on the same address ({}).", conf.name);
+            vlog!(
+                "probably another instance of uWSGI is running on the same address ({}).",
+                conf.name
+            );
         }
         return Err(err("bind()", e));
     }
@@ -126,7 +148,13 @@ fn bind_tcp(conf: &SocketConf, sa: std::net::SocketAddr, settings: &Settings) ->
 
 fn bind_unix(conf: &SocketConf, addr: &Addr) -> Result<OwnedFd, VassalError> {
     let err = |what: &str, e: nix::Error| VassalError::socket(&conf.name, format!("{what}: {e}"));
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| err("socket()", e))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket()", e))?;
     let ua = match addr {
         Addr::Unix(p) => {
             if let Err(e) = std::fs::remove_file(p)
@@ -152,19 +180,24 @@ fn chmod_chown(path: &std::path::Path, settings: &Settings) -> Result<(), Vassal
         if mode == 0o666 {
             vlog!("chmod() socket to 666 for lazy and brave users");
         }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| VassalError::sys(format!("chmod-socket: chmod() {}", path.display()), e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            VassalError::sys(format!("chmod-socket: chmod() {}", path.display()), e)
+        })?;
     }
     if let Some(owner) = &settings.chown_socket {
         let (uid, gid) = crate::privileges::parse_owner(owner)?;
-        nix::unistd::chown(path, uid, gid).map_err(|e| VassalError::sys(format!("chown-socket: chown() {}", path.display()), e))?;
+        nix::unistd::chown(path, uid, gid).map_err(|e| {
+            VassalError::sys(format!("chown-socket: chown() {}", path.display()), e)
+        })?;
     }
     Ok(())
 }
 
 /// Sockets handed over by the previous image of this master (a reload), by configured name.
 fn take_inherited() -> Vec<(RawFd, String)> {
-    let Ok(v) = std::env::var(INHERIT_VAR) else { return Vec::new() };
+    let Ok(v) = std::env::var(INHERIT_VAR) else {
+        return Vec::new();
+    };
     crate::sys::env::remove(INHERIT_VAR);
     v.lines()
         .filter_map(|l| {
@@ -180,8 +213,13 @@ const ACTIVATED_MARKER: &str = "\u{1}listen-fds:";
 /// systemd socket activation: `LISTEN_FDS` descriptors from fd 3 on, when `LISTEN_PID` is
 /// this process. Only at the first start (the variables are removed once read).
 fn take_activated() -> Vec<(OwnedFd, String, Family)> {
-    let pid = std::env::var("LISTEN_PID").ok().and_then(|v| v.trim().parse::<u32>().ok());
-    let n = std::env::var("LISTEN_FDS").ok().and_then(|v| v.trim().parse::<i32>().ok()).unwrap_or(0);
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let n = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
     if pid != Some(std::process::id()) || n <= 0 {
         return Vec::new();
     }
@@ -210,7 +248,11 @@ pub fn inherit_value(listeners: &[Listener]) -> String {
 
 /// Takes an inherited descriptor if it is a listening socket (closing it otherwise).
 fn adopt(fd: RawFd) -> Option<OwnedFd> {
-    let owned = if fd <= 2 { sys_fd::dup_cloexec(sys_fd::borrow(fd)).ok()? } else { sys_fd::take(fd) };
+    let owned = if fd <= 2 {
+        sys_fd::dup_cloexec(sys_fd::borrow(fd)).ok()?
+    } else {
+        sys_fd::take(fd)
+    };
     is_listening(owned.as_fd()).then_some(owned)
 }
 
@@ -223,19 +265,31 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
     let mut out: Vec<Listener> = Vec::new();
     for conf in &settings.sockets {
         let index = out.len();
-        let parsed = addr::parse(&conf.name, settings.abstract_socket).map_err(|e| VassalError::socket(&conf.name, e))?;
+        let parsed = addr::parse(&conf.name, settings.abstract_socket)
+            .map_err(|e| VassalError::socket(&conf.name, e))?;
 
         // A socket passed by systemd (socket activation) with this address.
         let wanted = match &parsed {
             Addr::Unix(p) => Some(p.to_string_lossy().into_owned()),
             Addr::Abstract(a) => Some(format!("@{}", String::from_utf8_lossy(a))),
-            Addr::Tcp { addr: sa, auto_port: false } => Some(addr::display_sockaddr(sa)),
+            Addr::Tcp {
+                addr: sa,
+                auto_port: false,
+            } => Some(addr::display_sockaddr(sa)),
             _ => None,
         };
         if let Some(pos) = wanted.and_then(|w| activated.iter().position(|(_, n, _)| *n == w)) {
             let (fd, _, family) = activated.remove(pos);
-            let kind = if family == Family::Unix { "UNIX" } else { "INET" };
-            vlog!("uwsgi socket {index} inherited {kind} address {} fd {}", conf.name, fd.as_raw_fd());
+            let kind = if family == Family::Unix {
+                "UNIX"
+            } else {
+                "INET"
+            };
+            vlog!(
+                "uwsgi socket {index} inherited {kind} address {} fd {}",
+                conf.name,
+                fd.as_raw_fd()
+            );
             out.push(Listener {
                 index,
                 server_port: addr::server_port(&conf.name),
@@ -255,8 +309,22 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
             if let Some(owned) = adopt(fd)
                 && let Some((name, family)) = socket_name(owned.as_fd())
             {
-                let display = if matches!(parsed, Addr::Tcp { auto_port: true, .. }) { name.clone() } else { conf.name.clone() };
-                let kind = if family == Family::Unix { "UNIX" } else { "INET" };
+                let display = if matches!(
+                    parsed,
+                    Addr::Tcp {
+                        auto_port: true,
+                        ..
+                    }
+                ) {
+                    name.clone()
+                } else {
+                    conf.name.clone()
+                };
+                let kind = if family == Family::Unix {
+                    "UNIX"
+                } else {
+                    "INET"
+                };
                 vlog!("uwsgi socket {index} inherited {kind} address {display} fd {fd}");
                 let unix_path = match &parsed {
                     Addr::Unix(p) => std::fs::metadata(p).ok().map(|m| (p.clone(), m.ino())),
@@ -278,9 +346,16 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
 
         let (fd, name, family, auto) = match &parsed {
             Addr::Fd(n) => {
-                let owned = adopt(*n).ok_or_else(|| VassalError::socket(&conf.name, format!("fd {n} is not a listening socket")))?;
-                let (name, family) = socket_name(owned.as_fd()).ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
-                let kind = if family == Family::Unix { "UNIX" } else { "INET" };
+                let owned = adopt(*n).ok_or_else(|| {
+                    VassalError::socket(&conf.name, format!("fd {n} is not a listening socket"))
+                })?;
+                let (name, family) = socket_name(owned.as_fd())
+                    .ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
+                let kind = if family == Family::Unix {
+                    "UNIX"
+                } else {
+                    "INET"
+                };
                 vlog!("uwsgi socket {index} inherited {kind} address {name} fd {n}");
                 let unix_path = None;
                 out.push(Listener {
@@ -295,37 +370,62 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
                 });
                 continue;
             }
-            Addr::Tcp { addr: sa, auto_port } => {
+            Addr::Tcp {
+                addr: sa,
+                auto_port,
+            } => {
                 if let Some(max) = somaxconn()
                     && i64::from(settings.listen) > max
                 {
                     return Err(VassalError::option(
                         "listen",
                         &settings.listen.to_string(),
-                        &format!("Listen queue size is greater than the system max net.core.somaxconn ({max})"),
+                        &format!(
+                            "Listen queue size is greater than the system max net.core.somaxconn ({max})"
+                        ),
                     ));
                 }
                 let fd = bind_tcp(conf, *sa, settings)?;
-                let family = if sa.is_ipv4() { Family::Inet } else { Family::Inet6 };
+                let family = if sa.is_ipv4() {
+                    Family::Inet
+                } else {
+                    Family::Inet6
+                };
                 let name = if *auto_port {
-                    let (real, _) = socket_name(fd.as_fd()).ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
-                    addr::tcp_display_name(&conf.name, addr::server_port(&real).parse().unwrap_or(0))
+                    let (real, _) = socket_name(fd.as_fd())
+                        .ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
+                    addr::tcp_display_name(
+                        &conf.name,
+                        addr::server_port(&real).parse().unwrap_or(0),
+                    )
                 } else {
                     conf.name.clone()
                 };
                 (fd, name, family, *auto_port)
             }
-            Addr::Unix(_) | Addr::Abstract(_) => (bind_unix(conf, &parsed)?, conf.name.clone(), Family::Unix, false),
+            Addr::Unix(_) | Addr::Abstract(_) => (
+                bind_unix(conf, &parsed)?,
+                conf.name.clone(),
+                Family::Unix,
+                false,
+            ),
         };
-        listen(&fd, Backlog::new(settings.listen).unwrap_or(Backlog::MAXCONN))
-            .map_err(|e| VassalError::socket(&conf.name, format!("listen(): {e}")))?;
+        listen(
+            &fd,
+            Backlog::new(settings.listen).unwrap_or(Backlog::MAXCONN),
+        )
+        .map_err(|e| VassalError::socket(&conf.name, format!("listen(): {e}")))?;
         let mut unix_path = None;
         if let Addr::Unix(p) = &parsed {
             chmod_chown(p, settings)?;
             unix_path = std::fs::metadata(p).ok().map(|m| (p.clone(), m.ino()));
         }
         let auto_note = if auto { " (port auto-assigned)" } else { "" };
-        vlog!("uwsgi socket {index} bound to {} address {name}{auto_note} fd {}", family_name(family), fd.as_raw_fd());
+        vlog!(
+            "uwsgi socket {index} bound to {} address {name}{auto_note} fd {}",
+            family_name(family),
+            fd.as_raw_fd()
+        );
         out.push(Listener {
             index,
             server_port: addr::server_port(&name),
@@ -341,8 +441,15 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
     // handed over across reloads under a marker name.
     for (fd, name, family) in activated {
         let index = out.len();
-        let kind = if family == Family::Unix { "UNIX" } else { "INET" };
-        vlog!("uwsgi socket {index} inherited {kind} address {name} fd {}", fd.as_raw_fd());
+        let kind = if family == Family::Unix {
+            "UNIX"
+        } else {
+            "INET"
+        };
+        vlog!(
+            "uwsgi socket {index} inherited {kind} address {name} fd {}",
+            fd.as_raw_fd()
+        );
         out.push(Listener {
             index,
             server_port: addr::server_port(&name),
@@ -354,14 +461,31 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
             unix_path: None,
         });
     }
-    let (marked, inherited): (Vec<_>, Vec<_>) = inherited.into_iter().partition(|(_, n)| n.starts_with(ACTIVATED_MARKER));
+    let (marked, inherited): (Vec<_>, Vec<_>) = inherited
+        .into_iter()
+        .partition(|(_, n)| n.starts_with(ACTIVATED_MARKER));
     for (fd, configured) in marked {
         let Some(owned) = adopt(fd) else { continue };
-        let Some((name, family)) = socket_name(owned.as_fd()) else { continue };
+        let Some((name, family)) = socket_name(owned.as_fd()) else {
+            continue;
+        };
         let index = out.len();
-        let kind = if family == Family::Unix { "UNIX" } else { "INET" };
+        let kind = if family == Family::Unix {
+            "UNIX"
+        } else {
+            "INET"
+        };
         vlog!("uwsgi socket {index} inherited {kind} address {name} fd {fd}");
-        out.push(Listener { index, server_port: addr::server_port(&name), configured, name, protocol: settings.default_protocol, family, fd: owned, unix_path: None });
+        out.push(Listener {
+            index,
+            server_port: addr::server_port(&name),
+            configured,
+            name,
+            protocol: settings.default_protocol,
+            family,
+            fd: owned,
+            unix_path: None,
+        });
     }
     // Whatever the previous image handed over and is no longer configured is closed.
     for (fd, name) in inherited {
@@ -376,9 +500,14 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
     } else if !settings.skip_zero && is_listening(sys_fd::borrow(0)) {
         if let Some((name, family)) = socket_name(sys_fd::borrow(0)) {
             let index = out.len();
-            let kind = if family == Family::Unix { "UNIX" } else { "INET" };
+            let kind = if family == Family::Unix {
+                "UNIX"
+            } else {
+                "INET"
+            };
             vlog!("uwsgi socket {index} inherited {kind} address {name} fd 0");
-            let fd = sys_fd::dup_cloexec(sys_fd::borrow(0)).map_err(|e| VassalError::sys("dup() of fd 0", e))?;
+            let fd = sys_fd::dup_cloexec(sys_fd::borrow(0))
+                .map_err(|e| VassalError::sys("dup() of fd 0", e))?;
             out.push(Listener {
                 index,
                 server_port: addr::server_port(&name),
@@ -396,14 +525,15 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
         let _ = nix::unistd::dup2_stdin(&null);
     }
     for l in &out {
-        set_nonblocking(&l.fd).map_err(|e| VassalError::socket(&l.name, format!("O_NONBLOCK: {e}")))?;
+        set_nonblocking(&l.fd)
+            .map_err(|e| VassalError::socket(&l.name, format!("O_NONBLOCK: {e}")))?;
     }
     Ok(out)
 }
 
 /// Clears close-on-exec on every listener so the next image of the master inherits them.
 pub fn keep_across_exec(listeners: &[Listener]) {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     for l in listeners {
         let _ = fcntl(&l.fd, FcntlArg::F_SETFD(FdFlag::empty()));
     }
@@ -413,9 +543,14 @@ pub fn keep_across_exec(listeners: &[Listener]) {
 /// replaced them since).
 pub fn vacuum(listeners: &[Listener]) {
     for l in listeners {
-        let Some((path, ino)) = &l.unix_path else { continue };
+        let Some((path, ino)) = &l.unix_path else {
+            continue;
+        };
         match std::fs::metadata(path) {
-            Ok(m) if m.ino() != *ino => vlog!("VACUUM WARNING: unix socket {} changed inode. Skip removal", path.display()),
+            Ok(m) if m.ino() != *ino => vlog!(
+                "VACUUM WARNING: unix socket {} changed inode. Skip removal",
+                path.display()
+            ),
             Ok(_) => {
                 if std::fs::remove_file(path).is_ok() {
                     vlog!("VACUUM: unix socket {} removed.", path.display());
@@ -429,7 +564,9 @@ pub fn vacuum(listeners: &[Listener]) {
 /// The client address of a connection as `REMOTE_ADDR` shows it (IPv4-mapped IPv6
 /// addresses as IPv4, as uWSGI does); empty for UNIX sockets.
 pub fn peer_addr(fd: BorrowedFd<'_>) -> String {
-    let Ok(ss) = nix::sys::socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()) else { return String::new() };
+    let Ok(ss) = nix::sys::socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()) else {
+        return String::new();
+    };
     if let Some(a) = ss.as_sockaddr_in() {
         return a.ip().to_string();
     }

@@ -8,8 +8,11 @@ use crate::scoreboard::Scoreboard;
 use crate::sockets::Listener;
 use crate::sys;
 use crate::vlog;
-use nix::sys::socket::{accept4, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr};
-use serde_json::{json, Map, Value};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr, accept4, bind,
+    listen, setsockopt, socket, sockopt,
+};
+use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -32,12 +35,27 @@ pub struct StatsServer {
 impl StatsServer {
     /// Binds the stats socket (`127.0.0.1:1717`, `:5050`, a UNIX path or `@name`).
     pub fn bind(name: &str, http: bool, minified: bool) -> Result<StatsServer, VassalError> {
-        let err = |what: &str, e: nix::Error| VassalError::option("stats", name, &format!("{what}: {e}"));
-        let parsed = addr::parse(name, false).map_err(|e| VassalError::option("stats", name, &e))?;
+        let err =
+            |what: &str, e: nix::Error| VassalError::option("stats", name, &format!("{what}: {e}"));
+        let parsed =
+            addr::parse(name, false).map_err(|e| VassalError::option("stats", name, &e))?;
         let (fd, display, unix_path) = match parsed {
-            Addr::Tcp { addr: sa, auto_port } => {
-                let family = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-                let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).map_err(|e| err("socket()", e))?;
+            Addr::Tcp {
+                addr: sa,
+                auto_port,
+            } => {
+                let family = if sa.is_ipv4() {
+                    AddressFamily::Inet
+                } else {
+                    AddressFamily::Inet6
+                };
+                let fd = socket(
+                    family,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                    None,
+                )
+                .map_err(|e| err("socket()", e))?;
                 setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
                 match sa {
                     std::net::SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
@@ -45,7 +63,9 @@ impl StatsServer {
                 }
                 .map_err(|e| err("bind()", e))?;
                 let display = if auto_port {
-                    let real = crate::sockets::socket_name(fd.as_fd()).map(|(n, _)| n).unwrap_or_default();
+                    let real = crate::sockets::socket_name(fd.as_fd())
+                        .map(|(n, _)| n)
+                        .unwrap_or_default();
                     addr::tcp_display_name(name, addr::server_port(&real).parse().unwrap_or(0))
                 } else {
                     name.to_owned()
@@ -54,21 +74,58 @@ impl StatsServer {
             }
             Addr::Unix(p) => {
                 let _ = std::fs::remove_file(&p);
-                let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).map_err(|e| err("socket()", e))?;
-                bind(fd.as_raw_fd(), &UnixAddr::new(p.as_path()).map_err(|e| err("address", e))?).map_err(|e| err("bind()", e))?;
+                let fd = socket(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                    None,
+                )
+                .map_err(|e| err("socket()", e))?;
+                bind(
+                    fd.as_raw_fd(),
+                    &UnixAddr::new(p.as_path()).map_err(|e| err("address", e))?,
+                )
+                .map_err(|e| err("bind()", e))?;
                 let ino = std::fs::metadata(&p).map(|m| m.ino()).unwrap_or(0);
                 (fd, name.to_owned(), Some((p, ino)))
             }
             Addr::Abstract(a) => {
-                let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).map_err(|e| err("socket()", e))?;
-                bind(fd.as_raw_fd(), &UnixAddr::new_abstract(&a).map_err(|e| err("address", e))?).map_err(|e| err("bind()", e))?;
+                let fd = socket(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                    None,
+                )
+                .map_err(|e| err("socket()", e))?;
+                bind(
+                    fd.as_raw_fd(),
+                    &UnixAddr::new_abstract(&a).map_err(|e| err("address", e))?,
+                )
+                .map_err(|e| err("bind()", e))?;
                 (fd, name.to_owned(), None)
             }
-            Addr::Fd(_) => return Err(VassalError::option("stats", name, "fd:// is not supported for the stats server")),
+            Addr::Fd(_) => {
+                return Err(VassalError::option(
+                    "stats",
+                    name,
+                    "fd:// is not supported for the stats server",
+                ));
+            }
         };
-        listen(&fd, Backlog::new(100).unwrap_or(Backlog::MAXCONN)).map_err(|e| err("listen()", e))?;
-        vlog!("*** Stats server enabled on {display} fd: {} ***", fd.as_raw_fd());
-        Ok(StatsServer { name: display, fd, http, minified, unix_path, pending: Vec::new() })
+        listen(&fd, Backlog::new(100).unwrap_or(Backlog::MAXCONN))
+            .map_err(|e| err("listen()", e))?;
+        vlog!(
+            "*** Stats server enabled on {display} fd: {} ***",
+            fd.as_raw_fd()
+        );
+        Ok(StatsServer {
+            name: display,
+            fd,
+            http,
+            minified,
+            unix_path,
+            pending: Vec::new(),
+        })
     }
 
     /// In a forked worker: closes the listener and the pending clients (a worker holding
@@ -82,7 +139,9 @@ impl StatsServer {
 
     /// Descriptors to poll for reading: the listener, then pending `stats-http` clients.
     pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(self.fd.as_fd()).chain(self.pending.iter().map(|(f, _)| f.as_fd())).collect()
+        std::iter::once(self.fd.as_fd())
+            .chain(self.pending.iter().map(|(f, _)| f.as_fd()))
+            .collect()
     }
 
     /// Serves what is ready. `ready[i]` says whether `poll_fds()[i]` was readable.
@@ -119,7 +178,11 @@ impl StatsServer {
             out.extend_from_slice(b"HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n\r\n");
         }
         out.extend_from_slice(&render(&doc(), self.minified));
-        let _ = setsockopt(&fd, sockopt::SendTimeout, &nix::sys::time::TimeVal::new(1, 0));
+        let _ = setsockopt(
+            &fd,
+            sockopt::SendTimeout,
+            &nix::sys::time::TimeVal::new(1, 0),
+        );
         let mut f = std::fs::File::from(fd);
         let _ = f.write_all(&out);
     }
@@ -139,7 +202,9 @@ pub fn render(v: &Value, minified: bool) -> Vec<u8> {
 
 /// Resident and virtual memory of a process, in bytes (0 when unknown).
 fn memory(pid: i32) -> (u64, u64) {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else { return (0, 0) };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else {
+        return (0, 0);
+    };
     let mut it = s.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
     let (vsz, rss) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
     (rss * 4096, vsz * 4096)
@@ -184,7 +249,10 @@ pub fn document(src: &Sources<'_>) -> Value {
         };
         let mut req_info = Map::new();
         if in_request == 1 {
-            req_info.insert("request_start".into(), json!(s.request_start.load(Relaxed) / 1_000_000));
+            req_info.insert(
+                "request_start".into(),
+                json!(s.request_start.load(Relaxed) / 1_000_000),
+            );
         }
         workers.push(json!({
             "id": id,
@@ -219,7 +287,9 @@ pub fn document(src: &Sources<'_>) -> Value {
             }],
         }));
     }
-    let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     json!({
         "version": imperium_config::VERSION,
         "listen_queue": backlog,
@@ -243,9 +313,33 @@ mod tests {
     #[test]
     fn document_has_uwsgi_keys_in_order() {
         let sb = Scoreboard::private(2);
-        let doc = document(&Sources { listeners: &[], scoreboard: sb });
-        let keys: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["version", "listen_queue", "listen_queue_errors", "signal_queue", "load", "pid", "uid", "gid", "cwd", "locks", "sockets", "workers"]);
+        let doc = document(&Sources {
+            listeners: &[],
+            scoreboard: sb,
+        });
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "listen_queue",
+                "listen_queue_errors",
+                "signal_queue",
+                "load",
+                "pid",
+                "uid",
+                "gid",
+                "cwd",
+                "locks",
+                "sockets",
+                "workers"
+            ]
+        );
         let w = &doc["workers"][1];
         assert_eq!(w["id"], 2);
         assert_eq!(w["cores"][0]["in_request"], 0);

@@ -71,7 +71,12 @@ mod tests {
         assert_eq!(t.check(), Some(f.clone()));
         assert_eq!(t.check(), None);
         let later = SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(later).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         assert_eq!(t.check(), Some(f.clone()));
         std::fs::remove_file(&f).unwrap();
         assert_eq!(t.check(), Some(f.clone()));

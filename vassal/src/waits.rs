@@ -53,7 +53,12 @@ pub fn fs(path: &str, kind: Kind, timeout: u64) -> bool {
 /// Waits until `path` is a mountpoint.
 pub fn mountpoint(path: &str, timeout: u64) -> bool {
     let r = poll_until(path, timeout, || {
-        let (Ok(m), Ok(parent)) = (std::fs::metadata(path), std::fs::metadata(format!("{path}/.."))) else { return false };
+        let (Ok(m), Ok(parent)) = (
+            std::fs::metadata(path),
+            std::fs::metadata(format!("{path}/..")),
+        ) else {
+            return false;
+        };
         m.is_dir() && m.dev() != parent.dev()
     });
     if r {
@@ -70,7 +75,9 @@ pub fn socket(name: &str, timeout: u64) -> bool {
             name.to_socket_addrs()
                 .ok()
                 .and_then(|mut a| a.next())
-                .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+                .is_some_and(|a| {
+                    std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+                })
         } else {
             std::os::unix::net::UnixStream::connect(name).is_ok()
         }
@@ -83,7 +90,9 @@ pub fn socket(name: &str, timeout: u64) -> bool {
 
 /// Waits until a network interface exists.
 pub fn interface(name: &str, timeout: u64) -> bool {
-    let r = poll_until(&format!("interface {name}"), timeout, || nix::net::if_::if_nametoindex(name).is_ok());
+    let r = poll_until(&format!("interface {name}"), timeout, || {
+        nix::net::if_::if_nametoindex(name).is_ok()
+    });
     if let (true, Ok(i)) = (r, nix::net::if_::if_nametoindex(name)) {
         vlog!("interface {name} found with index {i}");
     }
@@ -129,7 +138,10 @@ pub fn before_root(config: &Config) -> bool {
 /// `wait-for-socket`; false when one ran out.
 pub fn sockets(config: &Config) -> bool {
     let t = timeout(config, "wait-for-socket-timeout");
-    config.get_all("wait-for-socket").into_iter().all(|v| socket(v.trim(), t))
+    config
+        .get_all("wait-for-socket")
+        .into_iter()
+        .all(|v| socket(v.trim(), t))
 }
 
 #[cfg(test)]

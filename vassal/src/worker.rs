@@ -14,11 +14,11 @@ use crate::settings::Settings;
 use crate::sockets::Listener;
 use crate::sys::{clock, fd as sys_fd, signals};
 use crate::vlog;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{accept4, SockFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{SockFlag, accept4};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Exit status of a worker that stopped gracefully (uWSGI's `UWSGI_RELOAD_CODE`).
@@ -43,8 +43,16 @@ pub struct WorkerCtx<'a> {
 }
 
 impl<'a> WorkerCtx<'a> {
-    pub fn new(id: usize, settings: &'a Settings, listeners: &'a [Listener], scoreboard: Scoreboard, emperor: Option<Emperor>) -> WorkerCtx<'a> {
-        let server_name = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    pub fn new(
+        id: usize,
+        settings: &'a Settings,
+        listeners: &'a [Listener],
+        scoreboard: Scoreboard,
+        emperor: Option<Emperor>,
+    ) -> WorkerCtx<'a> {
+        let server_name = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
         WorkerCtx {
             id,
             settings,
@@ -64,7 +72,8 @@ impl<'a> WorkerCtx<'a> {
         let max = self.settings.max_requests;
         max > 0
             && self.scoreboard.slot(self.id).delta_requests.load(Relaxed) + 1 >= max
-            && clock::now_secs().saturating_sub(self.spawned_at) >= self.settings.min_worker_lifetime
+            && clock::now_secs().saturating_sub(self.spawned_at)
+                >= self.settings.min_worker_lifetime
     }
 
     /// Bookkeeping after each request: loyalty to the Emperor, max-requests.
@@ -79,21 +88,30 @@ impl<'a> WorkerCtx<'a> {
         let max = self.settings.max_requests;
         if max > 0
             && slot.delta_requests.load(Relaxed) >= max
-            && clock::now_secs().saturating_sub(self.spawned_at) >= self.settings.min_worker_lifetime
+            && clock::now_secs().saturating_sub(self.spawned_at)
+                >= self.settings.min_worker_lifetime
             && slot.manage_next_request.swap(0, Relaxed) == 1
         {
-            vlog!("...The work of process {} is done. Seeya!", std::process::id());
+            vlog!(
+                "...The work of process {} is done. Seeya!",
+                std::process::id()
+            );
             signals::request_graceful();
         }
     }
 
     fn heartbeat(&self) {
-        let (Some(e), hb) = (&self.emperor, self.settings.heartbeat) else { return };
+        let (Some(e), hb) = (&self.emperor, self.settings.heartbeat) else {
+            return;
+        };
         if hb == 0 {
             return;
         }
         let now = Instant::now();
-        let mut next = self.next_heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self
+            .next_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if next.is_none_or(|t| t <= now) {
             e.notify(emperor::HEARTBEAT, "heartbeat");
             *next = Some(now + Duration::from_secs(hb));
@@ -104,7 +122,11 @@ impl<'a> WorkerCtx<'a> {
     /// send heartbeats on time.
     fn poll_timeout(&self) -> Duration {
         let mut t = Duration::from_millis(1000);
-        if let Some(next) = *self.next_heartbeat.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some(next) = *self
+            .next_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
             t = t.min(next.saturating_duration_since(Instant::now()));
         }
         t
@@ -155,12 +177,14 @@ pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
     if crate::app::loaded() {
         match signals::end_via_pipe() {
             Ok(fd) => {
-                let watcher = std::thread::Builder::new().name("uWSGIWorkerEnd".into()).spawn(move || {
-                    let mut b = [0u8; 1];
-                    while let Err(nix::Error::EINTR) = nix::unistd::read(&fd, &mut b) {}
-                    crate::app::atexit();
-                    signals::end_now()
-                });
+                let watcher = std::thread::Builder::new()
+                    .name("uWSGIWorkerEnd".into())
+                    .spawn(move || {
+                        let mut b = [0u8; 1];
+                        while let Err(nix::Error::EINTR) = nix::unistd::read(&fd, &mut b) {}
+                        crate::app::atexit();
+                        signals::end_now()
+                    });
                 if let Err(e) = watcher {
                     vlog!("worker {}: cannot start the end watcher: {e}", ctx.id);
                 }
@@ -188,10 +212,12 @@ pub fn serve(ctx: &WorkerCtx<'_>) {
     std::thread::scope(|scope| {
         for core in 1..threads {
             let name = format!("uWSGIWorker{}Core{core}", ctx.id);
-            let spawned = std::thread::Builder::new().name(name).spawn_scoped(scope, move || {
-                crate::app::thread_init(core);
-                serve_loop(ctx, core);
-            });
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, move || {
+                    crate::app::thread_init(core);
+                    serve_loop(ctx, core);
+                });
             if let Err(e) = spawned {
                 vlog!("worker {}: cannot start request thread {core}: {e}", ctx.id);
             }
@@ -208,23 +234,39 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>, core: usize) {
             return;
         }
         if signals::take_usr1() {
-            vlog!("worker {} total requests: {}", ctx.id, ctx.scoreboard.slot(ctx.id).requests.load(Relaxed));
+            vlog!(
+                "worker {} total requests: {}",
+                ctx.id,
+                ctx.scoreboard.slot(ctx.id).requests.load(Relaxed)
+            );
         }
         if core == 0 {
             ctx.heartbeat();
         }
         if ctx.scoreboard.slot(ctx.id).suspended.load(Relaxed) == 1 {
             // Paused: accept nothing until the master resumes (it sends SIGTSTP to wake us).
-            let _ = poll(&mut [], PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32).unwrap_or(PollTimeout::MAX));
+            let _ = poll(
+                &mut [],
+                PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32)
+                    .unwrap_or(PollTimeout::MAX),
+            );
             continue;
         }
-        let mut fds: Vec<PollFd<'_>> = ctx.listeners.iter().map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN)).collect();
-        let timeout = PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds: Vec<PollFd<'_>> = ctx
+            .listeners
+            .iter()
+            .map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32)
+            .unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(n) if n > 0 => {}
             _ => continue,
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN))).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN)))
+            .collect();
         drop(fds);
         for (i, listener) in ctx.listeners.iter().enumerate() {
             if !ready[i] || signals::graceful_requested() {

@@ -3,7 +3,7 @@
 //! quoting or escapes, a bare key meaning an empty value, every section with the asked
 //! name read, keys before any header ignored.
 
-use super::{line_text, Item, Parsed, SyntaxError};
+use super::{Item, Parsed, SyntaxError, line_text};
 
 fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t' || c == '\r'
@@ -40,7 +40,10 @@ pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
         };
         let k = k.trim_end_matches(is_blank);
         if k.is_empty() {
-            return Err(SyntaxError { line: idx + 1, message: format!("malformed line `{key}`: no option name before `=`") });
+            return Err(SyntaxError {
+                line: idx + 1,
+                message: format!("malformed line `{key}`: no option name before `=`"),
+            });
         }
         out.items.push(Item {
             key: k.to_string(),
@@ -56,12 +59,19 @@ mod tests {
     use super::*;
 
     fn kv(p: &Parsed) -> Vec<(String, String)> {
-        p.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect()
+        p.items
+            .iter()
+            .map(|i| (i.key.clone(), i.value.clone()))
+            .collect()
     }
 
     #[test]
     fn reads_the_asked_section() {
-        let p = parse(b"x=1\n[uwsgi]\nmaster\n a = b = c \r\n;c\n#c\n[other]\ny=2\n[uwsgi]\nz = 3 # kept", "uwsgi").unwrap();
+        let p = parse(
+            b"x=1\n[uwsgi]\nmaster\n a = b = c \r\n;c\n#c\n[other]\ny=2\n[uwsgi]\nz = 3 # kept",
+            "uwsgi",
+        )
+        .unwrap();
         assert!(p.found);
         assert_eq!(
             kv(&p),

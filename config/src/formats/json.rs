@@ -19,8 +19,10 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// Parses `text` and returns the items of the object `section`.
 pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
-    let root: Value = serde_json::from_slice(text)
-        .map_err(|e| SyntaxError { line: e.line(), message: format!("JSON syntax error: {e}") })?;
+    let root: Value = serde_json::from_slice(text).map_err(|e| SyntaxError {
+        line: e.line(),
+        message: format!("JSON syntax error: {e}"),
+    })?;
     let mut out = Parsed::default();
     let Some(Value::Object(obj)) = root.get(section) else {
         return Ok(out);
@@ -31,13 +33,21 @@ pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
             Value::Array(items) => {
                 for item in items {
                     if let Some(s) = scalar(item) {
-                        out.items.push(Item { key: k.clone(), value: s, line: 0 });
+                        out.items.push(Item {
+                            key: k.clone(),
+                            value: s,
+                            line: 0,
+                        });
                     }
                 }
             }
             other => {
                 if let Some(s) = scalar(other) {
-                    out.items.push(Item { key: k.clone(), value: s, line: 0 });
+                    out.items.push(Item {
+                        key: k.clone(),
+                        value: s,
+                        line: 0,
+                    });
                 }
             }
         }
@@ -52,8 +62,24 @@ mod tests {
     #[test]
     fn types_map_like_uwsgi() {
         let p = parse(br#"{"uwsgi": {"a": "x", "b": true, "c": false, "d": null, "e": 3, "f": 1.5, "g": ["p", 2, true], "h": {"x": 1}}}"#, "uwsgi").unwrap();
-        let kv: Vec<_> = p.items.iter().map(|i| (i.key.as_str(), i.value.as_str())).collect();
-        assert_eq!(kv, vec![("a", "x"), ("b", "1"), ("c", "0"), ("d", "0"), ("e", "3"), ("g", "p"), ("g", "2"), ("g", "1")]);
+        let kv: Vec<_> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.value.as_str()))
+            .collect();
+        assert_eq!(
+            kv,
+            vec![
+                ("a", "x"),
+                ("b", "1"),
+                ("c", "0"),
+                ("d", "0"),
+                ("e", "3"),
+                ("g", "p"),
+                ("g", "2"),
+                ("g", "1")
+            ]
+        );
     }
 
     #[test]

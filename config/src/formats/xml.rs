@@ -16,9 +16,14 @@ fn first_child_content(n: Node) -> String {
 
 /// Parses `text`; `id` is the `:id` selector, if any.
 pub fn parse(text: &[u8], id: Option<&str>) -> Result<Parsed, SyntaxError> {
-    let s = std::str::from_utf8(text)
-        .map_err(|e| SyntaxError { line: 0, message: format!("XML is not valid UTF-8: {e}") })?;
-    let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let s = std::str::from_utf8(text).map_err(|e| SyntaxError {
+        line: 0,
+        message: format!("XML is not valid UTF-8: {e}"),
+    })?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
     let doc = Document::parse_with_options(s, opts).map_err(|e| SyntaxError {
         line: e.pos().row as usize,
         message: format!("XML syntax error: {e}"),
@@ -49,7 +54,13 @@ pub fn parse(text: &[u8], id: Option<&str>) -> Result<Parsed, SyntaxError> {
         }
         let line = doc.text_pos_at(node.range().start).row as usize;
         let name = node.tag_name().name();
-        let mut push = |key: &str, value: String| out.items.push(Item { key: key.into(), value, line });
+        let mut push = |key: &str, value: String| {
+            out.items.push(Item {
+                key: key.into(),
+                value,
+                line,
+            })
+        };
         if name == "app" {
             if node.first_child().is_none() {
                 push("app", String::new());
@@ -78,14 +89,26 @@ mod tests {
 
     #[test]
     fn plain_root() {
-        let p = parse(b"<uwsgi>\n <socket>/tmp/a</socket>\n <master/>\n</uwsgi>", None).unwrap();
-        let kv: Vec<_> = p.items.iter().map(|i| (i.key.as_str(), i.value.as_str(), i.line)).collect();
+        let p = parse(
+            b"<uwsgi>\n <socket>/tmp/a</socket>\n <master/>\n</uwsgi>",
+            None,
+        )
+        .unwrap();
+        let kv: Vec<_> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.value.as_str(), i.line))
+            .collect();
         assert_eq!(kv, vec![("socket", "/tmp/a", 2), ("master", "1", 3)]);
     }
 
     #[test]
     fn stanza_by_id() {
-        let p = parse(b"<cfg><uwsgi id=\"a\"><x>1</x></uwsgi><uwsgi id=\"b\"><x>2</x></uwsgi></cfg>", Some("b")).unwrap();
+        let p = parse(
+            b"<cfg><uwsgi id=\"a\"><x>1</x></uwsgi><uwsgi id=\"b\"><x>2</x></uwsgi></cfg>",
+            Some("b"),
+        )
+        .unwrap();
         assert_eq!(p.items[0].value, "2");
     }
 }

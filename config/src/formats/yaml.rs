@@ -12,7 +12,7 @@
 //! (as uWSGI builds linked with libyaml do). A member line with no `:` at all is a syntax
 //! error instead of the silent end of the file.
 
-use super::{line_text, Item, Parsed, SyntaxError};
+use super::{Item, Parsed, SyntaxError, line_text};
 
 fn depth(line: &str) -> usize {
     let mut d = 0;
@@ -66,7 +66,11 @@ pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
                 out.items[item_idx].line = idx + 1;
             } else {
                 let k = out.items[item_idx].key.clone();
-                out.items.push(Item { key: k, value, line: idx + 1 });
+                out.items.push(Item {
+                    key: k,
+                    value,
+                    line: idx + 1,
+                });
             }
             list = Some((item_idx, list_depth, seen + 1));
             continue;
@@ -91,15 +95,28 @@ pub fn parse(text: &[u8], section: &str) -> Result<Parsed, SyntaxError> {
         let Some(sep) = sep else {
             let bare = key.trim_end_matches([' ', '\t', '\r']);
             if let Some(k) = bare.strip_suffix(':') {
-                out.items.push(Item { key: k.trim_end_matches([' ', '\t']).to_string(), value: String::new(), line: idx + 1 });
+                out.items.push(Item {
+                    key: k.trim_end_matches([' ', '\t']).to_string(),
+                    value: String::new(),
+                    line: idx + 1,
+                });
                 list = Some((out.items.len() - 1, d, 0));
                 continue;
             }
-            return Err(SyntaxError { line: idx + 1, message: format!("YAML: expected `key: value`, found `{bare}`") });
+            return Err(SyntaxError {
+                line: idx + 1,
+                message: format!("YAML: expected `key: value`, found `{bare}`"),
+            });
         };
         let k = key[..sep].trim_end_matches([' ', '\t']);
-        let v = key[sep + 2..].trim_start_matches([' ', '\t', '\r']).trim_end_matches([' ', '\t']);
-        out.items.push(Item { key: k.to_string(), value: v.to_string(), line: idx + 1 });
+        let v = key[sep + 2..]
+            .trim_start_matches([' ', '\t', '\r'])
+            .trim_end_matches([' ', '\t']);
+        out.items.push(Item {
+            key: k.to_string(),
+            value: v.to_string(),
+            line: idx + 1,
+        });
     }
     Ok(out)
 }
@@ -110,27 +127,58 @@ mod tests {
 
     #[test]
     fn repeated_keys_and_comments() {
-        let p = parse(b"# top\nuwsgi:\n  socket: /a # c\n  socket: /b\n  master: true\nother:\n  x: 1\n", "uwsgi").unwrap();
-        let kv: Vec<_> = p.items.iter().map(|i| (i.key.as_str(), i.value.as_str())).collect();
-        assert_eq!(kv, vec![("socket", "/a"), ("socket", "/b"), ("master", "true")]);
+        let p = parse(
+            b"# top\nuwsgi:\n  socket: /a # c\n  socket: /b\n  master: true\nother:\n  x: 1\n",
+            "uwsgi",
+        )
+        .unwrap();
+        let kv: Vec<_> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.value.as_str()))
+            .collect();
+        assert_eq!(
+            kv,
+            vec![("socket", "/a"), ("socket", "/b"), ("master", "true")]
+        );
     }
 
     #[test]
     fn bare_key_is_an_empty_value() {
         let p = parse(b"uwsgi:\n  a: 1\n  endif:\n  b: 2\n", "uwsgi").unwrap();
-        let kv: Vec<_> = p.items.iter().map(|i| (i.key.as_str(), i.value.as_str())).collect();
+        let kv: Vec<_> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.value.as_str()))
+            .collect();
         assert_eq!(kv, vec![("a", "1"), ("endif", ""), ("b", "2")]);
     }
 
     #[test]
     fn block_lists_repeat_the_option() {
-        let p = parse(b"uwsgi:\n  socket:\n    - /a\n    - /b\n  master: 1\n", "uwsgi").unwrap();
-        let kv: Vec<_> = p.items.iter().map(|i| (i.key.as_str(), i.value.as_str(), i.line)).collect();
-        assert_eq!(kv, vec![("socket", "/a", 3), ("socket", "/b", 4), ("master", "1", 5)]);
+        let p = parse(
+            b"uwsgi:\n  socket:\n    - /a\n    - /b\n  master: 1\n",
+            "uwsgi",
+        )
+        .unwrap();
+        let kv: Vec<_> = p
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.value.as_str(), i.line))
+            .collect();
+        assert_eq!(
+            kv,
+            vec![("socket", "/a", 3), ("socket", "/b", 4), ("master", "1", 5)]
+        );
     }
 
     #[test]
     fn member_without_colon_is_an_error() {
-        assert_eq!(parse(b"uwsgi:\n  a: 1\n  oops\n", "uwsgi").unwrap_err().line, 3);
+        assert_eq!(
+            parse(b"uwsgi:\n  a: 1\n  oops\n", "uwsgi")
+                .unwrap_err()
+                .line,
+            3
+        );
     }
 }

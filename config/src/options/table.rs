@@ -20,40 +20,132 @@
 use super::{Arg, Implies, Kind, OptionSpec};
 
 /// Nothing implied.
-const NONE: Implies = Implies { master: false, threads: false, log_master: false, req_log_master: false };
+const NONE: Implies = Implies {
+    master: false,
+    threads: false,
+    log_master: false,
+    req_log_master: false,
+};
 /// `UWSGI_OPT_MASTER`.
-const MASTER: Implies = Implies { master: true, ..NONE };
+const MASTER: Implies = Implies {
+    master: true,
+    ..NONE
+};
 /// `UWSGI_OPT_THREADS`.
-const THREADS: Implies = Implies { threads: true, ..NONE };
+const THREADS: Implies = Implies {
+    threads: true,
+    ..NONE
+};
 /// `UWSGI_OPT_THREADS | UWSGI_OPT_MASTER`.
-const MASTER_THREADS: Implies = Implies { master: true, threads: true, ..NONE };
+const MASTER_THREADS: Implies = Implies {
+    master: true,
+    threads: true,
+    ..NONE
+};
 /// `UWSGI_OPT_LOG_MASTER` (always with `UWSGI_OPT_MASTER`).
-const LOG_MASTER: Implies = Implies { master: true, log_master: true, ..NONE };
+const LOG_MASTER: Implies = Implies {
+    master: true,
+    log_master: true,
+    ..NONE
+};
 /// `UWSGI_OPT_REQ_LOG_MASTER`: the master, its logger and its request logger.
-const REQ_LOG_MASTER: Implies = Implies { master: true, log_master: true, req_log_master: true, threads: false };
+const REQ_LOG_MASTER: Implies = Implies {
+    master: true,
+    log_master: true,
+    req_log_master: true,
+    threads: false,
+};
 
 /// A primary option that imperium does not act on yet.
 #[allow(clippy::too_many_arguments)]
-const fn o(name: &'static str, arg: Arg, short: Option<char>, kind: Kind, implies: Implies, plugin: &'static str, category: &'static str, help: &'static str) -> OptionSpec {
-    OptionSpec { name, alias_of: None, arg, short, kind, implies, plugin, category, help, implemented: false }
+const fn o(
+    name: &'static str,
+    arg: Arg,
+    short: Option<char>,
+    kind: Kind,
+    implies: Implies,
+    plugin: &'static str,
+    category: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        alias_of: None,
+        arg,
+        short,
+        kind,
+        implies,
+        plugin,
+        category,
+        help,
+        implemented: false,
+    }
 }
 
 /// An alias of `primary` that imperium does not act on yet.
 #[allow(clippy::too_many_arguments)]
-const fn a(name: &'static str, primary: &'static str, arg: Arg, short: Option<char>, kind: Kind, implies: Implies, plugin: &'static str, category: &'static str, help: &'static str) -> OptionSpec {
-    OptionSpec { name, alias_of: Some(primary), arg, short, kind, implies, plugin, category, help, implemented: false }
+const fn a(
+    name: &'static str,
+    primary: &'static str,
+    arg: Arg,
+    short: Option<char>,
+    kind: Kind,
+    implies: Implies,
+    plugin: &'static str,
+    category: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        alias_of: Some(primary),
+        arg,
+        short,
+        kind,
+        implies,
+        plugin,
+        category,
+        help,
+        implemented: false,
+    }
 }
 
 /// A primary option that imperium implements.
 #[allow(clippy::too_many_arguments)]
-const fn oi(name: &'static str, arg: Arg, short: Option<char>, kind: Kind, implies: Implies, plugin: &'static str, category: &'static str, help: &'static str) -> OptionSpec {
-    OptionSpec { implemented: true, ..o(name, arg, short, kind, implies, plugin, category, help) }
+const fn oi(
+    name: &'static str,
+    arg: Arg,
+    short: Option<char>,
+    kind: Kind,
+    implies: Implies,
+    plugin: &'static str,
+    category: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        implemented: true,
+        ..o(name, arg, short, kind, implies, plugin, category, help)
+    }
 }
 
 /// An alias that imperium implements.
 #[allow(clippy::too_many_arguments)]
-const fn ai(name: &'static str, primary: &'static str, arg: Arg, short: Option<char>, kind: Kind, implies: Implies, plugin: &'static str, category: &'static str, help: &'static str) -> OptionSpec {
-    OptionSpec { implemented: true, ..a(name, primary, arg, short, kind, implies, plugin, category, help) }
+const fn ai(
+    name: &'static str,
+    primary: &'static str,
+    arg: Arg,
+    short: Option<char>,
+    kind: Kind,
+    implies: Implies,
+    plugin: &'static str,
+    category: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        implemented: true,
+        ..a(
+            name, primary, arg, short, kind, implies, plugin, category, help,
+        )
+    }
 }
 
 #[rustfmt::skip]
@@ -1059,7 +1151,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::OPTIONS;
-    use crate::options::{lookup, lookup_short, Kind};
+    use crate::options::{Kind, lookup, lookup_short};
     use std::collections::{HashMap, HashSet};
 
     #[test]
@@ -1074,35 +1166,91 @@ mod tests {
     fn aliases_point_at_primary_rows_of_the_same_shape() {
         for o in OPTIONS {
             let Some(p) = o.alias_of else { continue };
-            let primary = lookup(p).unwrap_or_else(|| panic!("{} is an alias of unknown {p}", o.name));
-            assert!(primary.alias_of.is_none(), "{} is an alias of {p}, itself an alias", o.name);
+            let primary =
+                lookup(p).unwrap_or_else(|| panic!("{} is an alias of unknown {p}", o.name));
+            assert!(
+                primary.alias_of.is_none(),
+                "{} is an alias of {p}, itself an alias",
+                o.name
+            );
             assert_ne!(o.name, p, "{} is an alias of itself", o.name);
             assert_eq!(o.kind, primary.kind, "{} and {p} differ in kind", o.name);
-            assert_eq!(o.plugin, primary.plugin, "{} and {p} differ in plugin", o.name);
-            assert_eq!(o.implemented, primary.implemented, "{} and {p} differ in implemented", o.name);
+            assert_eq!(
+                o.plugin, primary.plugin,
+                "{} and {p} differ in plugin",
+                o.name
+            );
+            assert_eq!(
+                o.implemented, primary.implemented,
+                "{} and {p} differ in implemented",
+                o.name
+            );
         }
     }
 
     #[test]
     fn short_flags_are_those_of_uwsgi() {
         let expected: &[(&str, char)] = &[
-            ("socket", 's'), ("uwsgi-socket", 's'), ("processes", 'p'), ("workers", 'p'),
-            ("harakiri", 't'), ("xmlconfig", 'x'), ("xml", 'x'), ("set", 'S'), ("daemonize", 'd'),
-            ("listen", 'l'), ("max-vars", 'v'), ("buffer-size", 'b'), ("memory-report", 'm'),
-            ("cgi-mode", 'c'), ("abstract-socket", 'a'), ("chmod-socket", 'C'), ("chmod", 'C'),
-            ("enable-threads", 'T'), ("single-interpreter", 'i'), ("master", 'M'), ("help", 'h'),
-            ("usage", 'h'), ("reaper", 'r'), ("max-requests", 'R'), ("socket-timeout", 'z'),
-            ("sharedarea", 'A'), ("spooler", 'Q'), ("disable-logging", 'L'), ("yaml", 'y'),
-            ("yml", 'y'), ("json", 'j'), ("js", 'j'), ("module", 'w'), ("wsgi", 'w'), ("test", 'J'),
-            ("home", 'H'), ("virtualenv", 'H'), ("venv", 'H'), ("pyhome", 'H'), ("optimize", 'O'),
+            ("socket", 's'),
+            ("uwsgi-socket", 's'),
+            ("processes", 'p'),
+            ("workers", 'p'),
+            ("harakiri", 't'),
+            ("xmlconfig", 'x'),
+            ("xml", 'x'),
+            ("set", 'S'),
+            ("daemonize", 'd'),
+            ("listen", 'l'),
+            ("max-vars", 'v'),
+            ("buffer-size", 'b'),
+            ("memory-report", 'm'),
+            ("cgi-mode", 'c'),
+            ("abstract-socket", 'a'),
+            ("chmod-socket", 'C'),
+            ("chmod", 'C'),
+            ("enable-threads", 'T'),
+            ("single-interpreter", 'i'),
+            ("master", 'M'),
+            ("help", 'h'),
+            ("usage", 'h'),
+            ("reaper", 'r'),
+            ("max-requests", 'R'),
+            ("socket-timeout", 'z'),
+            ("sharedarea", 'A'),
+            ("spooler", 'Q'),
+            ("disable-logging", 'L'),
+            ("yaml", 'y'),
+            ("yml", 'y'),
+            ("json", 'j'),
+            ("js", 'j'),
+            ("module", 'w'),
+            ("wsgi", 'w'),
+            ("test", 'J'),
+            ("home", 'H'),
+            ("virtualenv", 'H'),
+            ("venv", 'H'),
+            ("pyhome", 'H'),
+            ("optimize", 'O'),
         ];
         let want: HashMap<&str, char> = expected.iter().copied().collect();
-        let got: HashMap<&str, char> = OPTIONS.iter().filter_map(|o| o.short.map(|c| (o.name, c))).collect();
+        let got: HashMap<&str, char> = OPTIONS
+            .iter()
+            .filter_map(|o| o.short.map(|c| (o.name, c)))
+            .collect();
         assert_eq!(got, want);
         // The first row claiming a flag owns it, as with getopt.
         let owners = [
-            ('s', "socket"), ('p', "processes"), ('x', "xmlconfig"), ('C', "chmod-socket"), ('h', "help"),
-            ('y', "yaml"), ('j', "json"), ('w', "module"), ('H', "home"), ('M', "master"), ('t', "harakiri"),
+            ('s', "socket"),
+            ('p', "processes"),
+            ('x', "xmlconfig"),
+            ('C', "chmod-socket"),
+            ('h', "help"),
+            ('y', "yaml"),
+            ('j', "json"),
+            ('w', "module"),
+            ('H', "home"),
+            ('M', "master"),
+            ('t', "harakiri"),
         ];
         for (c, name) in owners {
             assert_eq!(lookup_short(c).map(|o| o.name), Some(name), "-{c}");
@@ -1112,36 +1260,115 @@ mod tests {
     #[test]
     fn implemented_rows_are_the_configuration_system() {
         let want: HashSet<&str> = [
-            "ini", "xml", "xmlconfig", "yaml", "yml", "json", "js", "config", "include", "inherit", "strict",
-            "set", "set-placeholder", "set-ph", "get", "declare-option", "declare-option2", "for", "for-glob",
-            "for-times", "for-readline", "endfor", "end-for", "if-opt", "if-not-opt", "if-env", "ifenv",
-            "if-not-env", "if-exists", "ifexists", "if-not-exists", "if-file", "if-not-file", "if-dir",
-            "ifdir", "if-directory", "if-not-dir", "if-reload", "if-not-reload", "endif", "end-if",
-            "show-config", "print", "iprint", "help", "usage", "version", "resolve", "exit", "if-hostname",
-            "if-not-hostname", "if-plugin", "if-not-plugin", "ifplugin", "fallback-config",
+            "ini",
+            "xml",
+            "xmlconfig",
+            "yaml",
+            "yml",
+            "json",
+            "js",
+            "config",
+            "include",
+            "inherit",
+            "strict",
+            "set",
+            "set-placeholder",
+            "set-ph",
+            "get",
+            "declare-option",
+            "declare-option2",
+            "for",
+            "for-glob",
+            "for-times",
+            "for-readline",
+            "endfor",
+            "end-for",
+            "if-opt",
+            "if-not-opt",
+            "if-env",
+            "ifenv",
+            "if-not-env",
+            "if-exists",
+            "ifexists",
+            "if-not-exists",
+            "if-file",
+            "if-not-file",
+            "if-dir",
+            "ifdir",
+            "if-directory",
+            "if-not-dir",
+            "if-reload",
+            "if-not-reload",
+            "endif",
+            "end-if",
+            "show-config",
+            "print",
+            "iprint",
+            "help",
+            "usage",
+            "version",
+            "resolve",
+            "exit",
+            "if-hostname",
+            "if-not-hostname",
+            "if-plugin",
+            "if-not-plugin",
+            "ifplugin",
+            "fallback-config",
         ]
         .into_iter()
         .collect();
-        let got: HashSet<&str> = OPTIONS.iter().filter(|o| o.implemented).map(|o| o.name).collect();
+        let got: HashSet<&str> = OPTIONS
+            .iter()
+            .filter(|o| o.implemented)
+            .map(|o| o.name)
+            .collect();
         let missing: Vec<_> = want.difference(&got).collect();
-        assert!(missing.is_empty(), "configuration options not marked implemented: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "configuration options not marked implemented: {missing:?}"
+        );
     }
 
     #[test]
     fn rows_are_well_formed() {
         for o in OPTIONS {
-            assert!(["core", "python", "http"].contains(&o.plugin), "{}: plugin {}", o.name, o.plugin);
-            assert!(!o.category.is_empty() && o.category.chars().all(|c| c.is_ascii_lowercase()), "{}", o.name);
+            assert!(
+                ["core", "python", "http"].contains(&o.plugin),
+                "{}: plugin {}",
+                o.name,
+                o.plugin
+            );
+            assert!(
+                !o.category.is_empty() && o.category.chars().all(|c| c.is_ascii_lowercase()),
+                "{}",
+                o.name
+            );
             let h = o.help;
-            assert!(!h.is_empty() && h.len() <= 90, "{}: help too long or empty", o.name);
-            assert!(h.starts_with(|c: char| !c.is_ascii_uppercase()), "{}: help starts upper-case", o.name);
+            assert!(
+                !h.is_empty() && h.len() <= 90,
+                "{}: help too long or empty",
+                o.name
+            );
+            assert!(
+                h.starts_with(|c: char| !c.is_ascii_uppercase()),
+                "{}: help starts upper-case",
+                o.name
+            );
             assert!(!h.ends_with('.'), "{}: help ends with a period", o.name);
-            assert!(o.implies.master || !o.implies.log_master, "{}: log-master without master", o.name);
+            assert!(
+                o.implies.master || !o.implies.log_master,
+                "{}: log-master without master",
+                o.name
+            );
         }
         let count = |p: &str| OPTIONS.iter().filter(|o| o.plugin == p).count();
         // 792 core options of uWSGI 2.0, plus imperium's own: 10 isolation options (emperor-cgroup*,
         // emperor-use-clone-map, emperor-tyrant-initgroups).
-        assert_eq!((count("core"), count("python"), count("http")), (792 + 10, 68, 49));
+        assert_eq!(
+            (count("core"), count("python"), count("http")),
+            (792 + 10, 68, 49)
+        );
     }
 
     #[test]
@@ -1160,8 +1387,19 @@ mod tests {
         assert!(spec("threads").implies.threads);
         assert!(spec("logger").implies.log_master);
         assert!(spec("req-logger").implies.req_log_master);
-        for n in ["emperor", "emperor-tyrant", "vassals-include", "vassal-set", "hook-as-vassal", "exec-as-emperor",
-                  "call-as-emperor4", "mount-as-vassal", "umount-as-emperor", "emperor-use-clone", "emperor-cap"] {
+        for n in [
+            "emperor",
+            "emperor-tyrant",
+            "vassals-include",
+            "vassal-set",
+            "hook-as-vassal",
+            "exec-as-emperor",
+            "call-as-emperor4",
+            "mount-as-vassal",
+            "umount-as-emperor",
+            "emperor-use-clone",
+            "emperor-cap",
+        ] {
             assert_eq!(spec(n).plugin, "core", "{n}");
         }
     }

@@ -15,18 +15,40 @@ impl World {
         let now = Instant::now();
         World {
             now,
-            policy: Policy { graceful_shutdown: false, curse_tolerance: Duration::from_secs(30), heartbeat: Duration::from_secs(30) },
-            blacklist: Blacklist::new(Backoff { step_ms: 1000, max_ms: 5000 }, false),
+            policy: Policy {
+                graceful_shutdown: false,
+                curse_tolerance: Duration::from_secs(30),
+                heartbeat: Duration::from_secs(30),
+            },
+            blacklist: Blacklist::new(
+                Backoff {
+                    step_ms: 1000,
+                    max_ms: 5000,
+                },
+                false,
+            ),
             limiter: RespawnLimiter::new(100, 100, now),
         }
     }
 
     fn feed(&mut self, life: &mut Life, input: Input) -> Vec<Effect> {
-        let mut ctx = Ctx { now: self.now, wall: 1000, policy: &self.policy, blacklist: &mut self.blacklist, limiter: &mut self.limiter };
+        let mut ctx = Ctx {
+            now: self.now,
+            wall: 1000,
+            policy: &self.policy,
+            blacklist: &mut self.blacklist,
+            limiter: &mut self.limiter,
+        };
         let fx = life.handle(input, &mut ctx);
         // The Emperor answers a spawn at once.
         if fx.contains(&Effect::Spawn) {
-            let mut ctx = Ctx { now: self.now, wall: 1000, policy: &self.policy, blacklist: &mut self.blacklist, limiter: &mut self.limiter };
+            let mut ctx = Ctx {
+                now: self.now,
+                wall: 1000,
+                policy: &self.policy,
+                blacklist: &mut self.blacklist,
+                limiter: &mut self.limiter,
+            };
             life.handle(Input::Spawned, &mut ctx);
         }
         fx
@@ -38,7 +60,9 @@ impl World {
 }
 
 fn no_logs(fx: Vec<Effect>) -> Vec<Effect> {
-    fx.into_iter().filter(|e| !matches!(e, Effect::Log(_))).collect()
+    fx.into_iter()
+        .filter(|e| !matches!(e, Effect::Log(_)))
+        .collect()
 }
 
 fn running(w: &mut World) -> Life {
@@ -61,7 +85,10 @@ fn discovery_spawns_and_bytes_set_flags() {
     w.feed(&mut l, Input::Byte(FromVassal::Loyal));
     assert_eq!(l.state_name(), "loyal");
     assert!(l.ready && l.accepting && l.loyal);
-    assert_eq!(no_logs(w.feed(&mut l, Input::Byte(FromVassal::ConfigAgain))), [Effect::PushConfig]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Byte(FromVassal::ConfigAgain))),
+        [Effect::PushConfig]
+    );
     assert!(no_logs(w.feed(&mut l, Input::Byte(FromVassal::Unknown(99)))).is_empty());
     assert_eq!(l.phase, Phase::Alive);
 }
@@ -73,7 +100,10 @@ fn change_reloads_gracefully() {
     w.feed(&mut l, Input::Byte(FromVassal::Ready));
     let fx = no_logs(w.feed(&mut l, Input::ConfigChanged { mtime: 9 }));
     assert_eq!(fx, [Effect::Send(protocol::RELOAD)]);
-    assert_eq!((l.respawns, l.last_mod, l.state_name()), (1, 9, "reloading"));
+    assert_eq!(
+        (l.respawns, l.last_mod, l.state_name()),
+        (1, 9, "reloading")
+    );
     w.feed(&mut l, Input::Byte(FromVassal::Ready));
     assert_eq!(l.state_name(), "ready");
 }
@@ -82,9 +112,15 @@ fn change_reloads_gracefully() {
 fn removal_stops_then_removes() {
     let mut w = World::new();
     let mut l = running(&mut w);
-    assert_eq!(no_logs(w.feed(&mut l, Input::ConfigRemoved)), [Effect::Send(protocol::STOP)]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ConfigRemoved)),
+        [Effect::Send(protocol::STOP)]
+    );
     assert_eq!(l.phase, Phase::Stopping(AfterStop::Remove));
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))), [Effect::Remove]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))),
+        [Effect::Remove]
+    );
     assert_eq!(l.phase, Phase::Gone);
 }
 
@@ -93,7 +129,10 @@ fn graceful_shutdown_sends_two() {
     let mut w = World::new();
     w.policy.graceful_shutdown = true;
     let mut l = running(&mut w);
-    assert_eq!(no_logs(w.feed(&mut l, Input::ConfigRemoved)), [Effect::Send(protocol::GRACEFUL_STOP)]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ConfigRemoved)),
+        [Effect::Send(protocol::GRACEFUL_STOP)]
+    );
 }
 
 #[test]
@@ -103,7 +142,10 @@ fn config_back_while_stopping_respawns() {
     w.feed(&mut l, Input::ConfigRemoved);
     w.feed(&mut l, Input::ConfigChanged { mtime: 7 });
     assert_eq!(l.phase, Phase::Stopping(AfterStop::Respawn));
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))),
+        [Effect::Spawn]
+    );
     assert_eq!(l.phase, Phase::Alive);
 }
 
@@ -112,7 +154,10 @@ fn crash_of_loyal_vassal_respawns_at_once() {
     let mut w = World::new();
     let mut l = running(&mut w);
     w.feed(&mut l, Input::Byte(FromVassal::Loyal));
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))),
+        [Effect::Spawn]
+    );
     assert_eq!((l.phase, l.restarts, l.loyal), (Phase::Alive, 1, false));
     assert!(w.blacklist.is_empty());
 }
@@ -152,7 +197,10 @@ fn exit_26_exiles_until_config_changes() {
     assert!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(26)))).is_empty());
     assert_eq!(l.phase, Phase::Exiled(Exile::ExitCode));
     assert!(no_logs(w.feed(&mut l, Input::Timer)).is_empty());
-    assert_eq!(no_logs(w.feed(&mut l, Input::ConfigChanged { mtime: 8 })), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ConfigChanged { mtime: 8 })),
+        [Effect::Spawn]
+    );
     assert_eq!(l.phase, Phase::Alive);
 }
 
@@ -161,7 +209,10 @@ fn exiled_and_removed_is_gone() {
     let mut w = World::new();
     let mut l = running(&mut w);
     w.feed(&mut l, Input::Exited(ExitStatus::Code(26)));
-    assert_eq!(no_logs(w.feed(&mut l, Input::ConfigRemoved)), [Effect::Remove]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ConfigRemoved)),
+        [Effect::Remove]
+    );
 }
 
 #[test]
@@ -175,8 +226,14 @@ fn curse_kills_after_tolerance_and_repeats() {
     assert!(no_logs(w.feed(&mut l, Input::Timer)).is_empty());
     w.advance(Duration::from_secs(1));
     assert_eq!(no_logs(w.feed(&mut l, Input::Timer)), [Effect::Kill]);
-    assert_eq!(l.next_deadline(&w.policy), Some(w.now + Duration::from_secs(30)));
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))), [Effect::Remove]);
+    assert_eq!(
+        l.next_deadline(&w.policy),
+        Some(w.now + Duration::from_secs(30))
+    );
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))),
+        [Effect::Remove]
+    );
 }
 
 #[test]
@@ -187,12 +244,18 @@ fn heartbeat_enforced_only_after_the_first() {
     w.advance(Duration::from_secs(100));
     assert!(no_logs(w.feed(&mut l, Input::Timer)).is_empty());
     w.feed(&mut l, Input::Byte(FromVassal::Heartbeat));
-    assert_eq!(l.next_deadline(&w.policy), Some(w.now + Duration::from_secs(30)));
+    assert_eq!(
+        l.next_deadline(&w.policy),
+        Some(w.now + Duration::from_secs(30))
+    );
     w.advance(Duration::from_secs(30));
     assert_eq!(no_logs(w.feed(&mut l, Input::Timer)), [Effect::Kill]);
     assert_eq!(l.next_deadline(&w.policy), None);
     // The kill is a crash: it respawns (first unloyal failure: at once).
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Signal(9)))),
+        [Effect::Spawn]
+    );
 }
 
 #[test]
@@ -205,7 +268,10 @@ fn broken_pipe_curses_then_death_respawns() {
     assert!(l.next_deadline(&w.policy).is_some());
     // A reload cannot be delivered on a broken pipe.
     assert!(no_logs(w.feed(&mut l, Input::Reload)).is_empty());
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(1)))), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(1)))),
+        [Effect::Spawn]
+    );
     assert!(l.pipe_open);
 }
 
@@ -213,17 +279,32 @@ fn broken_pipe_curses_then_death_respawns() {
 fn on_demand_cycle() {
     let mut w = World::new();
     let mut l = Life::new("od.ini", 1);
-    assert_eq!(no_logs(w.feed(&mut l, Input::Discovered { on_demand: true })), [Effect::ArmOnDemand]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Discovered { on_demand: true })),
+        [Effect::ArmOnDemand]
+    );
     assert_eq!(l.state_name(), "on-demand");
     // A config change while waiting only updates the record.
     assert!(no_logs(w.feed(&mut l, Input::ConfigChanged { mtime: 2 })).is_empty());
-    assert_eq!(no_logs(w.feed(&mut l, Input::Connection)), [Effect::DisarmOnDemand, Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Connection)),
+        [Effect::DisarmOnDemand, Effect::Spawn]
+    );
     assert_eq!(l.phase, Phase::Alive);
-    assert_eq!(no_logs(w.feed(&mut l, Input::Byte(FromVassal::VoluntaryShutdown))), [Effect::Send(protocol::STOP)]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Byte(FromVassal::VoluntaryShutdown))),
+        [Effect::Send(protocol::STOP)]
+    );
     assert_eq!(l.phase, Phase::Stopping(AfterStop::OnDemand));
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))), [Effect::ArmOnDemand]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))),
+        [Effect::ArmOnDemand]
+    );
     assert_eq!(l.phase, Phase::OnDemandWaiting);
-    assert_eq!(no_logs(w.feed(&mut l, Input::ConfigRemoved)), [Effect::DisarmOnDemand, Effect::Remove]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ConfigRemoved)),
+        [Effect::DisarmOnDemand, Effect::Remove]
+    );
 }
 
 #[test]
@@ -246,14 +327,23 @@ fn commands() {
     // A held vassal ignores config changes until started.
     assert!(no_logs(w.feed(&mut l, Input::ConfigChanged { mtime: 3 })).is_empty());
     assert_eq!(no_logs(w.feed(&mut l, Input::Start)), [Effect::Spawn]);
-    assert_eq!(no_logs(w.feed(&mut l, Input::RespawnNow)), [Effect::Send(protocol::STOP)]);
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::RespawnNow)),
+        [Effect::Send(protocol::STOP)]
+    );
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))),
+        [Effect::Spawn]
+    );
     // Reset-backoff ends a throttle at once.
     for _ in 0..2 {
         w.feed(&mut l, Input::Exited(ExitStatus::Code(1)));
     }
     assert!(matches!(l.phase, Phase::Throttled(_)));
-    assert_eq!(no_logs(w.feed(&mut l, Input::ResetBackoff)), [Effect::Spawn]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::ResetBackoff)),
+        [Effect::Spawn]
+    );
     assert!(w.blacklist.is_empty());
 }
 
@@ -261,7 +351,13 @@ fn commands() {
 fn spawn_failures() {
     let mut w = World::new();
     let mut l = Life::new("a.ini", 1);
-    let mut ctx = Ctx { now: w.now, wall: 1, policy: &w.policy, blacklist: &mut w.blacklist, limiter: &mut w.limiter };
+    let mut ctx = Ctx {
+        now: w.now,
+        wall: 1,
+        policy: &w.policy,
+        blacklist: &mut w.blacklist,
+        limiter: &mut w.limiter,
+    };
     l.handle(Input::Discovered { on_demand: false }, &mut ctx);
     l.handle(Input::SpawnFailed { permanent: true }, &mut ctx);
     assert_eq!(l.phase, Phase::Exiled(Exile::SpawnImpossible));
@@ -275,9 +371,15 @@ fn spawn_failures() {
 fn ragnarok_stops_everything() {
     let mut w = World::new();
     let mut l = running(&mut w);
-    assert_eq!(no_logs(w.feed(&mut l, Input::Ragnarok)), [Effect::Send(protocol::STOP)]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Ragnarok)),
+        [Effect::Send(protocol::STOP)]
+    );
     assert_eq!(l.next_deadline(&w.policy), None, "mercy is global");
-    assert_eq!(no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))), [Effect::Remove]);
+    assert_eq!(
+        no_logs(w.feed(&mut l, Input::Exited(ExitStatus::Code(0)))),
+        [Effect::Remove]
+    );
     let mut t = Life::new("t.ini", 1);
     t.phase = Phase::Throttled(w.now + Duration::from_secs(5));
     assert_eq!(no_logs(w.feed(&mut t, Input::Ragnarok)), [Effect::Remove]);

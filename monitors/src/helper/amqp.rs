@@ -13,10 +13,12 @@
 //! `gid` give the owner (tyrant mode) and `socket` an on-demand socket. The connection is
 //! re-established with backoff; while it is down nothing changes.
 
-use super::{log, now_secs, Backoff, Once, Sink};
+use super::{Backoff, Once, Sink, log, now_secs};
 use crate::feed::{Entry, Frame};
 use futures_lite::StreamExt;
-use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 
@@ -37,36 +39,61 @@ impl AmqpSpec {
         let parsed: lapin::uri::AMQPUri = arg.parse().map_err(|e: String| e)?;
         let shown = format!(
             "{}://{}@{}:{}/{}",
-            if arg.starts_with("amqps") { "amqps" } else { "amqp" },
+            if arg.starts_with("amqps") {
+                "amqps"
+            } else {
+                "amqp"
+            },
             parsed.authority.userinfo.username,
             parsed.authority.host,
             parsed.authority.port,
             parsed.vhost
         );
-        Ok(AmqpSpec { uri: arg.to_owned(), shown })
+        Ok(AmqpSpec {
+            uri: arg.to_owned(),
+            shown,
+        })
     }
 }
 
 /// Whether an `http://` config URL answers 2xx (a 10 s limit; anything else is "no").
 async fn url_alive(url: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are checked")?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are checked")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let addr = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let addr = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
     let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium-emperor\r\n\r\n");
-        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let req = format!(
+            "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: imperium-emperor\r\n\r\n"
+        );
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut head = vec![0u8; 1024];
         let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
-        let line = String::from_utf8_lossy(&head[..n]).lines().next().unwrap_or("").to_owned();
+        let line = String::from_utf8_lossy(&head[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
         match line.split_whitespace().nth(1) {
             Some(code) if code.starts_with('2') => Ok(()),
             _ => Err(format!("answered {line:?}")),
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), fetch).await.map_err(|_| "no answer in 10 s".to_owned())?
+    tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| "no answer in 10 s".to_owned())?
 }
 
 /// Owner and on-demand socket from the message headers `uid`, `gid` (integers or decimal
@@ -120,7 +147,9 @@ async fn message(routing_key: &str, body: &[u8], x: Extras) -> Frame {
         e.gid = x.gid;
         e.socket = x.socket;
     }
-    if let Frame::Touch(Entry { name, config: None, .. }) = &f
+    if let Frame::Touch(Entry {
+        name, config: None, ..
+    }) = &f
         && name.starts_with(b"http://")
     {
         let url = String::from_utf8_lossy(name).into_owned();
@@ -139,42 +168,97 @@ pub fn message_frame(routing_key: &str, body: &[u8]) -> Frame {
         if body.is_empty() {
             return Frame::Destroy(routing_key.as_bytes().to_vec());
         }
-        return Frame::Touch(Entry { name: routing_key.as_bytes().to_vec(), config: Some(body.to_vec()), ts: now, ..Entry::default() });
+        return Frame::Touch(Entry {
+            name: routing_key.as_bytes().to_vec(),
+            config: Some(body.to_vec()),
+            ts: now,
+            ..Entry::default()
+        });
     }
     let path = String::from_utf8_lossy(body).trim().to_owned();
     let name = path.as_bytes().to_vec();
     if path.starts_with("http://") || path.starts_with("https://") {
-        return Frame::Touch(Entry { name, config: None, ts: now, ..Entry::default() });
+        return Frame::Touch(Entry {
+            name,
+            config: None,
+            ts: now,
+            ..Entry::default()
+        });
     }
     match std::fs::metadata(&path) {
-        Ok(md) if md.is_file() => Frame::Touch(Entry { name, config: None, ts: now, ..Entry::default() }),
+        Ok(md) if md.is_file() => Frame::Touch(Entry {
+            name,
+            config: None,
+            ts: now,
+            ..Entry::default()
+        }),
         _ => Frame::Destroy(name),
     }
 }
 
 /// One session: connect, declare, bind, consume until the connection breaks.
-async fn session(spec: &AmqpSpec, sink: &mut Sink, backoff: &mut Backoff, errs: &mut Once) -> Result<(), String> {
-    let conn = Connection::connect(&spec.uri, ConnectionProperties::default()).await.map_err(|e| format!("cannot connect: {e}"))?;
-    let ch = conn.create_channel().await.map_err(|e| format!("channel: {e}"))?;
-    ch.exchange_declare(EXCHANGE.into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
+async fn session(
+    spec: &AmqpSpec,
+    sink: &mut Sink,
+    backoff: &mut Backoff,
+    errs: &mut Once,
+) -> Result<(), String> {
+    let conn = Connection::connect(&spec.uri, ConnectionProperties::default())
         .await
-        .map_err(|e| format!("exchange.declare {EXCHANGE}: {e}"))?;
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
+    ch.exchange_declare(
+        EXCHANGE.into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| format!("exchange.declare {EXCHANGE}: {e}"))?;
     let q = ch
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .map_err(|e| format!("queue.declare: {e}"))?;
     let qname = q.name().clone();
-    ch.queue_bind(qname.clone(), EXCHANGE.into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .map_err(|e| format!("queue.bind: {e}"))?;
+    ch.queue_bind(
+        qname.clone(),
+        EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| format!("queue.bind: {e}"))?;
     let mut consumer = ch
-        .basic_consume(qname, "imperium-emperor".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            qname,
+            "imperium-emperor".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .map_err(|e| format!("basic.consume: {e}"))?;
     if errs.clear() {
         log("amqp", &format!("connected to {} again", spec.shown));
     } else {
-        log("amqp", &format!("consuming from the {EXCHANGE} exchange on {}", spec.shown));
+        log(
+            "amqp",
+            &format!("consuming from the {EXCHANGE} exchange on {}", spec.shown),
+        );
     }
     backoff.reset();
     while let Some(d) = consumer.next().await {
@@ -184,7 +268,10 @@ async fn session(spec: &AmqpSpec, sink: &mut Sink, backoff: &mut Backoff, errs: 
                 let frame = message(d.routing_key.as_str(), &d.data, x).await;
                 sink.send(&frame);
             }
-            Err(e) => log("amqp", &format!("message for {:?}: {e}: dropped", d.routing_key.as_str())),
+            Err(e) => log(
+                "amqp",
+                &format!("message for {:?}: {e}: dropped", d.routing_key.as_str()),
+            ),
         }
     }
     Err("the consumer was cancelled".into())
@@ -195,7 +282,13 @@ pub async fn run(spec: AmqpSpec, mut sink: Sink) -> Result<(), String> {
     let mut errs = Once::default();
     loop {
         if let Err(e) = session(&spec, &mut sink, &mut backoff, &mut errs).await {
-            errs.log("amqp", format!("{}: {e}; reconnecting (running vassals are not touched)", spec.shown));
+            errs.log(
+                "amqp",
+                format!(
+                    "{}: {e}; reconnecting (running vassals are not touched)",
+                    spec.shown
+                ),
+            );
         }
         backoff.wait().await;
     }
@@ -228,9 +321,24 @@ mod tests {
 
     #[test]
     fn messages() {
-        assert_eq!(message_frame("a.ini", b""), Frame::Destroy(b"a.ini".to_vec()));
-        assert!(matches!(message_frame("a.ini", b"[uwsgi]"), Frame::Touch(Entry { config: Some(_), .. })));
-        assert!(matches!(message_frame("", b"/nonexistent/x.ini"), Frame::Destroy(_)));
-        assert!(matches!(message_frame("", b"http://h/x.ini"), Frame::Touch(Entry { config: None, .. })));
+        assert_eq!(
+            message_frame("a.ini", b""),
+            Frame::Destroy(b"a.ini".to_vec())
+        );
+        assert!(matches!(
+            message_frame("a.ini", b"[uwsgi]"),
+            Frame::Touch(Entry {
+                config: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            message_frame("", b"/nonexistent/x.ini"),
+            Frame::Destroy(_)
+        ));
+        assert!(matches!(
+            message_frame("", b"http://h/x.ini"),
+            Frame::Touch(Entry { config: None, .. })
+        ));
     }
 }

@@ -10,9 +10,9 @@ pub mod mongo;
 pub mod pg;
 pub mod zmq;
 
-use crate::feed::{encode, Frame};
-use crate::remote::{FREQ_ENV, PARENT_ENV};
 use crate::MonitorError;
+use crate::feed::{Frame, encode};
+use crate::remote::{FREQ_ENV, PARENT_ENV};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -22,7 +22,10 @@ use std::time::Duration;
 /// typo stops the Emperor at start-up instead of being retried forever.
 pub fn validate(arg: &str) -> Result<(), MonitorError> {
     let scheme = arg.split("://").next().unwrap_or("");
-    let bad = |reason: String| MonitorError::BadSpec { scheme: scheme.to_owned(), reason };
+    let bad = |reason: String| MonitorError::BadSpec {
+        scheme: scheme.to_owned(),
+        reason,
+    };
     match scheme {
         "pg" => pg::PgSpec::parse(arg).map(drop).map_err(bad),
         "amqp" | "amqps" => amqp::AmqpSpec::parse(arg).map(drop).map_err(bad),
@@ -69,7 +72,9 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: Duration::from_millis(500) }
+        Backoff {
+            next: Duration::from_millis(500),
+        }
     }
 }
 
@@ -106,7 +111,10 @@ impl Once {
 
 /// Unix seconds now.
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The helper role's entry point; returns the exit code.
@@ -126,10 +134,19 @@ pub fn main(arg: &str) -> i32 {
     if parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
         return 0; // the Emperor died before we could ask to die with it
     }
-    let freq = std::env::var(FREQ_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms > 0).unwrap_or(3000);
+    let freq = std::env::var(FREQ_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .unwrap_or(3000);
     let freq = Duration::from_millis(freq);
-    let sink = Sink { out: File::from(OwnedFd::from(out)) };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let sink = Sink {
+        out: File::from(OwnedFd::from(out)),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log(&scheme, &format!("cannot start the runtime: {e}"));
@@ -138,9 +155,13 @@ pub fn main(arg: &str) -> i32 {
     };
     let result = match scheme.as_str() {
         "pg" => pg::PgSpec::parse(arg).and_then(|s| rt.block_on(pg::run(s, freq, sink))),
-        "amqp" | "amqps" => amqp::AmqpSpec::parse(arg).and_then(|s| rt.block_on(amqp::run(s, sink))),
+        "amqp" | "amqps" => {
+            amqp::AmqpSpec::parse(arg).and_then(|s| rt.block_on(amqp::run(s, sink)))
+        }
         "zmq" => zmq::ZmqSpec::parse(arg).and_then(|s| rt.block_on(zmq::run(s, sink))),
-        "mongodb" | "mongodb2" => mongo::MongoSpec::parse(arg).and_then(|s| rt.block_on(mongo::run(s, freq, sink))),
+        "mongodb" | "mongodb2" => {
+            mongo::MongoSpec::parse(arg).and_then(|s| rt.block_on(mongo::run(s, freq, sink)))
+        }
         _ => Err(format!("unknown monitor scheme {scheme}://")),
     };
     match result {

@@ -9,7 +9,7 @@
 //! Values are read through the simple-query protocol, as text, so any column type works.
 //! A failed query or a lost connection sends nothing: the Emperor keeps what runs.
 
-use super::{log, Backoff, Once, Sink};
+use super::{Backoff, Once, Sink, log};
 use crate::feed::{Entry, Frame};
 use crate::remote::MAX_CONFIG;
 use std::collections::HashSet;
@@ -35,14 +35,21 @@ impl PgSpec {
             None => (rest, DEFAULT_QUERY.to_owned()),
         };
         let (conninfo, listen) = take_listen(conn.trim())?;
-        let spec = PgSpec { conninfo, query, listen };
+        let spec = PgSpec {
+            conninfo,
+            query,
+            listen,
+        };
         spec.config()?;
         Ok(spec)
     }
 
     /// The driver configuration, with libpq's defaults for a missing host and user.
     pub fn config(&self) -> Result<tokio_postgres::Config, String> {
-        let mut c: tokio_postgres::Config = self.conninfo.parse().map_err(|e| format!("conninfo: {e}"))?;
+        let mut c: tokio_postgres::Config = self
+            .conninfo
+            .parse()
+            .map_err(|e| format!("conninfo: {e}"))?;
         if c.get_hosts().is_empty() {
             if std::path::Path::new("/var/run/postgresql").is_dir() {
                 c.host_path("/var/run/postgresql");
@@ -51,7 +58,9 @@ impl PgSpec {
             }
         }
         if c.get_user().is_none() {
-            let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into());
+            let user = std::env::var("PGUSER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_else(|_| "root".into());
             c.user(&user);
         }
         Ok(c)
@@ -62,7 +71,9 @@ impl PgSpec {
 /// `postgresql://` URI).
 fn take_listen(conn: &str) -> Result<(String, Option<String>), String> {
     if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
-        let Some((base, query)) = conn.split_once('?') else { return Ok((conn.to_owned(), None)) };
+        let Some((base, query)) = conn.split_once('?') else {
+            return Ok((conn.to_owned(), None));
+        };
         let mut listen = None;
         let kept: Vec<&str> = query
             .split('&')
@@ -74,13 +85,20 @@ fn take_listen(conn: &str) -> Result<(String, Option<String>), String> {
                 None => true,
             })
             .collect();
-        let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
         return Ok((url, check_channel(listen)?));
     }
     let mut listen = None;
     let mut kept = Vec::new();
     for tok in tokens(conn)? {
-        match tok.strip_prefix("listen=").or_else(|| tok.strip_prefix("listen =")) {
+        match tok
+            .strip_prefix("listen=")
+            .or_else(|| tok.strip_prefix("listen ="))
+        {
             Some(ch) => listen = Some(ch.trim_matches('\'').to_owned()),
             None => kept.push(tok),
         }
@@ -90,7 +108,9 @@ fn take_listen(conn: &str) -> Result<(String, Option<String>), String> {
 
 fn check_channel(ch: Option<String>) -> Result<Option<String>, String> {
     match ch {
-        Some(c) if c.is_empty() || c.len() > 63 || c.contains('\0') => Err(format!("invalid listen channel {c:?}")),
+        Some(c) if c.is_empty() || c.len() > 63 || c.contains('\0') => {
+            Err(format!("invalid listen channel {c:?}"))
+        }
         other => Ok(other),
     }
 }
@@ -164,7 +184,11 @@ impl RowWarnings {
 pub fn row_frame(cols: &[Option<&str>], w: &mut RowWarnings) -> Option<Frame> {
     let scheme = "pg";
     if cols.len() < 3 {
-        w.warn(scheme, "columns".into(), "the query must return at least 3 columns (name, config, ts): rows skipped");
+        w.warn(
+            scheme,
+            "columns".into(),
+            "the query must return at least 3 columns (name, config, ts): rows skipped",
+        );
         return None;
     }
     let Some(name) = cols[0] else {
@@ -172,10 +196,16 @@ pub fn row_frame(cols: &[Option<&str>], w: &mut RowWarnings) -> Option<Frame> {
         return None;
     };
     let mut bad = |why: &str| {
-        w.warn(scheme, format!("{name}:{why}"), &format!("vassal {name}: {why}: row skipped (a running vassal keeps its config)"));
+        w.warn(
+            scheme,
+            format!("{name}:{why}"),
+            &format!("vassal {name}: {why}: row skipped (a running vassal keeps its config)"),
+        );
         Some(Frame::Keep(name.as_bytes().to_vec()))
     };
-    let Some(config) = cols[1] else { return bad("NULL config") };
+    let Some(config) = cols[1] else {
+        return bad("NULL config");
+    };
     if config.len() > MAX_CONFIG {
         return bad(&format!("config larger than {MAX_CONFIG} bytes"));
     }
@@ -187,7 +217,11 @@ pub fn row_frame(cols: &[Option<&str>], w: &mut RowWarnings) -> Option<Frame> {
     let id = |i: usize, what: &str| -> Result<Option<u32>, String> {
         match cols.get(i).copied().flatten() {
             None => Ok(None),
-            Some(v) => v.trim().parse::<u32>().map(Some).map_err(|_| format!("{what} is not a number")),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| format!("{what} is not a number")),
         }
     };
     let uid = match id(3, "uid") {
@@ -198,8 +232,20 @@ pub fn row_frame(cols: &[Option<&str>], w: &mut RowWarnings) -> Option<Frame> {
         Ok(v) => v,
         Err(e) => return bad(&e),
     };
-    let socket = cols.get(5).copied().flatten().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec());
-    Some(Frame::Row(Entry { name: name.as_bytes().to_vec(), config: Some(config.as_bytes().to_vec()), ts, uid, gid, socket }))
+    let socket = cols
+        .get(5)
+        .copied()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec());
+    Some(Frame::Row(Entry {
+        name: name.as_bytes().to_vec(),
+        config: Some(config.as_bytes().to_vec()),
+        ts,
+        uid,
+        gid,
+        socket,
+    }))
 }
 
 enum Wake {
@@ -249,7 +295,10 @@ pub async fn run(spec: PgSpec, freq: Duration, mut sink: Sink) -> Result<(), Str
         if let Some(ch) = &spec.listen {
             let q = format!("LISTEN \"{}\"", ch.replace('"', "\"\""));
             if let Err(e) = client.batch_execute(&q).await {
-                log("pg", &format!("{q}: {e}; polling every {} ms only", freq.as_millis()));
+                log(
+                    "pg",
+                    &format!("{q}: {e}; polling every {} ms only", freq.as_millis()),
+                );
             }
         }
         let lost = 'session: loop {
@@ -269,8 +318,14 @@ pub async fn run(spec: PgSpec, freq: Duration, mut sink: Sink) -> Result<(), Str
                 }
                 Err(e) if client.is_closed() => break 'session e.to_string(),
                 Err(e) => {
-                    let detail = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
-                    query_err.log("pg", format!("query failed: {detail}; nothing changes until it works"));
+                    let detail = e
+                        .as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_else(|| e.to_string());
+                    query_err.log(
+                        "pg",
+                        format!("query failed: {detail}; nothing changes until it works"),
+                    );
                 }
             }
             let wake = tokio::select! {
@@ -299,7 +354,10 @@ mod tests {
         let s = PgSpec::parse("pg://host=127.0.0.1 dbname=x").unwrap();
         assert_eq!(s.query, DEFAULT_QUERY);
         assert_eq!(s.listen, None);
-        let s = PgSpec::parse("pg://host=127.0.0.1 listen=vassals_changed dbname=x;SELECT a,b,c FROM t").unwrap();
+        let s = PgSpec::parse(
+            "pg://host=127.0.0.1 listen=vassals_changed dbname=x;SELECT a,b,c FROM t",
+        )
+        .unwrap();
         assert_eq!(s.conninfo, "host=127.0.0.1 dbname=x");
         assert_eq!(s.listen.as_deref(), Some("vassals_changed"));
         assert_eq!(s.query, "SELECT a,b,c FROM t");
@@ -315,15 +373,41 @@ mod tests {
     #[test]
     fn rows() {
         let mut w = RowWarnings::default();
-        let f = row_frame(&[Some("a.ini"), Some("[uwsgi]"), Some("1700000000.75"), Some("1000"), Some("1000"), None], &mut w);
+        let f = row_frame(
+            &[
+                Some("a.ini"),
+                Some("[uwsgi]"),
+                Some("1700000000.75"),
+                Some("1000"),
+                Some("1000"),
+                None,
+            ],
+            &mut w,
+        );
         assert_eq!(
             f,
-            Some(Frame::Row(Entry { name: b"a.ini".to_vec(), config: Some(b"[uwsgi]".to_vec()), ts: 1_700_000_000, uid: Some(1000), gid: Some(1000), socket: None }))
+            Some(Frame::Row(Entry {
+                name: b"a.ini".to_vec(),
+                config: Some(b"[uwsgi]".to_vec()),
+                ts: 1_700_000_000,
+                uid: Some(1000),
+                gid: Some(1000),
+                socket: None
+            }))
         );
         assert_eq!(row_frame(&[None, Some("x"), Some("1")], &mut w), None);
-        assert_eq!(row_frame(&[Some("a.ini"), None, Some("1")], &mut w), Some(Frame::Keep(b"a.ini".to_vec())));
-        assert_eq!(row_frame(&[Some("a.ini"), Some("x"), Some("soon")], &mut w), Some(Frame::Keep(b"a.ini".to_vec())));
-        assert_eq!(row_frame(&[Some("a.ini"), Some("x"), Some("1"), Some("-1")], &mut w), Some(Frame::Keep(b"a.ini".to_vec())));
+        assert_eq!(
+            row_frame(&[Some("a.ini"), None, Some("1")], &mut w),
+            Some(Frame::Keep(b"a.ini".to_vec()))
+        );
+        assert_eq!(
+            row_frame(&[Some("a.ini"), Some("x"), Some("soon")], &mut w),
+            Some(Frame::Keep(b"a.ini".to_vec()))
+        );
+        assert_eq!(
+            row_frame(&[Some("a.ini"), Some("x"), Some("1"), Some("-1")], &mut w),
+            Some(Frame::Keep(b"a.ini".to_vec()))
+        );
         assert_eq!(row_frame(&[Some("a.ini"), Some("x")], &mut w), None);
     }
 }

@@ -23,7 +23,10 @@ impl Limits {
     pub fn cpu_max(option: &str, v: &str) -> Result<String> {
         let t = v.trim();
         if let Some(p) = t.strip_suffix('%') {
-            let pct: f64 = p.trim().parse().map_err(|_| IsolationError::option(option, v, "expects N% or 'quota period'"))?;
+            let pct: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| IsolationError::option(option, v, "expects N% or 'quota period'"))?;
             if pct <= 0.0 {
                 return Err(IsolationError::option(option, v, "must be positive"));
             }
@@ -32,20 +35,35 @@ impl Limits {
         let mut it = t.split_whitespace();
         let q = it.next().unwrap_or("");
         if q != "max" && q.parse::<u64>().is_err() {
-            return Err(IsolationError::option(option, v, "expects N% or 'quota period' (microseconds)"));
+            return Err(IsolationError::option(
+                option,
+                v,
+                "expects N% or 'quota period' (microseconds)",
+            ));
         }
         Ok(match it.next() {
-            Some(p) => format!("{q} {}", p.parse::<u64>().map_err(|_| IsolationError::option(option, v, "bad period"))?),
+            Some(p) => format!(
+                "{q} {}",
+                p.parse::<u64>()
+                    .map_err(|_| IsolationError::option(option, v, "bad period"))?
+            ),
             None => format!("{q} 100000"),
         })
     }
 
     /// `emperor-cgroup-opt = file=value` (v2 name).
     pub fn raw(&mut self, v: &str) -> Result<()> {
-        let (k, val) = v.split_once('=').or_else(|| v.split_once(':')).ok_or_else(|| IsolationError::option("emperor-cgroup-opt", v, "expects file=value"))?;
+        let (k, val) = v
+            .split_once('=')
+            .or_else(|| v.split_once(':'))
+            .ok_or_else(|| IsolationError::option("emperor-cgroup-opt", v, "expects file=value"))?;
         let k = k.trim();
         if k.is_empty() || k.contains('/') || k.starts_with("cgroup.") {
-            return Err(IsolationError::option("emperor-cgroup-opt", v, "not a resource setting"));
+            return Err(IsolationError::option(
+                "emperor-cgroup-opt",
+                v,
+                "not a resource setting",
+            ));
         }
         self.set(k, val.trim().to_owned());
         Ok(())
@@ -78,8 +96,14 @@ impl Limits {
     /// A per-vassal limits file (`name = value` lines, `#` comments), layered over `self`.
     pub fn with_file(&self, what: &str, text: &str) -> Result<Limits> {
         let mut out = self.clone();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';')) {
-            let (k, v) = line.split_once('=').ok_or_else(|| IsolationError::option(what, line, "expects name = value"))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| IsolationError::option(what, line, "expects name = value"))?;
             out.apply_named(what, k.trim(), v.trim())?;
         }
         Ok(out)
@@ -95,7 +119,10 @@ impl Limits {
             let knobs = translate::v2_to_v1(f, v)?;
             for k in knobs {
                 if layout.v1_for(&k.controller).is_none() {
-                    return Err(IsolationError::Unsupported(format!("emperor cgroup limit {f}: the {ctrl} controller is not available on this host ({})", layout.describe())));
+                    return Err(IsolationError::Unsupported(format!(
+                        "emperor cgroup limit {f}: the {ctrl} controller is not available on this host ({})",
+                        layout.describe()
+                    )));
                 }
             }
         }
@@ -120,20 +147,35 @@ impl EmperorCgroups {
     pub fn new(spec: &str, limits: Limits) -> Result<EmperorCgroups> {
         let layout = Layout::detect();
         if layout.unified.is_none() && layout.v1.is_empty() {
-            return Err(IsolationError::Unsupported("emperor-cgroup: no cgroup hierarchy is mounted".into()));
+            return Err(IsolationError::Unsupported(
+                "emperor-cgroup: no cgroup hierarchy is mounted".into(),
+            ));
         }
         let base = Group::resolve(&layout, spec);
         base.create(0o755)?;
         let mut notes = Vec::new();
         let mut v2_controllers = Vec::new();
         if let (Some(root), Some(_)) = (&layout.unified, &base.v2) {
-            let wanted: Vec<&str> = ["memory", "pids", "cpu"].into_iter().filter(|c| layout.v1_for(c).is_none()).collect();
+            let wanted: Vec<&str> = ["memory", "pids", "cpu"]
+                .into_iter()
+                .filter(|c| layout.v1_for(c).is_none())
+                .collect();
             notes = base.enable_for_children(root, &wanted);
-            let enabled = base.v2.as_ref().and_then(|d| std::fs::read_to_string(d.join("cgroup.subtree_control")).ok()).unwrap_or_default();
+            let enabled = base
+                .v2
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join("cgroup.subtree_control")).ok())
+                .unwrap_or_default();
             v2_controllers = enabled.split_whitespace().map(str::to_owned).collect();
         }
         limits.check(&layout, &v2_controllers)?;
-        Ok(EmperorCgroups { layout, base, limits, v2_controllers, notes })
+        Ok(EmperorCgroups {
+            layout,
+            base,
+            limits,
+            v2_controllers,
+            notes,
+        })
     }
 
     /// The group of one vassal.
@@ -196,7 +238,12 @@ mod tests {
         let mut base = Limits::default();
         base.apply_named("x", "memory-max", "64M").unwrap();
         base.apply_named("x", "pids-max", "20").unwrap();
-        let l = base.with_file("a.limits", "# tenant a\nmemory-max = 128M\ncpu-max = 50%\nio.weight = 10\n").unwrap();
+        let l = base
+            .with_file(
+                "a.limits",
+                "# tenant a\nmemory-max = 128M\ncpu-max = 50%\nio.weight = 10\n",
+            )
+            .unwrap();
         assert_eq!(
             l.0,
             [

@@ -3,7 +3,7 @@
 //! settings where the controller lives (v2 first, v1 translated), putting processes in
 //! it, reading its usage, noticing OOM kills, and killing everything in it.
 
-use super::layout::{self, Layout, CONTROLLERS};
+use super::layout::{self, CONTROLLERS, Layout};
 use super::translate;
 use crate::error::{IsolationError, Result};
 use std::fs::{self, OpenOptions};
@@ -62,13 +62,27 @@ impl Group {
                 layout::join(mount, own_path.unwrap_or("/")).join(spec)
             }
         };
-        let v2 = layout.unified.as_ref().map(|u| place(u, own.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p.as_str())));
+        let v2 = layout.unified.as_ref().map(|u| {
+            place(
+                u,
+                own.iter()
+                    .find(|(c, _)| c.is_empty())
+                    .map(|(_, p)| p.as_str()),
+            )
+        });
         let mut v1 = Vec::new();
         for h in &layout.v1 {
-            if !h.controllers.iter().any(|c| CONTROLLERS.contains(&c.as_str())) {
+            if !h
+                .controllers
+                .iter()
+                .any(|c| CONTROLLERS.contains(&c.as_str()))
+            {
                 continue;
             }
-            let own_path = own.iter().find(|(c, _)| c.split(',').any(|x| h.controllers.iter().any(|hc| hc == x))).map(|(_, p)| p.as_str());
+            let own_path = own
+                .iter()
+                .find(|(c, _)| c.split(',').any(|x| h.controllers.iter().any(|hc| hc == x)))
+                .map(|(_, p)| p.as_str());
             v1.push((h.controllers.clone(), place(&h.mount, own_path)));
         }
         Group { v2, v1 }
@@ -76,14 +90,31 @@ impl Group {
 
     /// The child group `name` (a single path component; `/` is replaced).
     pub fn child(&self, name: &str) -> Group {
-        let comp: String = name.chars().map(|c| if c == '/' || c == '\0' { '_' } else { c }).collect();
-        let comp = if comp == "." || comp == ".." { format!("_{comp}") } else { comp };
-        Group { v2: self.v2.as_ref().map(|d| d.join(&comp)), v1: self.v1.iter().map(|(c, d)| (c.clone(), d.join(&comp))).collect() }
+        let comp: String = name
+            .chars()
+            .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+            .collect();
+        let comp = if comp == "." || comp == ".." {
+            format!("_{comp}")
+        } else {
+            comp
+        };
+        Group {
+            v2: self.v2.as_ref().map(|d| d.join(&comp)),
+            v1: self
+                .v1
+                .iter()
+                .map(|(c, d)| (c.clone(), d.join(&comp)))
+                .collect(),
+        }
     }
 
     /// Every directory of the group.
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.v2.iter().map(PathBuf::as_path).chain(self.v1.iter().map(|(_, d)| d.as_path()))
+        self.v2
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(self.v1.iter().map(|(_, d)| d.as_path()))
     }
 
     /// Creates the directories (and missing parents) with `mode`; existing ones are kept.
@@ -92,7 +123,11 @@ impl Group {
             if d.is_dir() {
                 continue;
             }
-            fs::DirBuilder::new().recursive(true).mode(mode).create(d).map_err(|e| IsolationError::sys(format!("mkdir {}", d.display()), e))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(d)
+                .map_err(|e| IsolationError::sys(format!("mkdir {}", d.display()), e))?;
             let _ = fs::set_permissions(d, fs::Permissions::from_mode(mode));
         }
         Ok(())
@@ -104,7 +139,9 @@ impl Group {
     pub fn enable_for_children(&self, unified_root: &Path, controllers: &[&str]) -> Vec<String> {
         let mut missing = Vec::new();
         let Some(dir) = &self.v2 else { return missing };
-        let Ok(rel) = dir.strip_prefix(unified_root) else { return missing };
+        let Ok(rel) = dir.strip_prefix(unified_root) else {
+            return missing;
+        };
         let mut cur = unified_root.to_path_buf();
         let mut chain = vec![cur.clone()];
         for c in rel.components() {
@@ -115,7 +152,10 @@ impl Group {
             let available = fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
             for c in controllers {
                 if !available.split_whitespace().any(|a| a == *c) {
-                    if !missing.iter().any(|m: &String| m.starts_with(&format!("{c} "))) {
+                    if !missing
+                        .iter()
+                        .any(|m: &String| m.starts_with(&format!("{c} ")))
+                    {
                         missing.push(format!("{c} (not available in {})", d.display()));
                     }
                     continue;
@@ -134,16 +174,27 @@ impl Group {
         if let Some(d) = &self.v2 {
             let p = d.join(file);
             if p.exists() {
-                return write_file(&p, value).map_err(|e| IsolationError::sys(format!("writing {value} to {}", p.display()), e));
+                return write_file(&p, value).map_err(|e| {
+                    IsolationError::sys(format!("writing {value} to {}", p.display()), e)
+                });
             }
         }
         let knobs = translate::v2_to_v1(file, value)?;
         for k in knobs {
-            let Some((_, d)) = self.v1.iter().find(|(c, _)| c.iter().any(|x| *x == k.controller)) else {
-                return Err(IsolationError::Unsupported(format!("cgroup setting {file}: the {} controller is neither enabled in the v2 tree nor mounted as v1", k.controller)));
+            let Some((_, d)) = self
+                .v1
+                .iter()
+                .find(|(c, _)| c.iter().any(|x| *x == k.controller))
+            else {
+                return Err(IsolationError::Unsupported(format!(
+                    "cgroup setting {file}: the {} controller is neither enabled in the v2 tree nor mounted as v1",
+                    k.controller
+                )));
             };
             let p = d.join(&k.file);
-            write_file(&p, &k.value).map_err(|e| IsolationError::sys(format!("writing {} to {}", k.value, p.display()), e))?;
+            write_file(&p, &k.value).map_err(|e| {
+                IsolationError::sys(format!("writing {} to {}", k.value, p.display()), e)
+            })?;
         }
         Ok(())
     }
@@ -151,7 +202,12 @@ impl Group {
     /// Opens the v2 directory (for `CLONE_INTO_CGROUP`).
     pub fn open_v2_dir(&self) -> Option<OwnedFd> {
         let d = self.v2.as_ref()?;
-        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(d).ok().map(OwnedFd::from)
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(d)
+            .ok()
+            .map(OwnedFd::from)
     }
 
     /// Opens every `cgroup.procs` for writing (v2 first), so a new child can put itself
@@ -160,7 +216,12 @@ impl Group {
         self.dirs()
             .map(|d| {
                 let p = d.join("cgroup.procs");
-                OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(&p).map(OwnedFd::from).map_err(|e| IsolationError::sys(format!("open {}", p.display()), e))
+                OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&p)
+                    .map(OwnedFd::from)
+                    .map_err(|e| IsolationError::sys(format!("open {}", p.display()), e))
             })
             .collect()
     }
@@ -169,15 +230,20 @@ impl Group {
     pub fn join(&self, pid: u32) -> Result<()> {
         for d in self.dirs() {
             let p = d.join("cgroup.procs");
-            write_file(&p, &pid.to_string()).map_err(|e| IsolationError::sys(format!("writing {pid} to {}", p.display()), e))?;
+            write_file(&p, &pid.to_string())
+                .map_err(|e| IsolationError::sys(format!("writing {pid} to {}", p.display()), e))?;
         }
         Ok(())
     }
 
     /// Pids in the group (from the v2 tree if any, else the first v1 hierarchy).
     pub fn pids(&self) -> Vec<i32> {
-        let Some(d) = self.dirs().next() else { return Vec::new() };
-        fs::read_to_string(d.join("cgroup.procs")).map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
+        let Some(d) = self.dirs().next() else {
+            return Vec::new();
+        };
+        fs::read_to_string(d.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether any process is left (v2 `cgroup.events populated`, else the pid list).
@@ -187,7 +253,8 @@ impl Group {
         {
             return v != 0;
         }
-        self.dirs().any(|d| fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty()))
+        self.dirs()
+            .any(|d| fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty()))
     }
 
     /// Kills every process in the group: `cgroup.kill` on v2 (Linux 5.14+), which also
@@ -206,7 +273,16 @@ impl Group {
             return seen;
         }
         for _ in 0..50 {
-            let pids: Vec<i32> = self.dirs().flat_map(|d| fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>()).collect();
+            let pids: Vec<i32> = self
+                .dirs()
+                .flat_map(|d| {
+                    fs::read_to_string(d.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| l.trim().parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect();
             if pids.is_empty() {
                 break;
             }
@@ -233,7 +309,10 @@ impl Group {
     }
 
     fn v1_dir(&self, controller: &str) -> Option<&Path> {
-        self.v1.iter().find(|(c, _)| c.iter().any(|x| x == controller)).map(|(_, d)| d.as_path())
+        self.v1
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == controller))
+            .map(|(_, d)| d.as_path())
     }
 
     /// Memory, CPU, pids and OOM kills, from wherever each controller lives.
@@ -241,14 +320,27 @@ impl Group {
         let v2 = self.v2.as_deref();
         let from_v2 = |f: &str| v2.and_then(|d| read_u64(&d.join(f)));
         Usage {
-            memory_bytes: from_v2("memory.current").or_else(|| self.v1_dir("memory").and_then(|d| read_u64(&d.join("memory.usage_in_bytes")))),
+            memory_bytes: from_v2("memory.current").or_else(|| {
+                self.v1_dir("memory")
+                    .and_then(|d| read_u64(&d.join("memory.usage_in_bytes")))
+            }),
             cpu_usec: v2
                 .and_then(|d| keyed(&d.join("cpu.stat"), "usage_usec"))
-                .or_else(|| self.v1_dir("cpuacct").and_then(|d| read_u64(&d.join("cpuacct.usage"))).map(|ns| ns / 1000)),
-            pids: from_v2("pids.current").or_else(|| self.v1_dir("pids").and_then(|d| read_u64(&d.join("pids.current")))),
+                .or_else(|| {
+                    self.v1_dir("cpuacct")
+                        .and_then(|d| read_u64(&d.join("cpuacct.usage")))
+                        .map(|ns| ns / 1000)
+                }),
+            pids: from_v2("pids.current").or_else(|| {
+                self.v1_dir("pids")
+                    .and_then(|d| read_u64(&d.join("pids.current")))
+            }),
             oom_kills: v2
                 .and_then(|d| keyed(&d.join("memory.events"), "oom_kill"))
-                .or_else(|| self.v1_dir("memory").and_then(|d| keyed(&d.join("memory.oom_control"), "oom_kill"))),
+                .or_else(|| {
+                    self.v1_dir("memory")
+                        .and_then(|d| keyed(&d.join("memory.oom_control"), "oom_kill"))
+                }),
         }
     }
 }

@@ -26,24 +26,52 @@ pub const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
 impl Layout {
     /// Reads the mounts of this process.
     pub fn detect() -> Layout {
-        std::fs::read_to_string("/proc/self/mountinfo").map(|s| Layout::parse(&s)).unwrap_or_default()
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|s| Layout::parse(&s))
+            .unwrap_or_default()
     }
 
     /// Parses mountinfo text.
     pub fn parse(mountinfo: &str) -> Layout {
         let mut l = Layout::default();
         for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let mount = left.split(' ').nth(4).map(unescape);
             let mut r = right.split(' ');
-            let (Some(fstype), _, Some(opts), Some(mount)) = (r.next(), r.next(), r.next(), mount) else { continue };
+            let (Some(fstype), _, Some(opts), Some(mount)) = (r.next(), r.next(), r.next(), mount)
+            else {
+                continue;
+            };
             match fstype {
                 "cgroup2" if l.unified.is_none() => l.unified = Some(PathBuf::from(mount)),
                 "cgroup" => {
-                    let controllers: Vec<String> =
-                        opts.split(',').filter(|o| CONTROLLERS.contains(o) || ["cpuset", "blkio", "devices", "freezer", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"].contains(o)).map(str::to_owned).collect();
+                    let controllers: Vec<String> = opts
+                        .split(',')
+                        .filter(|o| {
+                            CONTROLLERS.contains(o)
+                                || [
+                                    "cpuset",
+                                    "blkio",
+                                    "devices",
+                                    "freezer",
+                                    "hugetlb",
+                                    "net_cls",
+                                    "net_prio",
+                                    "perf_event",
+                                    "rdma",
+                                    "misc",
+                                ]
+                                .contains(o)
+                        })
+                        .map(str::to_owned)
+                        .collect();
                     if !controllers.is_empty() {
-                        l.v1.push(V1Hierarchy { controllers, mount: PathBuf::from(mount) });
+                        l.v1.push(V1Hierarchy {
+                            controllers,
+                            mount: PathBuf::from(mount),
+                        });
                     }
                 }
                 _ => {}
@@ -54,7 +82,9 @@ impl Layout {
 
     /// The v1 hierarchy carrying a controller.
     pub fn v1_for(&self, controller: &str) -> Option<&V1Hierarchy> {
-        self.v1.iter().find(|h| h.controllers.iter().any(|c| c == controller))
+        self.v1
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
     }
 
     /// The controllers available in the unified tree's root.
@@ -71,7 +101,11 @@ impl Layout {
         let v1: Vec<String> = self.v1.iter().flat_map(|h| h.controllers.clone()).collect();
         match (&self.unified, v1.is_empty()) {
             (Some(u), true) => format!("cgroup v2 at {}", u.display()),
-            (Some(u), false) => format!("hybrid cgroups: v2 at {}, v1 controllers {}", u.display(), v1.join(",")),
+            (Some(u), false) => format!(
+                "hybrid cgroups: v2 at {}, v1 controllers {}",
+                u.display(),
+                v1.join(",")
+            ),
             (None, false) => format!("cgroup v1 controllers {}", v1.join(",")),
             (None, true) => "no cgroup hierarchy mounted".to_owned(),
         }
@@ -79,12 +113,17 @@ impl Layout {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Where this process sits: `("", path)` for v2 and `(controllers, path)` for v1 lines.
 pub fn own_cgroups() -> Vec<(String, String)> {
-    std::fs::read_to_string("/proc/self/cgroup").map(|s| parse_proc_cgroup(&s)).unwrap_or_default()
+    std::fs::read_to_string("/proc/self/cgroup")
+        .map(|s| parse_proc_cgroup(&s))
+        .unwrap_or_default()
 }
 
 pub fn parse_proc_cgroup(s: &str) -> Vec<(String, String)> {
@@ -100,10 +139,13 @@ pub fn parse_proc_cgroup(s: &str) -> Vec<(String, String)> {
 /// The cgroup path of this process in the v2 tree (`0::/x`) or in the v1 hierarchy with
 /// `controller`.
 pub fn own_path(controller: Option<&str>) -> Option<String> {
-    own_cgroups().into_iter().find(|(c, _)| match controller {
-        None => c.is_empty(),
-        Some(want) => c.split(',').any(|x| x == want),
-    }).map(|(_, p)| p)
+    own_cgroups()
+        .into_iter()
+        .find(|(c, _)| match controller {
+            None => c.is_empty(),
+            Some(want) => c.split(',').any(|x| x == want),
+        })
+        .map(|(_, p)| p)
 }
 
 /// `/sys/fs/cgroup/...` path of cgroup `rel` (a path from the hierarchy root) in `mount`.
@@ -127,19 +169,30 @@ mod tests {
     #[test]
     fn hybrid_layout() {
         let l = Layout::parse(HYBRID);
-        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(l.v1.len(), 4, "name=systemd is not a controller: {l:?}");
-        assert_eq!(l.v1_for("memory").unwrap().mount, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(
+            l.v1_for("memory").unwrap().mount,
+            Path::new("/sys/fs/cgroup/memory")
+        );
         assert!(l.v1_for("freezer").is_none());
         assert!(l.describe().starts_with("hybrid cgroups"));
     }
 
     #[test]
     fn unified_only_and_combined_v1() {
-        let l = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
+        let l = Layout::parse(
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
         assert_eq!(l.describe(), "cgroup v2 at /sys/fs/cgroup");
         let l = Layout::parse("24 23 0:21 / /cgroup rw - cgroup none rw,cpu,cpuacct,memory\n");
-        assert_eq!(l.v1_for("cpuacct").unwrap().controllers, ["cpu", "cpuacct", "memory"]);
+        assert_eq!(
+            l.v1_for("cpuacct").unwrap().controllers,
+            ["cpu", "cpuacct", "memory"]
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub struct Knob {
 }
 
 fn knob(controller: &str, file: &str, value: impl Into<String>) -> Knob {
-    Knob { controller: controller.to_owned(), file: file.to_owned(), value: value.into() }
+    Knob {
+        controller: controller.to_owned(),
+        file: file.to_owned(),
+        value: value.into(),
+    }
 }
 
 /// `64M` → 67108864; `max` stays `max`.
@@ -29,7 +33,12 @@ pub fn size(option: &str, v: &str) -> Result<String> {
         Some('G') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).map(|n| n.to_string()).ok_or_else(|| IsolationError::option(option, v, "expects a size (bytes, or with K/M/G)"))
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .map(|n| n.to_string())
+        .ok_or_else(|| IsolationError::option(option, v, "expects a size (bytes, or with K/M/G)"))
 }
 
 /// `cpu.shares` (v1, 2..262144) → `cpu.weight` (v2, 1..10000).
@@ -49,37 +58,109 @@ pub fn controller_of(file: &str) -> &str {
 
 /// A `cgroup-opt` (v1 name) as it must be written on a v2 tree.
 pub fn v1_to_v2(key: &str, value: &str) -> Result<Knob> {
-    let bad = |m: &str| IsolationError::option("cgroup-opt", &format!("{key}={value}"), m.to_owned());
-    let num = || value.trim().parse::<u64>().map_err(|_| bad("expects a number"));
+    let bad =
+        |m: &str| IsolationError::option("cgroup-opt", &format!("{key}={value}"), m.to_owned());
+    let num = || {
+        value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| bad("expects a number"))
+    };
     Ok(match key {
         "cpu.shares" => knob("cpu", "cpu.weight", shares_to_weight(num()?).to_string()),
         "memory.limit_in_bytes" => knob("memory", "memory.max", size("cgroup-opt", value)?),
         "memory.soft_limit_in_bytes" => knob("memory", "memory.low", size("cgroup-opt", value)?),
-        "memory.memsw.limit_in_bytes" => knob("memory", "memory.swap.max", size("cgroup-opt", value)?),
+        "memory.memsw.limit_in_bytes" => {
+            knob("memory", "memory.swap.max", size("cgroup-opt", value)?)
+        }
         "blkio.weight" => knob("io", "io.weight", value.trim()),
-        "cpu.cfs_quota_us" => knob("cpu", "cpu.max", if value.trim() == "-1" { "max".to_owned() } else { value.trim().to_owned() }),
-        k if k.starts_with("cpuset.") || k.starts_with("pids.") => knob(controller_of(k), k, value.trim()),
+        "cpu.cfs_quota_us" => knob(
+            "cpu",
+            "cpu.max",
+            if value.trim() == "-1" {
+                "max".to_owned()
+            } else {
+                value.trim().to_owned()
+            },
+        ),
+        k if k.starts_with("cpuset.") || k.starts_with("pids.") => {
+            knob(controller_of(k), k, value.trim())
+        }
         // Already a v2 name (memory.max, cpu.weight, io.max...): written as is.
-        k if ["memory.max", "memory.high", "memory.low", "memory.min", "memory.swap.max", "cpu.weight", "cpu.max", "io.weight", "io.max"].contains(&k) => knob(controller_of(k), k, value.trim()),
+        k if [
+            "memory.max",
+            "memory.high",
+            "memory.low",
+            "memory.min",
+            "memory.swap.max",
+            "cpu.weight",
+            "cpu.max",
+            "io.weight",
+            "io.max",
+        ]
+        .contains(&k) =>
+        {
+            knob(controller_of(k), k, value.trim())
+        }
         _ => return Err(bad("no cgroup v2 equivalent is known for this setting")),
     })
 }
 
 /// An Emperor limit (v2 name) as it must be written on a v1 hierarchy.
 pub fn v2_to_v1(file: &str, value: &str) -> Result<Vec<Knob>> {
-    let bad = |m: &str| IsolationError::option("emperor-cgroup-opt", &format!("{file}={value}"), m.to_owned());
+    let bad = |m: &str| {
+        IsolationError::option(
+            "emperor-cgroup-opt",
+            &format!("{file}={value}"),
+            m.to_owned(),
+        )
+    };
     Ok(match file {
-        "memory.max" => vec![knob("memory", "memory.limit_in_bytes", if value == "max" { "-1".to_owned() } else { value.to_owned() })],
-        "memory.high" | "memory.low" => vec![knob("memory", "memory.soft_limit_in_bytes", if value == "max" { "-1".to_owned() } else { value.to_owned() })],
+        "memory.max" => vec![knob(
+            "memory",
+            "memory.limit_in_bytes",
+            if value == "max" {
+                "-1".to_owned()
+            } else {
+                value.to_owned()
+            },
+        )],
+        "memory.high" | "memory.low" => vec![knob(
+            "memory",
+            "memory.soft_limit_in_bytes",
+            if value == "max" {
+                "-1".to_owned()
+            } else {
+                value.to_owned()
+            },
+        )],
         "pids.max" => vec![knob("pids", "pids.max", value)],
-        "cpu.weight" => vec![knob("cpu", "cpu.shares", weight_to_shares(value.trim().parse().map_err(|_| bad("expects a number"))?).to_string())],
+        "cpu.weight" => vec![knob(
+            "cpu",
+            "cpu.shares",
+            weight_to_shares(value.trim().parse().map_err(|_| bad("expects a number"))?)
+                .to_string(),
+        )],
         "cpu.max" => {
             let mut it = value.split_whitespace();
             let quota = it.next().unwrap_or("max");
             let period = it.next().unwrap_or("100000");
-            vec![knob("cpu", "cpu.cfs_period_us", period), knob("cpu", "cpu.cfs_quota_us", if quota == "max" { "-1" } else { quota })]
+            vec![
+                knob("cpu", "cpu.cfs_period_us", period),
+                knob(
+                    "cpu",
+                    "cpu.cfs_quota_us",
+                    if quota == "max" { "-1" } else { quota },
+                ),
+            ]
         }
-        f if f.starts_with("memory.") || f.starts_with("pids.") || f.starts_with("cpu.") || f.starts_with("cpuset.") => vec![knob(controller_of(f), f, value)],
+        f if f.starts_with("memory.")
+            || f.starts_with("pids.")
+            || f.starts_with("cpu.")
+            || f.starts_with("cpuset.") =>
+        {
+            vec![knob(controller_of(f), f, value)]
+        }
         _ => return Err(bad("no cgroup v1 equivalent is known for this setting")),
     })
 }
@@ -99,19 +180,34 @@ mod tests {
 
     #[test]
     fn v1_keys_on_v2() {
-        assert_eq!(v1_to_v2("cpu.shares", "512").unwrap(), knob("cpu", "cpu.weight", "20"));
+        assert_eq!(
+            v1_to_v2("cpu.shares", "512").unwrap(),
+            knob("cpu", "cpu.weight", "20")
+        );
         assert_eq!(v1_to_v2("cpu.shares", "1024").unwrap().value, "39");
-        assert_eq!(v1_to_v2("memory.limit_in_bytes", "67108864").unwrap(), knob("memory", "memory.max", "67108864"));
-        assert_eq!(v1_to_v2("pids.max", "10").unwrap(), knob("pids", "pids.max", "10"));
+        assert_eq!(
+            v1_to_v2("memory.limit_in_bytes", "67108864").unwrap(),
+            knob("memory", "memory.max", "67108864")
+        );
+        assert_eq!(
+            v1_to_v2("pids.max", "10").unwrap(),
+            knob("pids", "pids.max", "10")
+        );
         assert_eq!(v1_to_v2("memory.max", "1M").unwrap().value, "1M");
         assert!(v1_to_v2("bogus.knob", "1").is_err());
     }
 
     #[test]
     fn v2_limits_on_v1() {
-        assert_eq!(v2_to_v1("memory.max", "67108864").unwrap(), [knob("memory", "memory.limit_in_bytes", "67108864")]);
+        assert_eq!(
+            v2_to_v1("memory.max", "67108864").unwrap(),
+            [knob("memory", "memory.limit_in_bytes", "67108864")]
+        );
         assert_eq!(v2_to_v1("cpu.weight", "100").unwrap()[0].value, "2597");
-        assert_eq!(v2_to_v1("cpu.max", "50000 100000").unwrap()[1], knob("cpu", "cpu.cfs_quota_us", "50000"));
+        assert_eq!(
+            v2_to_v1("cpu.max", "50000 100000").unwrap()[1],
+            knob("cpu", "cpu.cfs_quota_us", "50000")
+        );
         assert!(v2_to_v1("io.max", "x").is_err());
     }
 }

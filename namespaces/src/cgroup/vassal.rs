@@ -14,17 +14,29 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 fn write(p: &Path, v: &str) -> std::io::Result<()> {
-    fs::OpenOptions::new().write(true).open(p)?.write_all(v.as_bytes())
+    fs::OpenOptions::new()
+        .write(true)
+        .open(p)?
+        .write_all(v.as_bytes())
 }
 
 /// Whether `dir` (or, when it does not exist yet, its parent) is on a cgroup v2 mount.
 fn is_v2(dir: &Path) -> Result<bool> {
-    let probe = if dir.exists() { dir } else { dir.parent().unwrap_or(dir) };
-    let magic = crate::sys::fs_magic(probe).map_err(|e| IsolationError::sys(format!("statfs {}", probe.display()), e))?;
+    let probe = if dir.exists() {
+        dir
+    } else {
+        dir.parent().unwrap_or(dir)
+    };
+    let magic = crate::sys::fs_magic(probe)
+        .map_err(|e| IsolationError::sys(format!("statfs {}", probe.display()), e))?;
     match magic {
         CGROUP2_MAGIC => Ok(true),
         CGROUP1_MAGIC => Ok(false),
-        _ => Err(IsolationError::option("cgroup", &dir.to_string_lossy(), "not inside a mounted cgroup hierarchy")),
+        _ => Err(IsolationError::option(
+            "cgroup",
+            &dir.to_string_lossy(),
+            "not inside a mounted cgroup hierarchy",
+        )),
     }
 }
 
@@ -32,7 +44,8 @@ fn is_v2(dir: &Path) -> Result<bool> {
 /// log line per action.
 pub fn apply(dirs: &[String], opts: &[String], mode: Option<&str>) -> Result<Vec<String>> {
     let mode = match mode {
-        Some(m) => u32::from_str_radix(m.trim(), 8).map_err(|_| IsolationError::option("cgroup-dir-mode", m, "not an octal mode"))?,
+        Some(m) => u32::from_str_radix(m.trim(), 8)
+            .map_err(|_| IsolationError::option("cgroup-dir-mode", m, "not an octal mode"))?,
         None => 0o700,
     };
     let mut log = Vec::new();
@@ -45,15 +58,26 @@ pub fn apply(dirs: &[String], opts: &[String], mode: Option<&str>) -> Result<Vec
         let dir = Path::new(d);
         let v2 = is_v2(dir)?;
         if dir.is_dir() {
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(|e| IsolationError::sys(format!("chmod {d}"), e))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .map_err(|e| IsolationError::sys(format!("chmod {d}"), e))?;
         } else {
-            fs::DirBuilder::new().mode(mode).create(dir).map_err(|e| IsolationError::sys(format!("mkdir {d}"), e))?;
+            fs::DirBuilder::new()
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| IsolationError::sys(format!("mkdir {d}"), e))?;
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode));
         }
-        write(&dir.join("cgroup.procs"), &me).map_err(|e| IsolationError::sys(format!("joining cgroup {d}"), e))?;
-        log.push(format!("joined cgroup {d} ({})", if v2 { "v2" } else { "v1" }));
+        write(&dir.join("cgroup.procs"), &me)
+            .map_err(|e| IsolationError::sys(format!("joining cgroup {d}"), e))?;
+        log.push(format!(
+            "joined cgroup {d} ({})",
+            if v2 { "v2" } else { "v1" }
+        ));
         for (i, o) in opts.iter().enumerate() {
-            let (k, v) = o.split_once('=').or_else(|| o.split_once(':')).ok_or_else(|| IsolationError::option("cgroup-opt", o, "expects name=value"))?;
+            let (k, v) = o
+                .split_once('=')
+                .or_else(|| o.split_once(':'))
+                .ok_or_else(|| IsolationError::option("cgroup-opt", o, "expects name=value"))?;
             let (file, value) = if v2 {
                 let knob = translate::v1_to_v2(k.trim(), v)?;
                 let p = dir.join(&knob.file);
@@ -61,7 +85,10 @@ pub fn apply(dirs: &[String], opts: &[String], mode: Option<&str>) -> Result<Vec
                     && let Some(parent) = dir.parent()
                 {
                     // Enable the controller for children of the parent, then retry.
-                    let _ = write(&parent.join("cgroup.subtree_control"), &format!("+{}", knob.controller));
+                    let _ = write(
+                        &parent.join("cgroup.subtree_control"),
+                        &format!("+{}", knob.controller),
+                    );
                 }
                 (knob.file, knob.value)
             } else {
@@ -72,13 +99,19 @@ pub fn apply(dirs: &[String], opts: &[String], mode: Option<&str>) -> Result<Vec
                 // On v1 each directory is one hierarchy: the setting lives in another one.
                 continue;
             }
-            write(&p, &format!("{value}\n")).map_err(|e| IsolationError::sys(format!("writing {value} to {}", p.display()), e))?;
+            write(&p, &format!("{value}\n")).map_err(|e| {
+                IsolationError::sys(format!("writing {value} to {}", p.display()), e)
+            })?;
             applied[i] = true;
             log.push(format!("set {file} to {value} in {d}"));
         }
     }
     if let Some(i) = applied.iter().position(|a| !a) {
-        return Err(IsolationError::option("cgroup-opt", &opts[i], "no cgroup directory has this setting (controller not mounted or not enabled)"));
+        return Err(IsolationError::option(
+            "cgroup-opt",
+            &opts[i],
+            "no cgroup directory has this setting (controller not mounted or not enabled)",
+        ));
     }
     Ok(log)
 }

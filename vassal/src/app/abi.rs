@@ -26,7 +26,10 @@ pub struct Str {
 
 impl Str {
     pub fn new(b: &[u8]) -> Str {
-        Str { ptr: b.as_ptr(), len: b.len() }
+        Str {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        }
     }
 }
 
@@ -109,7 +112,13 @@ pub struct Host {
     /// Sends the response head. `content_length` is the body length when the plugin knows
     /// it (-1 otherwise); the vassal frames the body (Content-Length, chunked or close).
     /// 0 on success, -1 when the client is gone.
-    pub start: extern "C" fn(req: *mut c_void, status: Str, headers: *const KeyVal, n: usize, content_length: i64) -> i32,
+    pub start: extern "C" fn(
+        req: *mut c_void,
+        status: Str,
+        headers: *const KeyVal,
+        n: usize,
+        content_length: i64,
+    ) -> i32,
     /// Sends body bytes (after `start`); 0 on success, -1 when the client is gone.
     pub write: extern "C" fn(req: *mut c_void, data: Str) -> i32,
     /// Sends `len` bytes (-1: up to the end) of the file `fd` from `offset` with sendfile(2);
@@ -141,7 +150,12 @@ pub struct Plugin {
     pub version: *const c_char,
     /// Starts the language runtime in the master (or the only process). Every option of
     /// the instance is passed. 0 on success.
-    pub init: extern "C" fn(host: *const Host, instance: *const Instance, opts: *const Opt, n: usize) -> i32,
+    pub init: extern "C" fn(
+        host: *const Host,
+        instance: *const Instance,
+        opts: *const Opt,
+        n: usize,
+    ) -> i32,
     /// Loads the applications; returns how many were loaded.
     pub load_apps: extern "C" fn() -> i32,
     /// Around every fork of a worker.

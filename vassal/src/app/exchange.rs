@@ -4,7 +4,7 @@
 //! length is known, `Transfer-Encoding: chunked` for an HTTP/1.1 client otherwise, else the
 //! end of the connection delimits the body. HEAD responses carry no body.
 
-use crate::conn::{Stream, MAX_DRAIN};
+use crate::conn::{MAX_DRAIN, Stream};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::http::BodyFraming;
 use std::io;
@@ -54,7 +54,15 @@ pub fn status_code(status: &[u8]) -> Option<u16> {
 impl<'c> Exchange<'c> {
     /// `http`: the socket speaks HTTP (keep-alive and chunked responses are possible);
     /// `keep_alive`: the client asked for (or defaults to) a persistent connection.
-    pub fn new(stream: &'c mut Stream, buf: &'c mut Vec<u8>, framing: BodyFraming, proto: &[u8], http: bool, head: bool, keep_alive: bool) -> Exchange<'c> {
+    pub fn new(
+        stream: &'c mut Stream,
+        buf: &'c mut Vec<u8>,
+        framing: BodyFraming,
+        proto: &[u8],
+        http: bool,
+        head: bool,
+        keep_alive: bool,
+    ) -> Exchange<'c> {
         let body = match framing {
             BodyFraming::None => Body::Done,
             BodyFraming::Length(n) => Body::Length(n),
@@ -127,7 +135,9 @@ impl<'c> Exchange<'c> {
 
     fn read_chunked(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            let Body::Chunked(dec, decoded) = &mut self.body else { return Ok(0) };
+            let Body::Chunked(dec, decoded) = &mut self.body else {
+                return Ok(0);
+            };
             if !decoded.is_empty() {
                 let n = out.len().min(decoded.len());
                 out[..n].copy_from_slice(&decoded[..n]);
@@ -167,8 +177,15 @@ impl<'c> Exchange<'c> {
 
     /// Builds the response head. `content_length` is the body length the plugin knows
     /// (-1: unknown). Returns false when the status is not valid.
-    pub fn start(&mut self, status: &[u8], headers: &[(&[u8], &[u8])], content_length: i64) -> bool {
-        let Some(code) = status_code(status) else { return false };
+    pub fn start(
+        &mut self,
+        status: &[u8],
+        headers: &[(&[u8], &[u8])],
+        content_length: i64,
+    ) -> bool {
+        let Some(code) = status_code(status) else {
+            return false;
+        };
         self.status = code;
         self.started = true;
         let mut has_length = None;
@@ -180,7 +197,9 @@ impl<'c> Exchange<'c> {
         h.extend_from_slice(b"\r\n");
         for (k, v) in headers {
             if k.eq_ignore_ascii_case(b"content-length") {
-                has_length = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok());
+                has_length = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok());
             } else if k.eq_ignore_ascii_case(b"transfer-encoding") {
                 has_te = true;
             } else if k.eq_ignore_ascii_case(b"connection") && v.eq_ignore_ascii_case(b"close") {

@@ -2,7 +2,7 @@
 //! table, and the calls into a loaded [`Plugin`]. With `loader.rs`, the only `unsafe` of
 //! the application host; each block says why it is sound.
 
-use super::abi::{self, stat, Host, KeyVal, Plugin, Str};
+use super::abi::{self, Host, KeyVal, Plugin, Str, stat};
 use super::exchange::Exchange;
 use crate::vlog;
 use std::ffi::c_void;
@@ -34,7 +34,9 @@ extern "C" fn h_log(msg: Str) {
 }
 
 extern "C" fn h_read(req: *mut c_void, buf: *mut u8, len: usize) -> isize {
-    let Some(ex) = exchange(req) else { return abi::READ_ERROR };
+    let Some(ex) = exchange(req) else {
+        return abi::READ_ERROR;
+    };
     if buf.is_null() {
         return abi::READ_ERROR;
     }
@@ -47,7 +49,13 @@ extern "C" fn h_read(req: *mut c_void, buf: *mut u8, len: usize) -> isize {
     }
 }
 
-extern "C" fn h_start(req: *mut c_void, status: Str, headers: *const KeyVal, n: usize, content_length: i64) -> i32 {
+extern "C" fn h_start(
+    req: *mut c_void,
+    status: Str,
+    headers: *const KeyVal,
+    n: usize,
+    content_length: i64,
+) -> i32 {
     let Some(ex) = exchange(req) else { return -1 };
     let list: &[KeyVal] = if headers.is_null() || n == 0 {
         &[]
@@ -55,8 +63,15 @@ extern "C" fn h_start(req: *mut c_void, status: Str, headers: *const KeyVal, n: 
         // SAFETY: the ABI says `headers` points to `n` pairs kept alive by the caller.
         unsafe { std::slice::from_raw_parts(headers, n) }
     };
-    let pairs: Vec<(&[u8], &[u8])> = list.iter().map(|kv| (bytes(kv.key), bytes(kv.val))).collect();
-    if ex.start(bytes(status), &pairs, content_length) { 0 } else { -1 }
+    let pairs: Vec<(&[u8], &[u8])> = list
+        .iter()
+        .map(|kv| (bytes(kv.key), bytes(kv.val)))
+        .collect();
+    if ex.start(bytes(status), &pairs, content_length) {
+        0
+    } else {
+        -1
+    }
 }
 
 extern "C" fn h_write(req: *mut c_void, data: Str) -> i32 {
@@ -84,7 +99,11 @@ extern "C" fn h_sendfile(req: *mut c_void, fd: i32, offset: i64, len: i64) -> i6
         // SAFETY: sendfile(2) with two descriptors the plugin and the exchange own for the
         // duration of the call, and a live offset variable.
         let r = unsafe { libc::sendfile(out, fd, &mut off, chunk) };
-        if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r as u64) }
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r as u64)
+        }
     };
     ex.sendfile(len as u64, &mut copy)
 }
@@ -100,8 +119,14 @@ extern "C" fn h_abort(req: *mut c_void) {
 }
 
 extern "C" fn h_stat(what: u32, arg: i64) -> i64 {
-    let Some(board) = super::scoreboard() else { return -1 };
-    let wid = if arg > 0 { arg as usize } else { super::worker_id() };
+    let Some(board) = super::scoreboard() else {
+        return -1;
+    };
+    let wid = if arg > 0 {
+        arg as usize
+    } else {
+        super::worker_id()
+    };
     if what == stat::TOTAL_REQUESTS {
         return board.slot(0).requests.load(Relaxed) as i64;
     }
@@ -157,7 +182,10 @@ extern "C" fn h_stop() -> i32 {
 
 extern "C" fn h_logvar(req: *mut c_void, key: Str, value: Str) {
     if let Some(ex) = exchange(req) {
-        ex.set_logvar(String::from_utf8_lossy(bytes(key)).into_owned(), String::from_utf8_lossy(bytes(value)).into_owned());
+        ex.set_logvar(
+            String::from_utf8_lossy(bytes(key)).into_owned(),
+            String::from_utf8_lossy(bytes(value)).into_owned(),
+        );
     }
 }
 
@@ -179,7 +207,13 @@ pub static HOST: Host = Host {
 
 /// Serves `ex` with the plugin: the request variables as pairs, the core number.
 pub fn request(p: &Plugin, ex: &mut Exchange<'_>, vars: &crate::proto::Vars, core: usize) -> i32 {
-    let pairs: Vec<KeyVal> = vars.iter().map(|(k, v)| KeyVal { key: Str::new(k), val: Str::new(v) }).collect();
+    let pairs: Vec<KeyVal> = vars
+        .iter()
+        .map(|(k, v)| KeyVal {
+            key: Str::new(k),
+            val: Str::new(v),
+        })
+        .collect();
     let req = (ex as *mut Exchange<'_>).cast::<c_void>();
     (p.request)(req, pairs.as_ptr(), pairs.len(), core as u32)
 }
@@ -195,7 +229,9 @@ pub fn init(p: &Plugin, instance: &abi::Instance, config: &imperium_config::Conf
                 key: Str::new(e.key.as_bytes()),
                 canonical: Str::new(spec.map_or("", |s| s.canonical()).as_bytes()),
                 value: Str::new(e.value.as_bytes()),
-                flag: u32::from(spec.is_some_and(|s| s.kind == imperium_config::options::Kind::Flag)),
+                flag: u32::from(
+                    spec.is_some_and(|s| s.kind == imperium_config::options::Kind::Flag),
+                ),
             }
         })
         .collect();

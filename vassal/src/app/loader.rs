@@ -26,19 +26,31 @@ pub fn split_name(name: &str) -> (String, String) {
     let base = name.strip_suffix(".so").unwrap_or(name);
     let base = base.strip_suffix("_plugin").unwrap_or(base);
     let lang: String = base.chars().take_while(|c| !c.is_ascii_digit()).collect();
-    let digits: String = base[lang.len()..].chars().filter(char::is_ascii_digit).collect();
+    let digits: String = base[lang.len()..]
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     (lang, digits)
 }
 
 /// True for names of the Python plugin (`python`, `python3`, `python311`, `python3.11`).
 pub fn is_python(name: &str) -> bool {
-    let (lang, _) = split_name(Path::new(name).file_name().and_then(|f| f.to_str()).unwrap_or(name));
+    let (lang, _) = split_name(
+        Path::new(name)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or(name),
+    );
     lang == "python" || lang == "libpython" || lang == "libimperium_python"
 }
 
 /// Every directory searched, in order.
 pub fn search_dirs(plugins_dirs: &[String]) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = plugins_dirs.iter().filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+    let mut dirs: Vec<PathBuf> = plugins_dirs
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
     if let Ok(exe) = std::env::current_exe()
         && let Some(d) = exe.parent()
     {
@@ -69,7 +81,9 @@ pub fn candidates(name: &str, plugins_dirs: &[String]) -> Vec<PathBuf> {
                 .filter(|p| {
                     let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
                     let f = f.strip_prefix("lib").unwrap_or(f);
-                    f.starts_with(&stem) && f.ends_with("_plugin.so") && f != format!("{stem}_plugin.so")
+                    f.starts_with(&stem)
+                        && f.ends_with("_plugin.so")
+                        && f != format!("{stem}_plugin.so")
                 })
                 .collect();
             versioned.sort();
@@ -91,7 +105,8 @@ pub struct Loaded {
 
 /// Opens `path` and returns its plugin table.
 pub fn open(path: &Path) -> Result<Loaded, String> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "a NUL byte in the path".to_string())?;
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| "a NUL byte in the path".to_string())?;
     // SAFETY: dlopen with a valid NUL-terminated path. Running the object's initialisers is
     // the point of loading it; the object stays loaded for the life of the process (it is
     // never dlclose'd), so every pointer taken from it below stays valid.
@@ -99,7 +114,13 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
     if handle.is_null() {
         // SAFETY: dlerror returns NULL or a NUL-terminated message owned by libc.
         let err = unsafe { libc::dlerror() };
-        let msg = if err.is_null() { "unknown error".into() } else { unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned() };
+        let msg = if err.is_null() {
+            "unknown error".into()
+        } else {
+            unsafe { CStr::from_ptr(err) }
+                .to_string_lossy()
+                .into_owned()
+        };
         return Err(msg);
     }
     // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
@@ -110,7 +131,11 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
     // SAFETY: the symbol is, by the ABI, a `static Plugin` of the never-unloaded object.
     let table: &'static Plugin = unsafe { &*sym.cast::<Plugin>() };
     if table.abi_version != abi::ABI_VERSION {
-        return Err(format!("plugin ABI version {} (this binary speaks {})", table.abi_version, abi::ABI_VERSION));
+        return Err(format!(
+            "plugin ABI version {} (this binary speaks {})",
+            table.abi_version,
+            abi::ABI_VERSION
+        ));
     }
     let text = |p: *const std::ffi::c_char| {
         if p.is_null() {
@@ -120,7 +145,12 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
             unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
         }
     };
-    Ok(Loaded { table, path: path.to_path_buf(), name: text(table.name), version: text(table.version) })
+    Ok(Loaded {
+        table,
+        path: path.to_path_buf(),
+        name: text(table.name),
+        version: text(table.version),
+    })
 }
 
 /// True when a plugin reporting `version` (`3.11`) satisfies the digits asked for (`311`, `3`, ``).
@@ -136,9 +166,16 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(split_name("python311"), ("python".into(), "311".into()));
-        assert_eq!(split_name("python3_plugin.so"), ("python".into(), "3".into()));
+        assert_eq!(
+            split_name("python3_plugin.so"),
+            ("python".into(), "3".into())
+        );
         assert_eq!(split_name("python"), ("python".into(), "".into()));
         assert!(is_python("python3") && is_python("/x/python311_plugin.so") && !is_python("http"));
-        assert!(version_matches("3.11", "311") && version_matches("3.11", "3") && !version_matches("3.11", "312"));
+        assert!(
+            version_matches("3.11", "311")
+                && version_matches("3.11", "3")
+                && !version_matches("3.11", "312")
+        );
     }
 }

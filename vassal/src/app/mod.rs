@@ -20,8 +20,8 @@ use crate::scoreboard::Scoreboard;
 use crate::settings::Settings;
 use crate::vlog;
 use imperium_config::Config;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 
 static PLUGIN: OnceLock<loader::Loaded> = OnceLock::new();
 static BOARD: OnceLock<(Scoreboard, usize)> = OnceLock::new();
@@ -65,18 +65,27 @@ pub(crate) fn master_pid() -> Option<nix::unistd::Pid> {
 pub fn wanted(config: &Config) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
     for e in config.entries() {
-        let Some(spec) = imperium_config::options::lookup(&e.key) else { continue };
+        let Some(spec) = imperium_config::options::lookup(&e.key) else {
+            continue;
+        };
         let need = match spec.canonical() {
             "plugins" => false,
             "need-plugins" => true,
             _ => continue,
         };
-        for n in e.value.split([',', ' ', '\t']).map(str::trim).filter(|n| !n.is_empty()) {
+        for n in e
+            .value
+            .split([',', ' ', '\t'])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
             out.push((n.to_string(), need));
         }
     }
     let python_option = config.entries().iter().any(|e| {
-        imperium_config::options::lookup(&e.key).is_some_and(|s| s.plugin == "python" || matches!(s.canonical(), "mount" | "worker-mount"))
+        imperium_config::options::lookup(&e.key).is_some_and(|s| {
+            s.plugin == "python" || matches!(s.canonical(), "mount" | "worker-mount")
+        })
     });
     if python_option && !out.iter().any(|(n, _)| loader::is_python(n)) {
         out.push(("python".into(), true));
@@ -88,7 +97,11 @@ pub fn wanted(config: &Config) -> Vec<(String, bool)> {
 /// application plugin is now loaded. A missing `plugins` entry is logged; a missing
 /// `need-plugin` (or the Python plugin needed by a Python option) stops the instance.
 pub fn load(config: &Config, settings: &Settings, board: Scoreboard) -> Result<bool, VassalError> {
-    let dirs: Vec<String> = config.get_all("plugins-dir").into_iter().map(str::to_owned).collect();
+    let dirs: Vec<String> = config
+        .get_all("plugins-dir")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for (name, need) in wanted(config) {
         if !loader::is_python(&name) {
             // Everything else uWSGI ships as a plugin (http, router_*, emperor monitors...)
@@ -109,21 +122,36 @@ pub fn load(config: &Config, settings: &Settings, board: Scoreboard) -> Result<b
         }
         match find(&name, &dirs) {
             Ok(l) => {
-                vlog!("loaded plugin {} (Python {}) from {}", name, l.version, l.path.display());
+                vlog!(
+                    "loaded plugin {} (Python {}) from {}",
+                    name,
+                    l.version,
+                    l.path.display()
+                );
                 let _ = PLUGIN.set(l);
             }
-            Err(e) if need => return Err(VassalError::Config(format!("!!! UNABLE to load uWSGI plugin: {name}: {e} !!!"))),
+            Err(e) if need => {
+                return Err(VassalError::Config(format!(
+                    "!!! UNABLE to load uWSGI plugin: {name}: {e} !!!"
+                )));
+            }
             Err(e) => vlog!("!!! UNABLE to load uWSGI plugin: {name}: {e} !!!"),
         }
     }
-    let Some(l) = PLUGIN.get() else { return Ok(false) };
+    let Some(l) = PLUGIN.get() else {
+        return Ok(false);
+    };
     let _ = BOARD.set((board, settings.processes.max(1)));
     let pid = std::process::id() as i32;
     if settings.master {
         MASTER_PID.store(pid, Relaxed);
     }
-    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    let binary = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let binary = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let instance = abi::Instance {
         processes: settings.processes.max(1) as u32,
         threads: settings.threads.max(1) as u32,
@@ -137,7 +165,10 @@ pub fn load(config: &Config, settings: &Settings, board: Scoreboard) -> Result<b
         version: abi::Str::new(UWSGI_API_VERSION.as_bytes()),
     };
     if host::init(l.table, &instance, config) != 0 {
-        return Err(VassalError::Config(format!("the {} plugin failed to initialise", l.name)));
+        return Err(VassalError::Config(format!(
+            "the {} plugin failed to initialise",
+            l.name
+        )));
     }
     Ok(true)
 }
@@ -147,7 +178,14 @@ pub const UWSGI_API_VERSION: &str = "2.0.31";
 
 fn find(name: &str, dirs: &[String]) -> Result<loader::Loaded, String> {
     let (_, digits) = loader::split_name(name);
-    let mut last = format!("no {name}_plugin.so in {}", loader::search_dirs(dirs).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+    let mut last = format!(
+        "no {name}_plugin.so in {}",
+        loader::search_dirs(dirs)
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for path in loader::candidates(name, dirs) {
         if !path.exists() {
             continue;

@@ -32,7 +32,10 @@ pub struct Encoder {
 
 /// Splits a template into text and `${var}` parts.
 fn parse_template(t: &str) -> Vec<Part> {
-    super::format::split_vars(t, "${", '}').into_iter().map(|(var, s)| if var { Part::Var(s) } else { Part::Text(s) }).collect()
+    super::format::split_vars(t, "${", '}')
+        .into_iter()
+        .map(|(var, s)| if var { Part::Var(s) } else { Part::Text(s) })
+        .collect()
 }
 
 impl Encoder {
@@ -49,9 +52,18 @@ impl Encoder {
             "nl" => Kind::Nl,
             "format" => Kind::Format,
             "json" => Kind::Json,
-            other => return Err(format!("log encoder \"{other}\" not found (imperium has prefix, suffix, nl, format, json)")),
+            other => {
+                return Err(format!(
+                    "log encoder \"{other}\" not found (imperium has prefix, suffix, nl, format, json)"
+                ));
+            }
         };
-        Ok(Encoder { parts: parse_template(args), kind, args: args.to_owned(), use_for })
+        Ok(Encoder {
+            parts: parse_template(args),
+            kind,
+            args: args.to_owned(),
+            use_for,
+        })
     }
 
     /// Whether it applies to the logger named `id` (`None`: an unnamed logger).
@@ -77,7 +89,8 @@ impl Encoder {
                         Part::Var(v) => {
                             let m = |b: &[u8]| -> Vec<u8> {
                                 if json {
-                                    let s = serde_json::to_string(&String::from_utf8_lossy(b)).unwrap_or_default();
+                                    let s = serde_json::to_string(&String::from_utf8_lossy(b))
+                                        .unwrap_or_default();
                                     s.as_bytes()[1..s.len() - 1].to_vec()
                                 } else {
                                     b.to_vec()
@@ -86,12 +99,19 @@ impl Encoder {
                             match v.as_str() {
                                 "msg" => out.extend(m(msg.strip_suffix(b"\n").unwrap_or(msg))),
                                 "msgnl" => out.extend(m(msg)),
-                                "unix" => out.extend_from_slice(clock::now_secs().to_string().as_bytes()),
-                                "micros" => out.extend_from_slice(clock::now_micros().to_string().as_bytes()),
-                                "millis" => out.extend_from_slice((clock::now_micros() / 1000).to_string().as_bytes()),
+                                "unix" => {
+                                    out.extend_from_slice(clock::now_secs().to_string().as_bytes())
+                                }
+                                "micros" => out
+                                    .extend_from_slice(clock::now_micros().to_string().as_bytes()),
+                                "millis" => out.extend_from_slice(
+                                    (clock::now_micros() / 1000).to_string().as_bytes(),
+                                ),
                                 s => {
                                     if let Some(fmt) = s.strip_prefix("strftime:") {
-                                        out.extend_from_slice(clock::strftime(fmt, clock::now_secs()).as_bytes());
+                                        out.extend_from_slice(
+                                            clock::strftime(fmt, clock::now_secs()).as_bytes(),
+                                        );
                                     }
                                 }
                             }
@@ -119,9 +139,15 @@ mod tests {
 
     #[test]
     fn chains() {
-        let chain = vec![Encoder::parse("prefix [X] ").unwrap(), Encoder::parse("suffix <").unwrap()];
+        let chain = vec![
+            Encoder::parse("prefix [X] ").unwrap(),
+            Encoder::parse("suffix <").unwrap(),
+        ];
         assert_eq!(apply(&chain, None, b"hello\n"), b"[X] hello\n<");
-        let j = vec![Encoder::parse("json {\"msg\":\"${msg}\",\"t\":${unix}}").unwrap(), Encoder::parse("nl").unwrap()];
+        let j = vec![
+            Encoder::parse("json {\"msg\":\"${msg}\",\"t\":${unix}}").unwrap(),
+            Encoder::parse("nl").unwrap(),
+        ];
         let out = String::from_utf8(apply(&j, None, b"a \"quoted\" line\n")).unwrap();
         let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
         assert_eq!(v["msg"], "a \"quoted\" line");

@@ -79,8 +79,15 @@ pub struct LogFormat {
 impl LogFormat {
     /// Parses a template: `%(name)` is a variable, everything else is literal.
     pub fn parse(template: &str, strftime: Option<String>) -> LogFormat {
-        let chunks = split_vars(template, "%(", ')').into_iter().map(|(var, t)| if var { Chunk::Var(t) } else { Chunk::Text(t) }).collect();
-        LogFormat { chunks, strftime, xff: false }
+        let chunks = split_vars(template, "%(", ')')
+            .into_iter()
+            .map(|(var, t)| if var { Chunk::Var(t) } else { Chunk::Text(t) })
+            .collect();
+        LogFormat {
+            chunks,
+            strftime,
+            xff: false,
+        }
     }
 
     /// The line for `f`, with its newline.
@@ -128,7 +135,12 @@ impl LogFormat {
             "size" => (f.body_size + f.headers_size).to_string(),
             "rsize" => f.body_size.to_string(),
             "hsize" => f.headers_size.to_string(),
-            "cl" => f.var("CONTENT_LENGTH").trim().parse::<u64>().unwrap_or(0).to_string(),
+            "cl" => f
+                .var("CONTENT_LENGTH")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                .to_string(),
             "pid" => std::process::id().to_string(),
             "wid" => f.worker_id.to_string(),
             "switches" => f.switches.to_string(),
@@ -151,7 +163,11 @@ impl LogFormat {
                 } else if n.starts_with("metric.") {
                     String::new()
                 } else {
-                    f.logvars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default()
+                    f.logvars
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
                 }
             }
         }
@@ -164,11 +180,16 @@ pub fn split_vars(template: &str, open: &str, close: char) -> Vec<(bool, String)
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find(open) {
-        let Some(len) = rest[start + open.len()..].find(close) else { break };
+        let Some(len) = rest[start + open.len()..].find(close) else {
+            break;
+        };
         if start > 0 {
             out.push((false, rest[..start].to_owned()));
         }
-        out.push((true, rest[start + open.len()..start + open.len() + len].to_owned()));
+        out.push((
+            true,
+            rest[start + open.len()..start + open.len() + len].to_owned(),
+        ));
         rest = &rest[start + open.len() + len + close.len_utf8()..];
     }
     if !rest.is_empty() {
@@ -187,7 +208,11 @@ pub fn memory() -> (u64, u64) {
 
 /// uWSGI's default request line (`log-micros`: the time in microseconds), with its newline.
 pub fn default_line(f: &RequestFacts<'_>, micros: bool, xff: bool) -> String {
-    let (t, unit) = if micros { (f.elapsed(), "micros") } else { (f.elapsed() / 1000, "msecs") };
+    let (t, unit) = if micros {
+        (f.elapsed(), "micros")
+    } else {
+        (f.elapsed() / 1000, "msecs")
+    };
     format!(
         "[pid: {}|app: {}|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {t} {unit} ({} {}) {} headers in {} bytes ({} switches on core {})\n",
         std::process::id(),
@@ -246,12 +271,21 @@ mod tests {
         v.push(b"REQUEST_URI", b"/x?a=1");
         v.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
         v.push(b"PATH_INFO", b"/x");
-        let f = LogFormat::parse("\"%(method) %(uri) %(proto)\" %(status) %(var.PATH_INFO) %(size) %(msecs)/%(micros) %(user) %(nope) %(", None);
-        assert_eq!(f.render(&facts(&v)), "\"GET /x?a=1 HTTP/1.1\" 200 /x 51 2/2500 - - %(\n");
+        let f = LogFormat::parse(
+            "\"%(method) %(uri) %(proto)\" %(status) %(var.PATH_INFO) %(size) %(msecs)/%(micros) %(user) %(nope) %(",
+            None,
+        );
+        assert_eq!(
+            f.render(&facts(&v)),
+            "\"GET /x?a=1 HTTP/1.1\" 200 /x 51 2/2500 - - %(\n"
+        );
         let lv = [("foo".to_owned(), "bar".to_owned())];
         let mut fa = facts(&v);
         fa.logvars = &lv;
-        assert_eq!(LogFormat::parse("%(foo)%(vars)", None).render(&fa), "bar8\n");
+        assert_eq!(
+            LogFormat::parse("%(foo)%(vars)", None).render(&fa),
+            "bar8\n"
+        );
     }
 
     #[test]
@@ -260,7 +294,13 @@ mod tests {
         v.push(b"REQUEST_METHOD", b"GET");
         v.push(b"REMOTE_ADDR", b"127.0.0.1");
         let l = default_line(&facts(&v), false, false);
-        assert!(l.starts_with(&format!("[pid: {}|app: 0|req: 1/1] 127.0.0.1 () {{4 vars in 100 bytes}} [", std::process::id())), "{l}");
+        assert!(
+            l.starts_with(&format!(
+                "[pid: {}|app: 0|req: 1/1] 127.0.0.1 () {{4 vars in 100 bytes}} [",
+                std::process::id()
+            )),
+            "{l}"
+        );
         assert!(l.ends_with("] GET  => generated 11 bytes in 2 msecs ( 200) 2 headers in 40 bytes (0 switches on core 0)\n"), "{l}");
         assert!(default_line(&facts(&v), true, false).contains("in 2500 micros"));
     }

@@ -86,8 +86,14 @@ static MASTER: Mutex<Option<LogMaster>> = Mutex::new(None);
 pub fn date_prefix() -> String {
     match GLOBAL.get().and_then(|g| g.date.as_deref()) {
         None => String::new(),
-        Some("") => format!("{} - ", crate::sys::clock::ctime(crate::sys::clock::now_secs())),
-        Some(fmt) => format!("{} - ", crate::sys::clock::strftime(fmt, crate::sys::clock::now_secs())),
+        Some("") => format!(
+            "{} - ",
+            crate::sys::clock::ctime(crate::sys::clock::now_secs())
+        ),
+        Some(fmt) => format!(
+            "{} - ",
+            crate::sys::clock::strftime(fmt, crate::sys::clock::now_secs())
+        ),
     }
 }
 
@@ -102,7 +108,8 @@ pub fn log_request(facts: &RequestFacts<'_>) {
     let line = match g.and_then(|g| g.format.as_ref()) {
         Some(f) => f.render(facts),
         None => {
-            let line = format::default_line(facts, g.is_some_and(|g| g.micros), g.is_some_and(|g| g.xff));
+            let line =
+                format::default_line(facts, g.is_some_and(|g| g.micros), g.is_some_and(|g| g.xff));
             if g.is_some_and(|g| g.memory_report) {
                 let (vsz, rss) = format::memory();
                 format!(
@@ -181,12 +188,17 @@ struct Rules {
 }
 
 fn regex_of(option: &str, v: &str) -> Result<regex::Regex, VassalError> {
-    regex::Regex::new(v).map_err(|e| VassalError::option(option, v, &format!("invalid regexp: {e}")))
+    regex::Regex::new(v)
+        .map_err(|e| VassalError::option(option, v, &format!("invalid regexp: {e}")))
 }
 
 impl Rules {
     fn from_config(config: &Config, request: bool) -> Result<Rules, VassalError> {
-        let (route_opt, enc_opt) = if request { ("log-req-route", "log-req-encoder") } else { ("log-route", "log-encoder") };
+        let (route_opt, enc_opt) = if request {
+            ("log-req-route", "log-req-encoder")
+        } else {
+            ("log-route", "log-encoder")
+        };
         let mut r = Rules::default();
         if !request {
             for v in config.get_all("log-drain") {
@@ -197,18 +209,24 @@ impl Rules {
             }
         }
         for v in config.get_all(route_opt) {
-            let (name, re) = v.trim().split_once(' ').ok_or_else(|| VassalError::option(route_opt, v, "expects: <logger name> <regexp>"))?;
-            r.routes.push((regex_of(route_opt, re.trim())?, name.to_owned()));
+            let (name, re) = v.trim().split_once(' ').ok_or_else(|| {
+                VassalError::option(route_opt, v, "expects: <logger name> <regexp>")
+            })?;
+            r.routes
+                .push((regex_of(route_opt, re.trim())?, name.to_owned()));
         }
         for v in config.get_all(enc_opt) {
-            r.encoders.push(encoders::Encoder::parse(v).map_err(|e| VassalError::option(enc_opt, v, &e))?);
+            r.encoders.push(
+                encoders::Encoder::parse(v).map_err(|e| VassalError::option(enc_opt, v, &e))?,
+            );
         }
         Ok(r)
     }
 
     /// Hands `line` to `loggers` (or `original`) by these rules.
     fn dispatch(&self, line: &[u8], loggers: &mut [(Option<String>, Sink)], original: &mut Sink) {
-        let needs_text = !self.drains.is_empty() || !self.filters.is_empty() || !self.routes.is_empty();
+        let needs_text =
+            !self.drains.is_empty() || !self.filters.is_empty() || !self.routes.is_empty();
         if needs_text {
             let text = String::from_utf8_lossy(line);
             if self.drains.iter().any(|r| r.is_match(&text)) {
@@ -248,25 +266,38 @@ impl Rules {
 
 impl LogMaster {
     fn general(&mut self, line: &[u8]) {
-        self.rules.dispatch(line, &mut self.loggers, &mut self.original);
+        self.rules
+            .dispatch(line, &mut self.loggers, &mut self.original);
     }
 
     fn request(&mut self, line: &[u8]) {
-        self.req_rules.dispatch(line, &mut self.req_loggers, &mut self.original);
+        self.req_rules
+            .dispatch(line, &mut self.req_loggers, &mut self.original);
     }
 }
 
 fn socketpair() -> Result<(OwnedFd, OwnedFd), VassalError> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| VassalError::sys("create_logpipe()/socketpair()", e))?;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| VassalError::sys("create_logpipe()/socketpair()", e))?;
     for fd in [&a, &b] {
         let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::SndBuf, &(1 << 20));
         let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::RcvBuf, &(1 << 20));
     }
-    let fl = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| VassalError::sys("fcntl()", e))?;
-    nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK))
+    let fl = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL)
         .map_err(|e| VassalError::sys("fcntl()", e))?;
+    nix::fcntl::fcntl(
+        &a,
+        nix::fcntl::FcntlArg::F_SETFL(
+            nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK,
+        ),
+    )
+    .map_err(|e| VassalError::sys("fcntl()", e))?;
     Ok((a, b))
 }
 
@@ -278,10 +309,13 @@ enum LogTarget {
 
 fn open_target(value: &str, truncate: bool) -> Result<LogTarget, VassalError> {
     if value.contains(':') {
-        let s = sinks::udp_to(value).map_err(|e| VassalError::option("logto", value, &format!("invalid udp address: {e}")))?;
+        let s = sinks::udp_to(value).map_err(|e| {
+            VassalError::option("logto", value, &format!("invalid udp address: {e}"))
+        })?;
         return Ok(LogTarget::Udp(s));
     }
-    let f = sinks::open_log_file(value, truncate).map_err(|e| VassalError::sys(format!("logto: cannot open {value}"), e))?;
+    let f = sinks::open_log_file(value, truncate)
+        .map_err(|e| VassalError::sys(format!("logto: cannot open {value}"), e))?;
     Ok(LogTarget::File(f, value.to_owned()))
 }
 
@@ -289,13 +323,24 @@ fn open_target(value: &str, truncate: bool) -> Result<LogTarget, VassalError> {
 fn fix_log_file(config: &Config, path: &str) -> Result<(), VassalError> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(m) = config.get("logfile-chmod").filter(|v| !v.trim().is_empty()) {
-        let mode = crate::settings::parse_chmod(m).ok_or_else(|| VassalError::option("logfile-chmod", m, "expects three octal digits"))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| VassalError::sys(format!("chmod({path})"), e))?;
+        let mode = crate::settings::parse_chmod(m)
+            .ok_or_else(|| VassalError::option("logfile-chmod", m, "expects three octal digits"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| VassalError::sys(format!("chmod({path})"), e))?;
     }
     if config.flag("logfile-chown") {
-        let uid = config.get("uid").map(crate::privileges::parse_uid).transpose()?.map(|u| u.as_raw());
-        let gid = config.get("gid").map(crate::privileges::parse_gid).transpose()?.map(|g| g.as_raw());
-        std::os::unix::fs::chown(path, uid, gid).map_err(|e| VassalError::sys(format!("chown({path})"), e))?;
+        let uid = config
+            .get("uid")
+            .map(crate::privileges::parse_uid)
+            .transpose()?
+            .map(|u| u.as_raw());
+        let gid = config
+            .get("gid")
+            .map(crate::privileges::parse_gid)
+            .transpose()?
+            .map(|g| g.as_raw());
+        std::os::unix::fs::chown(path, uid, gid)
+            .map_err(|e| VassalError::sys(format!("chown({path})"), e))?;
     }
     Ok(())
 }
@@ -321,9 +366,17 @@ pub fn logto(value: &str) -> Result<(), VassalError> {
 pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(), VassalError> {
     let date = config.last_entry("logdate").map(|e| {
         let v = e.value.trim();
-        if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") { String::new() } else { v.to_owned() }
+        if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") {
+            String::new()
+        } else {
+            v.to_owned()
+        }
     });
-    let strftime = if config.flag("logformat-strftime") { date.clone().filter(|d| !d.is_empty()) } else { None };
+    let strftime = if config.flag("logformat-strftime") {
+        date.clone().filter(|d| !d.is_empty())
+    } else {
+        None
+    };
     let xff = config.flag("log-x-forwarded-for");
     let format = config.get("log-format").filter(|f| !f.is_empty()).map(|f| {
         let mut lf = LogFormat::parse(f, strftime);
@@ -358,15 +411,24 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         return Ok(());
     }
     let original = match target {
-        Some(LogTarget::File(file, path)) => Sink::File { path: path.into(), file },
+        Some(LogTarget::File(file, path)) => Sink::File {
+            path: path.into(),
+            file,
+        },
         Some(LogTarget::Udp(s)) => Sink::Udp(s),
         None => match logfile {
             // Inherited across the reload on standard error, but reopenable by path.
             Some(path) if !path.contains(':') => Sink::File {
                 path: path.into(),
-                file: std::fs::File::from(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| VassalError::sys("dup()", e))?),
+                file: std::fs::File::from(
+                    crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2))
+                        .map_err(|e| VassalError::sys("dup()", e))?,
+                ),
             },
-            _ => Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| VassalError::sys("dup()", e))?),
+            _ => Sink::Fd(
+                crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2))
+                    .map_err(|e| VassalError::sys("dup()", e))?,
+            ),
         },
     };
     let mut loggers = Vec::new();
@@ -376,7 +438,11 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
     }
     for v in config.get_all("log-syslog") {
         let v = v.trim();
-        let spec = if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") { "syslog".to_owned() } else { format!("syslog:{v}") };
+        let spec = if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") {
+            "syslog".to_owned()
+        } else {
+            format!("syslog:{v}")
+        };
         loggers.push((None, Sink::from_spec(&spec)?));
     }
     for v in config.get_all("log-socket") {
@@ -393,7 +459,11 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
     let (log_rx, log_tx) = socketpair()?;
     onto_stdio(&log_tx)?;
     drop(log_tx);
-    let req_rx = if config.flag("req-log-master") || !req_loggers.is_empty() || config.is_set("log-req-encoder") || config.is_set("log-req-route") {
+    let req_rx = if config.flag("req-log-master")
+        || !req_loggers.is_empty()
+        || config.is_set("log-req-encoder")
+        || config.is_set("log-req-route")
+    {
         let (rx, tx) = socketpair()?;
         // Kept open (without close-on-exec: workers are forked, not executed).
         let raw = tx.as_raw_fd();
@@ -429,7 +499,12 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
 }
 
 fn paths(config: &Config, name: &str) -> Vec<std::path::PathBuf> {
-    config.get_all(name).into_iter().filter(|v| !v.trim().is_empty()).map(std::path::PathBuf::from).collect()
+    config
+        .get_all(name)
+        .into_iter()
+        .filter(|v| !v.trim().is_empty())
+        .map(std::path::PathBuf::from)
+        .collect()
 }
 
 /// `logto2`: the same as `logto`, once the privileges are dropped.
@@ -438,7 +513,10 @@ pub fn setup_after_drop(config: &Config) -> Result<(), VassalError> {
         Some(v) if OWNER.load(Relaxed) == 0 => logto(v.trim()),
         Some(v) => {
             let t = match open_target(v.trim(), false)? {
-                LogTarget::File(file, path) => Sink::File { path: path.into(), file },
+                LogTarget::File(file, path) => Sink::File {
+                    path: path.into(),
+                    file,
+                },
                 LogTarget::Udp(s) => Sink::Udp(s),
             };
             if let Ok(mut m) = MASTER.lock()
@@ -457,8 +535,12 @@ pub fn poll_fds() -> Vec<RawFd> {
     if !owner() {
         return Vec::new();
     }
-    let Ok(m) = MASTER.lock() else { return Vec::new() };
-    let Some(lm) = m.as_ref() else { return Vec::new() };
+    let Ok(m) = MASTER.lock() else {
+        return Vec::new();
+    };
+    let Some(lm) = m.as_ref() else {
+        return Vec::new();
+    };
     let mut v = vec![lm.log_rx.as_raw_fd()];
     if let Some(r) = &lm.req_rx {
         v.push(r.as_raw_fd());
@@ -506,10 +588,15 @@ enum FileOp {
 /// lock is released before an error is logged (the log goes through it).
 fn file_op(lm: &mut LogMaster, op: FileOp) -> Result<(), String> {
     match op {
-        FileOp::Reopen => lm.original.reopen().map_err(|e| format!("unable to reopen the log file: {e}")),
+        FileOp::Reopen => lm
+            .original
+            .reopen()
+            .map_err(|e| format!("unable to reopen the log file: {e}")),
         FileOp::Rotate => {
             let backup = lm.backupname.clone();
-            lm.original.rotate(backup.as_deref()).map_err(|e| format!("unable to rotate log: rename(): {e}"))
+            lm.original
+                .rotate(backup.as_deref())
+                .map_err(|e| format!("unable to rotate log: rename(): {e}"))
         }
     }
 }
@@ -519,7 +606,9 @@ fn with_file(wanted: impl FnOnce(&mut LogMaster) -> Option<FileOp>) -> bool {
     if !owner() {
         return false;
     }
-    let Ok(mut m) = MASTER.lock() else { return false };
+    let Ok(mut m) = MASTER.lock() else {
+        return false;
+    };
     let Some(lm) = m.as_mut() else { return false };
     if !matches!(lm.original, Sink::File { .. }) {
         return false;
@@ -538,7 +627,8 @@ pub fn tick() {
     with_file(|lm| {
         let touched_rotate = lm.touch_rotate.check().is_some();
         let touched_reopen = lm.touch_reopen.check().is_some();
-        if touched_rotate || (lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize)) {
+        if touched_rotate || (lm.maxsize > 0 && lm.original.size().is_some_and(|s| s > lm.maxsize))
+        {
             Some(FileOp::Rotate)
         } else if touched_reopen {
             Some(FileOp::Reopen)

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 /// One destination.
@@ -21,17 +21,44 @@ pub enum Sink {
     /// A descriptor kept as is (the inherited standard error).
     Fd(OwnedFd),
     /// A log file, reopenable; rotated past `maxsize` bytes when that is set.
-    File { path: PathBuf, file: std::fs::File },
+    File {
+        path: PathBuf,
+        file: std::fs::File,
+    },
     /// `file:` with its own rotation.
-    RotatingFile { path: PathBuf, file: std::fs::File, maxsize: u64, backup: Option<String> },
+    RotatingFile {
+        path: PathBuf,
+        file: std::fs::File,
+        maxsize: u64,
+        backup: Option<String>,
+    },
     /// `rsyslog:`: RFC 3164 over UDP (or a UNIX datagram path), uWSGI's framing.
-    Rsyslog { sock: UdpSocket, ident: String, priority: u32 },
-    RsyslogUnix { sock: UnixDatagram, path: PathBuf, ident: String, priority: u32 },
+    Rsyslog {
+        sock: UdpSocket,
+        ident: String,
+        priority: u32,
+    },
+    RsyslogUnix {
+        sock: UnixDatagram,
+        path: PathBuf,
+        ident: String,
+        priority: u32,
+    },
     /// `pipe:`: the standard input of a command the master started.
-    Pipe { stdin: std::process::ChildStdin, _child: std::process::Child },
+    Pipe {
+        stdin: std::process::ChildStdin,
+        _child: std::process::Child,
+    },
     Udp(UdpSocket),
-    Unix { sock: UnixDatagram, path: PathBuf },
-    Syslog { ident: String, facility: u8, sock: UnixDatagram },
+    Unix {
+        sock: UnixDatagram,
+        path: PathBuf,
+    },
+    Syslog {
+        ident: String,
+        facility: u8,
+        sock: UnixDatagram,
+    },
 }
 
 /// The syslog facilities by name (uWSGI's list).
@@ -50,7 +77,11 @@ fn facility(name: &str) -> Option<u8> {
         "authpriv" => 10,
         "ftp" => 11,
         n => {
-            let d = n.strip_prefix("local")?.parse::<u8>().ok().filter(|d| *d <= 7)?;
+            let d = n
+                .strip_prefix("local")?
+                .parse::<u8>()
+                .ok()
+                .filter(|d| *d <= 7)?;
             16 + d
         }
     })
@@ -78,7 +109,11 @@ pub fn udp_to(addr: &str) -> std::io::Result<UdpSocket> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
-    let bind = if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+    let bind = if target.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
     let s = UdpSocket::bind(bind)?;
     s.connect(target)?;
     Ok(s)
@@ -100,30 +135,63 @@ impl Sink {
                     for kv in a.split(',') {
                         match kv.split_once('=') {
                             Some(("logfile", v)) => path = Some(v.to_owned()),
-                            Some(("maxsize", v)) => maxsize = v.trim().parse().map_err(|_| bad(format!("maxsize: not a number: {v}")))?,
+                            Some(("maxsize", v)) => {
+                                maxsize = v
+                                    .trim()
+                                    .parse()
+                                    .map_err(|_| bad(format!("maxsize: not a number: {v}")))?
+                            }
                             Some(("backupname", v)) => backup = Some(v.to_owned()),
                             _ => return Err(bad("[uwsgi-logfile] invalid keyval syntax".into())),
                         }
                     }
-                    let path = path.ok_or_else(|| bad("[uwsgi-logfile] missing logfile key".into()))?;
-                    let file = open_log_file(&path, false).map_err(|e| bad(format!("open(): {e}")))?;
-                    return Ok(Sink::RotatingFile { path: PathBuf::from(path), file, maxsize, backup });
+                    let path =
+                        path.ok_or_else(|| bad("[uwsgi-logfile] missing logfile key".into()))?;
+                    let file =
+                        open_log_file(&path, false).map_err(|e| bad(format!("open(): {e}")))?;
+                    return Ok(Sink::RotatingFile {
+                        path: PathBuf::from(path),
+                        file,
+                        maxsize,
+                        backup,
+                    });
                 }
                 let file = open_log_file(a, false).map_err(|e| bad(format!("open(): {e}")))?;
-                Ok(Sink::File { path: PathBuf::from(a), file })
+                Ok(Sink::File {
+                    path: PathBuf::from(a),
+                    file,
+                })
             }
             "rsyslog" => {
                 let a = arg.ok_or_else(|| bad("invalid rsyslog syntax".into()))?;
                 let mut parts = a.splitn(3, ',');
                 let addr = parts.next().unwrap_or_default();
-                let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-                let ident = parts.next().map(str::to_owned).unwrap_or_else(|| format!("{host} uwsgi"));
-                let priority = parts.next().and_then(|p| p.trim().parse().ok()).unwrap_or(29);
+                let host = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let ident = parts
+                    .next()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{host} uwsgi"));
+                let priority = parts
+                    .next()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(29);
                 if addr.starts_with('/') {
-                    let sock = UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?;
-                    Ok(Sink::RsyslogUnix { sock, path: PathBuf::from(addr), ident, priority })
+                    let sock =
+                        UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?;
+                    Ok(Sink::RsyslogUnix {
+                        sock,
+                        path: PathBuf::from(addr),
+                        ident,
+                        priority,
+                    })
                 } else {
-                    Ok(Sink::Rsyslog { sock: udp_to(addr).map_err(|e| bad(format!("{e}")))?, ident, priority })
+                    Ok(Sink::Rsyslog {
+                        sock: udp_to(addr).map_err(|e| bad(format!("{e}")))?,
+                        ident,
+                        priority,
+                    })
                 }
             }
             "pipe" => {
@@ -136,11 +204,19 @@ impl Sink {
                     .spawn()
                     .map_err(|e| bad(format!("cannot run {cmd}: {e}")))?;
                 let stdin = child.stdin.take().ok_or_else(|| bad("no stdin".into()))?;
-                Ok(Sink::Pipe { stdin, _child: child })
+                Ok(Sink::Pipe {
+                    stdin,
+                    _child: child,
+                })
             }
             "fd" => {
-                let n: i32 = arg.and_then(|a| a.trim().parse().ok()).ok_or_else(|| bad("fd: needs a descriptor number".into()))?;
-                Ok(Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(n)).map_err(|e| bad(format!("dup({n}): {e}")))?))
+                let n: i32 = arg
+                    .and_then(|a| a.trim().parse().ok())
+                    .ok_or_else(|| bad("fd: needs a descriptor number".into()))?;
+                Ok(Sink::Fd(
+                    crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(n))
+                        .map_err(|e| bad(format!("dup({n}): {e}")))?,
+                ))
             }
             "syslog" => {
                 let (ident, fac) = match arg {
@@ -151,18 +227,30 @@ impl Sink {
                     },
                 };
                 let sock = UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?;
-                Ok(Sink::Syslog { ident, facility: fac, sock })
+                Ok(Sink::Syslog {
+                    ident,
+                    facility: fac,
+                    sock,
+                })
             }
             "socket" => {
                 let a = arg.ok_or_else(|| bad("socket: needs an address".into()))?;
                 if a.contains(':') && !a.starts_with('/') {
                     Ok(Sink::Udp(udp_to(a).map_err(|e| bad(format!("{e}")))?))
                 } else {
-                    Ok(Sink::Unix { sock: UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?, path: PathBuf::from(a) })
+                    Ok(Sink::Unix {
+                        sock: UnixDatagram::unbound().map_err(|e| bad(format!("socket(): {e}")))?,
+                        path: PathBuf::from(a),
+                    })
                 }
             }
-            "stdio" | "stderr" => Ok(Sink::Fd(crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2)).map_err(|e| bad(format!("dup(): {e}")))?)),
-            other => Err(bad(format!("unable to find logger {other} (imperium has file, syslog, rsyslog, socket, pipe, fd and stdio)"))),
+            "stdio" | "stderr" => Ok(Sink::Fd(
+                crate::sys::fd::dup_cloexec(crate::sys::fd::borrow(2))
+                    .map_err(|e| bad(format!("dup(): {e}")))?,
+            )),
+            other => Err(bad(format!(
+                "unable to find logger {other} (imperium has file, syslog, rsyslog, socket, pipe, fd and stdio)"
+            ))),
         }
     }
 
@@ -182,10 +270,19 @@ impl Sink {
                     let _ = self.rotate(None);
                 }
             }
-            Sink::Rsyslog { sock, ident, priority } => {
+            Sink::Rsyslog {
+                sock,
+                ident,
+                priority,
+            } => {
                 let _ = sock.send(&rsyslog_packet(*priority, ident, line));
             }
-            Sink::RsyslogUnix { sock, path, ident, priority } => {
+            Sink::RsyslogUnix {
+                sock,
+                path,
+                ident,
+                priority,
+            } => {
                 let _ = sock.send_to(&rsyslog_packet(*priority, ident, line), &*path);
             }
             Sink::Pipe { stdin, .. } => {
@@ -197,10 +294,16 @@ impl Sink {
             Sink::Unix { sock, path } => {
                 let _ = sock.send_to(line, &*path);
             }
-            Sink::Syslog { ident, facility, sock } => {
+            Sink::Syslog {
+                ident,
+                facility,
+                sock,
+            } => {
                 let msg = line.strip_suffix(b"\n").unwrap_or(line);
-                let stamp = crate::sys::clock::strftime("%b %e %H:%M:%S", crate::sys::clock::now_secs());
-                let mut d = format!("<{}>{stamp} {ident}: ", u32::from(*facility) * 8 + 6).into_bytes();
+                let stamp =
+                    crate::sys::clock::strftime("%b %e %H:%M:%S", crate::sys::clock::now_secs());
+                let mut d =
+                    format!("<{}>{stamp} {ident}: ", u32::from(*facility) * 8 + 6).into_bytes();
                 d.extend_from_slice(msg);
                 let _ = sock.send_to(&d, SYSLOG_PATH);
             }
@@ -211,9 +314,18 @@ impl Sink {
     pub fn reopen(&mut self) -> std::io::Result<()> {
         if let Sink::File { path, file } | Sink::RotatingFile { path, file, .. } = self {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let _ = writeln!(file, "[{}] logsize: {size}, triggering log-reopen...", crate::sys::clock::now_secs());
+            let _ = writeln!(
+                file,
+                "[{}] logsize: {size}, triggering log-reopen...",
+                crate::sys::clock::now_secs()
+            );
             *file = open_log_file(&path.to_string_lossy(), false)?;
-            let _ = writeln!(file, "[{}] {} reopened.", crate::sys::clock::now_secs(), path.display());
+            let _ = writeln!(
+                file,
+                "[{}] {} reopened.",
+                crate::sys::clock::now_secs(),
+                path.display()
+            );
         }
         Ok(())
     }
@@ -228,8 +340,18 @@ impl Sink {
         let backup = backup.map(str::to_owned).or(own_backup);
         if let Sink::File { path, file } | Sink::RotatingFile { path, file, .. } = self {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let to = backup.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(format!("{}.{}", path.display(), crate::sys::clock::now_secs())));
-            let _ = writeln!(file, "logsize: {size}, triggering rotation to {}...", to.display());
+            let to = backup.map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "{}.{}",
+                    path.display(),
+                    crate::sys::clock::now_secs()
+                ))
+            });
+            let _ = writeln!(
+                file,
+                "logsize: {size}, triggering rotation to {}...",
+                to.display()
+            );
             std::fs::rename(&*path, &to)?;
             *file = open_log_file(&path.to_string_lossy(), true)?;
         }
@@ -239,7 +361,9 @@ impl Sink {
     /// The size of a file sink.
     pub fn size(&self) -> Option<u64> {
         match self {
-            Sink::File { file, .. } | Sink::RotatingFile { file, .. } => file.metadata().ok().map(|m| m.len()),
+            Sink::File { file, .. } | Sink::RotatingFile { file, .. } => {
+                file.metadata().ok().map(|m| m.len())
+            }
             _ => None,
         }
     }

@@ -39,7 +39,9 @@ impl fmt::Display for ChunkedError {
         f.write_str(match self {
             ChunkedError::BadSize => "invalid chunk size in a chunked request body",
             ChunkedError::BadDataEnd => "chunk data not followed by CRLF in a chunked request body",
-            ChunkedError::TooLong => "chunk size line or trailers too long in a chunked request body",
+            ChunkedError::TooLong => {
+                "chunk size line or trailers too long in a chunked request body"
+            }
         })
     }
 }
@@ -56,7 +58,11 @@ pub struct ChunkedDecoder {
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder { state: State::Size, line: Vec::new(), trailer_bytes: 0 }
+        ChunkedDecoder {
+            state: State::Size,
+            line: Vec::new(),
+            trailer_bytes: 0,
+        }
     }
 }
 
@@ -87,17 +93,27 @@ impl ChunkedDecoder {
     /// Feeds received bytes; body bytes are passed to `out`. Returns how many input bytes
     /// were consumed: all of them, unless the body ended before (the rest belongs to the
     /// next request on the connection).
-    pub fn feed(&mut self, input: &[u8], out: &mut impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             match self.state {
                 State::Done => return Ok(i),
                 State::Data(left) => {
-                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len() - i);
+                    let n = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - i);
                     out(&input[i..i + n]);
                     i += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 { State::DataEnd(false) } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataEnd(false)
+                    } else {
+                        State::Data(left)
+                    };
                 }
                 State::DataEnd(cr) => {
                     match (cr, input[i]) {
@@ -121,7 +137,11 @@ impl ChunkedDecoder {
                     let line = line.strip_suffix(b"\r").unwrap_or(&line);
                     if self.state == State::Size {
                         let size = parse_size(line)?;
-                        self.state = if size == 0 { State::Trailers } else { State::Data(size) };
+                        self.state = if size == 0 {
+                            State::Trailers
+                        } else {
+                            State::Data(size)
+                        };
                     } else if line.is_empty() {
                         self.state = State::Done;
                     } else {
@@ -168,11 +188,23 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(decode_all(b"zz\r\n", 100).unwrap_err(), ChunkedError::BadSize);
+        assert_eq!(
+            decode_all(b"zz\r\n", 100).unwrap_err(),
+            ChunkedError::BadSize
+        );
         assert_eq!(decode_all(b"\r\n", 100).unwrap_err(), ChunkedError::BadSize);
-        assert_eq!(decode_all(b"fffffffffffffffff\r\n", 100).unwrap_err(), ChunkedError::BadSize);
-        assert_eq!(decode_all(b"1\r\nab\r\n", 100).unwrap_err(), ChunkedError::BadDataEnd);
-        assert_eq!(decode_all(&[b'1'; 5000], 100).unwrap_err(), ChunkedError::TooLong);
+        assert_eq!(
+            decode_all(b"fffffffffffffffff\r\n", 100).unwrap_err(),
+            ChunkedError::BadSize
+        );
+        assert_eq!(
+            decode_all(b"1\r\nab\r\n", 100).unwrap_err(),
+            ChunkedError::BadDataEnd
+        );
+        assert_eq!(
+            decode_all(&[b'1'; 5000], 100).unwrap_err(),
+            ChunkedError::TooLong
+        );
         let (_, _, done) = decode_all(b"3\r\nab", 100).unwrap();
         assert!(!done);
     }

@@ -101,7 +101,9 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedVersion => "unsupported HTTP version",
             HttpError::BadHeader => "invalid HTTP header",
             HttpError::BadContentLength => "invalid Content-Length",
-            HttpError::AmbiguousBody => "ambiguous request body length (Content-Length with Transfer-Encoding)",
+            HttpError::AmbiguousBody => {
+                "ambiguous request body length (Content-Length with Transfer-Encoding)"
+            }
             HttpError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
         };
         f.write_str(s)
@@ -113,14 +115,19 @@ impl std::error::Error for HttpError {}
 /// The number of empty lines (CRLF or LF) at the start of `buf`: RFC 9112 lets a server
 /// ignore them before a request line (some clients send one after a body).
 pub fn leading_newlines(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// The length of the head (through its blank line) when `buf` holds a complete one.
 /// `from` is where the previous search stopped, so a slow client costs linear time.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(3);
-    buf.get(start..)?.windows(4).position(|w| w == b"\r\n\r\n").map(|p| start + p + 4)
+    buf.get(start..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| start + p + 4)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -152,7 +159,10 @@ pub fn percent_decode(raw: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'%'
-            && let (Some(h), Some(l)) = (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex))
+            && let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            )
         {
             out.push(h << 4 | l);
             i += 3;
@@ -173,7 +183,10 @@ pub fn path_info(path: &[u8]) -> Vec<u8> {
     let lower: Vec<u8> = path.iter().take(8).map(u8::to_ascii_lowercase).collect();
     let path = if lower.starts_with(b"http://") || lower.starts_with(b"https://") {
         let after = &path[if lower.starts_with(b"https://") { 8 } else { 7 }..];
-        after.iter().position(|&b| b == b'/').map_or(&b"/"[..], |p| &after[p..])
+        after
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(&b"/"[..], |p| &after[p..])
     } else {
         path
     };
@@ -212,7 +225,16 @@ pub fn path_info(path: &[u8]) -> Vec<u8> {
 
 /// The CGI name of a header (`Content-Type` -> `CONTENT_TYPE`, `Host` -> `HTTP_HOST`).
 pub fn cgi_name(name: &[u8]) -> Vec<u8> {
-    let mut upper: Vec<u8> = name.iter().map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }).collect();
+    let mut upper: Vec<u8> = name
+        .iter()
+        .map(|&b| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            }
+        })
+        .collect();
     if upper != b"CONTENT_LENGTH" && upper != b"CONTENT_TYPE" {
         upper.splice(0..0, *b"HTTP_");
     }
@@ -220,7 +242,9 @@ pub fn cgi_name(name: &[u8]) -> Vec<u8> {
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value.split(|&b| b == b',').any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
 }
 
 /// Splits a head on CRLF (a bare CR or LF stays inside its line, and is refused there).
@@ -247,7 +271,8 @@ impl<'a> Iterator for CrlfLines<'a> {
 
 fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8], Version), HttpError> {
     let mut parts = line.splitn(3, |&b| b == b' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(HttpError::BadRequestLine);
     };
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
@@ -259,7 +284,9 @@ fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8], Version), HttpError>
     let version = match version {
         b"HTTP/1.1" => Version::Http11,
         b"HTTP/1.0" => Version::Http10,
-        [b'H', b'T', b'T', b'P', b'/', d1, b'.', d2] if d1.is_ascii_digit() && d2.is_ascii_digit() => {
+        [b'H', b'T', b'T', b'P', b'/', d1, b'.', d2]
+            if d1.is_ascii_digit() && d2.is_ascii_digit() =>
+        {
             return Err(HttpError::UnsupportedVersion);
         }
         _ => return Err(HttpError::BadRequestLine),
@@ -287,7 +314,10 @@ pub fn parse_request(head: &[u8], info: &ConnInfo<'_>) -> Result<HttpRequest, Ht
         if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
             return Err(HttpError::BadHeader); // obs-fold
         }
-        let colon = line.iter().position(|&b| b == b':').ok_or(HttpError::BadHeader)?;
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(HttpError::BadHeader)?;
         let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
             return Err(HttpError::BadHeader);
@@ -368,14 +398,24 @@ pub fn parse_request(head: &[u8], info: &ConnInfo<'_>) -> Result<HttpRequest, Ht
     for (k, v) in &headers {
         vars.push(k, v);
     }
-    Ok(HttpRequest { vars, version, framing, keep_alive, expect_continue: expect_continue && version == Version::Http11 })
+    Ok(HttpRequest {
+        vars,
+        version,
+        framing,
+        keep_alive,
+        expect_continue: expect_continue && version == Version::Http11,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const INFO: ConnInfo<'static> = ConnInfo { server_name: b"host", server_port: b"8080", remote_addr: b"127.0.0.1" };
+    const INFO: ConnInfo<'static> = ConnInfo {
+        server_name: b"host",
+        server_port: b"8080",
+        remote_addr: b"127.0.0.1",
+    };
 
     fn parse(s: &str) -> Result<HttpRequest, HttpError> {
         let b = s.as_bytes();
@@ -389,7 +429,10 @@ mod tests {
 
     #[test]
     fn simple_get() {
-        let r = parse("GET /a%20b/../c?x=1&y HTTP/1.1\r\nHost: example\r\nX-Thing: 1\r\nx-thing: 2\r\n\r\n").unwrap();
+        let r = parse(
+            "GET /a%20b/../c?x=1&y HTTP/1.1\r\nHost: example\r\nX-Thing: 1\r\nx-thing: 2\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(var(&r, "REQUEST_METHOD").unwrap(), "GET");
         assert_eq!(var(&r, "REQUEST_URI").unwrap(), "/a%20b/../c?x=1&y");
         assert_eq!(var(&r, "PATH_INFO").unwrap(), "/c");
@@ -407,7 +450,8 @@ mod tests {
 
     #[test]
     fn bodies_and_connection() {
-        let r = parse("POST / HTTP/1.0\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n").unwrap();
+        let r = parse("POST / HTTP/1.0\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n")
+            .unwrap();
         assert_eq!(r.framing, BodyFraming::Length(5));
         assert_eq!(var(&r, "CONTENT_LENGTH").unwrap(), "5");
         assert_eq!(var(&r, "CONTENT_TYPE").unwrap(), "text/plain");
@@ -426,27 +470,71 @@ mod tests {
     fn refusals() {
         use HttpError::*;
         assert_eq!(parse("garbage\r\n\r\n").unwrap_err(), BadRequestLine);
-        assert_eq!(parse("GET  / HTTP/1.1\r\n\r\n").unwrap_err(), BadRequestLine);
-        assert_eq!(parse("GET / HTTP/2.0\r\n\r\n").unwrap_err(), UnsupportedVersion);
+        assert_eq!(
+            parse("GET  / HTTP/1.1\r\n\r\n").unwrap_err(),
+            BadRequestLine
+        );
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\n\r\n").unwrap_err(),
+            UnsupportedVersion
+        );
         assert_eq!(parse("GET / FOO\r\n\r\n").unwrap_err(), BadRequestLine);
-        assert_eq!(parse("G\0T / HTTP/1.1\r\n\r\n").unwrap_err(), BadRequestLine);
-        assert_eq!(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n").unwrap_err(), BadHeader);
-        assert_eq!(parse("GET / HTTP/1.1\r\nA : b\r\n\r\n").unwrap_err(), BadHeader);
-        assert_eq!(parse("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n").unwrap_err(), BadHeader);
-        assert_eq!(parse("GET / HTTP/1.1\r\nA: b\nB: c\r\n\r\n").unwrap_err(), BadHeader);
-        assert_eq!(parse("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err(), BadContentLength);
-        assert_eq!(parse("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").unwrap_err(), BadContentLength);
-        assert_eq!(parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err(), BadContentLength);
-        assert_eq!(parse("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").unwrap_err(), BadContentLength);
-        assert_eq!(parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err(), AmbiguousBody);
-        assert_eq!(parse("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err(), AmbiguousBody);
-        assert_eq!(parse("GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err(), UnsupportedTransferEncoding);
+        assert_eq!(
+            parse("G\0T / HTTP/1.1\r\n\r\n").unwrap_err(),
+            BadRequestLine
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n").unwrap_err(),
+            BadHeader
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nA : b\r\n\r\n").unwrap_err(),
+            BadHeader
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n").unwrap_err(),
+            BadHeader
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nA: b\nB: c\r\n\r\n").unwrap_err(),
+            BadHeader
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err(),
+            BadContentLength
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").unwrap_err(),
+            BadContentLength
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err(),
+            BadContentLength
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").unwrap_err(),
+            BadContentLength
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap_err(),
+            AmbiguousBody
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err(),
+            AmbiguousBody
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err(),
+            UnsupportedTransferEncoding
+        );
         assert_eq!(UnsupportedVersion.status().0, 505);
     }
 
     #[test]
     fn underscore_headers_are_dropped() {
-        let r = parse("GET / HTTP/1.1\r\nX_Forwarded_For: evil\r\nX-Forwarded-For: good\r\n\r\n").unwrap();
+        let r = parse("GET / HTTP/1.1\r\nX_Forwarded_For: evil\r\nX-Forwarded-For: good\r\n\r\n")
+            .unwrap();
         assert_eq!(var(&r, "HTTP_X_FORWARDED_FOR").unwrap(), "good");
     }
 

@@ -12,7 +12,12 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The reply to a uwsgi PING (modifier1 100, modifier2 0): the same header with modifier2 1.
 pub fn pong() -> [u8; 4] {
-    Header { modifier1: MODIFIER_PING, size: 0, modifier2: 1 }.encode()
+    Header {
+        modifier1: MODIFIER_PING,
+        size: 0,
+        modifier2: 1,
+    }
+    .encode()
 }
 
 /// The protocol written at the start of the status line: the request's `SERVER_PROTOCOL`,
@@ -27,7 +32,13 @@ pub fn status_protocol(server_protocol: Option<&[u8]>) -> &[u8] {
 /// A complete short response. With `keep_alive` the body is delimited by `Content-Length`
 /// (and HTTP/1.0 clients are told `Connection: keep-alive`); otherwise it is uWSGI's
 /// layout: `Connection: close`, `Content-Type`, blank line, body.
-pub fn simple(protocol: &[u8], status: u16, reason: &str, keep_alive: bool, body: &[u8]) -> Vec<u8> {
+pub fn simple(
+    protocol: &[u8],
+    status: u16,
+    reason: &str,
+    keep_alive: bool,
+    body: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(protocol);
     out.extend_from_slice(format!(" {status} {reason}\r\n").as_bytes());
@@ -48,13 +59,22 @@ pub fn simple(protocol: &[u8], status: u16, reason: &str, keep_alive: bool, body
 
 /// The 500 sent when no application can serve a request.
 pub fn no_app(protocol: &[u8], keep_alive: bool) -> Vec<u8> {
-    simple(protocol, 500, "Internal Server Error", keep_alive, INTERNAL_SERVER_ERROR)
+    simple(
+        protocol,
+        500,
+        "Internal Server Error",
+        keep_alive,
+        INTERNAL_SERVER_ERROR,
+    )
 }
 
 /// Where the head of `response` ends and how many header lines it has (the status line
 /// not counted), for the request log's `N headers in B bytes`.
 pub fn head_stats(response: &[u8]) -> (usize, usize) {
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |p| p + 4);
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |p| p + 4);
     let lines = response[..end].windows(2).filter(|w| w == b"\r\n").count();
     (lines.saturating_sub(2), end)
 }

@@ -28,7 +28,11 @@ pub struct Header {
 impl Header {
     /// Reads a header from its 4 bytes.
     pub fn parse(b: [u8; 4]) -> Header {
-        Header { modifier1: b[0], size: u16::from_le_bytes([b[1], b[2]]), modifier2: b[3] }
+        Header {
+            modifier1: b[0],
+            size: u16::from_le_bytes([b[1], b[2]]),
+            modifier2: b[3],
+        }
     }
 
     /// The header's 4 bytes.
@@ -51,7 +55,9 @@ pub enum Progress {
 
 /// Looks at the bytes received so far on a uwsgi connection.
 pub fn progress(buf: &[u8], buffer_size: usize) -> Progress {
-    let Some(h) = buf.first_chunk::<4>() else { return Progress::Incomplete };
+    let Some(h) = buf.first_chunk::<4>() else {
+        return Progress::Incomplete;
+    };
     let h = Header::parse(*h);
     if usize::from(h.size) > buffer_size {
         Progress::TooLarge(h.size)
@@ -77,7 +83,10 @@ impl fmt::Display for VarsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VarsError::NullKey => write!(f, "uwsgi key cannot be null. skip this var."),
-            VarsError::Truncated { strsize } => write!(f, "invalid uwsgi request (current strsize: {strsize}). skip."),
+            VarsError::Truncated { strsize } => write!(
+                f,
+                "invalid uwsgi request (current strsize: {strsize}). skip."
+            ),
             VarsError::TooMany => write!(f, "max vec size reached. skip this var."),
         }
     }
@@ -102,11 +111,15 @@ pub fn parse_vars(block: &[u8], max_vars: usize) -> Result<Vars, VarsError> {
             return Err(VarsError::NullKey);
         }
         pos += 2;
-        let key = block.get(pos..pos + usize::from(klen)).ok_or(VarsError::Truncated { strsize: klen })?;
+        let key = block
+            .get(pos..pos + usize::from(klen))
+            .ok_or(VarsError::Truncated { strsize: klen })?;
         pos += usize::from(klen);
         let vlen = read_len(block, pos).ok_or(VarsError::Truncated { strsize: klen })?;
         pos += 2;
-        let value = block.get(pos..pos + usize::from(vlen)).ok_or(VarsError::Truncated { strsize: vlen })?;
+        let value = block
+            .get(pos..pos + usize::from(vlen))
+            .ok_or(VarsError::Truncated { strsize: vlen })?;
         pos += usize::from(vlen);
         last = vlen;
         if vars.len() >= max_vars.saturating_mul(2) {
@@ -122,7 +135,9 @@ pub fn parse_vars(block: &[u8], max_vars: usize) -> Result<Vars, VarsError> {
 pub fn encode_vars<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, v) in pairs {
-        let (Ok(kl), Ok(vl)) = (u16::try_from(k.len()), u16::try_from(v.len())) else { continue };
+        let (Ok(kl), Ok(vl)) = (u16::try_from(k.len()), u16::try_from(v.len())) else {
+            continue;
+        };
         out.extend_from_slice(&kl.to_le_bytes());
         out.extend_from_slice(k);
         out.extend_from_slice(&vl.to_le_bytes());
@@ -133,10 +148,20 @@ pub fn encode_vars<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) ->
 
 /// A whole packet (header + vars), as a client such as nginx sends it. `None` when the
 /// block does not fit in 65535 bytes.
-pub fn encode_packet<'a>(modifier1: u8, modifier2: u8, pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Option<Vec<u8>> {
+pub fn encode_packet<'a>(
+    modifier1: u8,
+    modifier2: u8,
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<Vec<u8>> {
     let block = encode_vars(pairs);
     let size = u16::try_from(block.len()).ok()?;
-    let mut out = Header { modifier1, size, modifier2 }.encode().to_vec();
+    let mut out = Header {
+        modifier1,
+        size,
+        modifier2,
+    }
+    .encode()
+    .to_vec();
     out.extend_from_slice(&block);
     Some(out)
 }
@@ -146,7 +171,14 @@ mod tests {
     use super::*;
 
     fn pairs(v: &Vars) -> Vec<(String, String)> {
-        v.iter().map(|(k, v)| (String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into())).collect()
+        v.iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into(),
+                    String::from_utf8_lossy(v).into(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -160,10 +192,23 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let p = encode_packet(0, 0, [(&b"REQUEST_METHOD"[..], &b"GET"[..]), (b"EMPTY", b"")]).unwrap();
-        let Progress::Complete(h) = progress(&p, 4096) else { panic!() };
+        let p = encode_packet(
+            0,
+            0,
+            [(&b"REQUEST_METHOD"[..], &b"GET"[..]), (b"EMPTY", b"")],
+        )
+        .unwrap();
+        let Progress::Complete(h) = progress(&p, 4096) else {
+            panic!()
+        };
         let v = parse_vars(&p[4..4 + usize::from(h.size)], 64).unwrap();
-        assert_eq!(pairs(&v), vec![("REQUEST_METHOD".into(), "GET".into()), ("EMPTY".into(), String::new())]);
+        assert_eq!(
+            pairs(&v),
+            vec![
+                ("REQUEST_METHOD".into(), "GET".into()),
+                ("EMPTY".into(), String::new())
+            ]
+        );
     }
 
     #[test]
@@ -171,17 +216,31 @@ mod tests {
         assert_eq!(progress(b"", 4096), Progress::Incomplete);
         assert_eq!(progress(&[0, 1], 4096), Progress::Incomplete);
         assert_eq!(progress(&[0, 3, 0, 0, 1], 4096), Progress::Incomplete);
-        assert!(matches!(progress(&[0, 1, 0, 0, 1, 2, 3], 4096), Progress::Complete(h) if h.size == 1));
-        assert_eq!(progress(&[0, 0xff, 0xff, 0], 4096), Progress::TooLarge(65535));
-        assert!(matches!(progress(&[0, 0xff, 0xff, 0], 65535), Progress::Incomplete));
+        assert!(
+            matches!(progress(&[0, 1, 0, 0, 1, 2, 3], 4096), Progress::Complete(h) if h.size == 1)
+        );
+        assert_eq!(
+            progress(&[0, 0xff, 0xff, 0], 4096),
+            Progress::TooLarge(65535)
+        );
+        assert!(matches!(
+            progress(&[0, 0xff, 0xff, 0], 65535),
+            Progress::Incomplete
+        ));
     }
 
     #[test]
     fn refusals_carry_uwsgi_messages() {
-        assert_eq!(parse_vars(&[0, 0, 1, 0, b'x'], 64).unwrap_err().to_string(), "uwsgi key cannot be null. skip this var.");
+        assert_eq!(
+            parse_vars(&[0, 0, 1, 0, b'x'], 64).unwrap_err().to_string(),
+            "uwsgi key cannot be null. skip this var."
+        );
         let e = parse_vars(&[5, 0, b'a'], 64).unwrap_err();
         assert_eq!(e, VarsError::Truncated { strsize: 5 });
-        assert_eq!(e.to_string(), "invalid uwsgi request (current strsize: 5). skip.");
+        assert_eq!(
+            e.to_string(),
+            "invalid uwsgi request (current strsize: 5). skip."
+        );
         assert!(parse_vars(&[1, 0, b'a', 9, 0, b'x'], 64).is_err());
         assert!(parse_vars(&[1, 0, b'a', 0], 64).is_err());
         assert!(parse_vars(&[1], 64).is_err());

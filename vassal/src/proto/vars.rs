@@ -15,7 +15,10 @@ pub struct Vars {
 impl Vars {
     /// An empty list with room for `bytes` of keys and values.
     pub fn with_capacity(bytes: usize) -> Vars {
-        Vars { buf: Vec::with_capacity(bytes), spans: Vec::with_capacity(24) }
+        Vars {
+            buf: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(24),
+        }
     }
 
     /// Appends one variable.
@@ -39,18 +42,24 @@ impl Vars {
 
     /// Every variable, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.spans.iter().map(|(k, v)| (&self.buf[k.clone()], &self.buf[v.clone()]))
+        self.spans
+            .iter()
+            .map(|(k, v)| (&self.buf[k.clone()], &self.buf[v.clone()]))
     }
 
     /// The value of `key`; when a key repeats, the last one wins (as in a WSGI environ,
     /// which uWSGI fills in order).
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.iter().filter(|(k, _)| *k == key).last().map(|(_, v)| v)
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
     }
 
     /// [`Vars::get`] as text (lossy), for logging.
     pub fn get_str(&self, key: &[u8]) -> Option<String> {
-        self.get(key).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// Size of these variables as a uwsgi vars block (2+key+2+value each): the

@@ -4,19 +4,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Microseconds since the epoch.
 pub fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// `secs` as `ctime(3)` prints it without the newline: `Sun Nov 22 02:35:04 2026`, in
 /// local time (what uWSGI's request log shows).
 pub fn ctime(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let t = libc::time_t::try_from(secs).unwrap_or(0);
     // SAFETY: an all-zero `tm` is a valid value (plain integers and a null pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -27,13 +35,22 @@ pub fn ctime(secs: u64) -> String {
     }
     let day = DAYS.get(tm.tm_wday as usize).copied().unwrap_or("???");
     let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("???");
-    format!("{day} {month} {:2} {:02}:{:02}:{:02} {}", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900)
+    format!(
+        "{day} {month} {:2} {:02}:{:02}:{:02} {}",
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        tm.tm_year + 1900
+    )
 }
 
 /// `secs` formatted with `strftime(3)` in local time (`log-date`, `%(ltime)`); empty when
 /// the format is invalid or the result longer than 255 bytes.
 pub fn strftime(format: &str, secs: u64) -> String {
-    let Ok(fmt) = std::ffi::CString::new(format) else { return String::new() };
+    let Ok(fmt) = std::ffi::CString::new(format) else {
+        return String::new();
+    };
     let t = libc::time_t::try_from(secs).unwrap_or(0);
     // SAFETY: an all-zero `tm` is a valid value (plain integers and a null pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

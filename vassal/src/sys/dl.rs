@@ -3,7 +3,7 @@
 //! `callintret:` hook actions do. Only exported C functions of the binary and the libraries
 //! it loaded (libc's `putenv`, `chdir`, `sethostname`...) can be reached.
 
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{CString, c_char, c_int, c_void};
 
 /// A symbol found in the process.
 pub struct Symbol(*mut c_void);

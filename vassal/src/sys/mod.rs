@@ -3,12 +3,12 @@
 //! block says why it is sound. Everything above this module is safe Rust.
 
 pub mod clock;
+pub mod dl;
 pub mod env;
 pub mod fd;
 pub mod net;
 pub mod shm;
 pub mod signals;
-pub mod dl;
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -32,7 +32,10 @@ pub fn fork() -> nix::Result<Forked> {
     // (Unknown after a chroot without /proc.) An application plugin's runtime may hold
     // threads the application started at import time; the plugin's fork hooks
     // (PyOS_BeforeFork...) make that fork safe for it.
-    debug_assert!(matches!(thread_count(), None | Some(1)) || crate::app::loaded(), "fork() from a multi-threaded process");
+    debug_assert!(
+        matches!(thread_count(), None | Some(1)) || crate::app::loaded(),
+        "fork() from a multi-threaded process"
+    );
     let old = signals::block_all()?;
     // SAFETY: the process is single-threaded (see above), which is the condition under
     // which POSIX allows the child to use any function, not only async-signal-safe ones.
@@ -53,5 +56,8 @@ pub fn fork() -> nix::Result<Forked> {
 /// The number of threads of this process (from /proc), when it can be read.
 pub fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
 }

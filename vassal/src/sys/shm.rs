@@ -2,7 +2,7 @@
 //! master before it forks, so the master and every worker see the same slots.
 
 use crate::scoreboard::Slot;
-use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use std::num::NonZeroUsize;
 
 /// Maps `n` zeroed slots shared with every child forked afterwards. The mapping is never
@@ -11,7 +11,14 @@ pub fn map_slots(n: usize) -> nix::Result<&'static [Slot]> {
     let n = n.max(1);
     let bytes = NonZeroUsize::new(n * std::mem::size_of::<Slot>()).ok_or(nix::Error::EINVAL)?;
     // SAFETY: a fresh anonymous mapping aliases nothing; the kernel zero-fills it.
-    let ptr = unsafe { mmap_anonymous(None, bytes, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }?;
+    let ptr = unsafe {
+        mmap_anonymous(
+            None,
+            bytes,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }?;
     // SAFETY: the region is page-aligned (enough for `Slot`), `n * size_of::<Slot>()` bytes
     // long, zero-filled, and `Slot` is made only of atomics, for which all-zero bits are a
     // valid value. Atomics make the shared, cross-process mutation sound; the mapping is

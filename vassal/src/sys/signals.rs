@@ -7,7 +7,7 @@
 //! Handlers are installed without `SA_RESTART`, so a blocked poll/accept/read returns
 //! `EINTR` and the loop looks at the flags at once.
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -133,7 +133,11 @@ pub fn install_worker() -> nix::Result<()> {
 /// Blocks every signal; returns the previous mask.
 pub fn block_all() -> nix::Result<SigSet> {
     let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
     Ok(old)
 }
 
