@@ -32,6 +32,21 @@ impl Config {
         }
     }
 
+    /// A configuration from plain `(key, value)` pairs set internally (no file or line
+    /// of origin), as unit tests of the roles build one.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::from_entries(
+            pairs
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    origin: Origin::Internal,
+                })
+                .collect(),
+        )
+    }
+
     /// Every entry, in order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries

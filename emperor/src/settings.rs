@@ -207,19 +207,9 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imperium_config::{Entry, Origin};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        Config::from_entries(
-            pairs
-                .iter()
-                .map(|(k, v)| Entry {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                    origin: Origin::Internal,
-                })
-                .collect(),
-        )
+        Config::from_pairs(pairs)
     }
 
     #[test]

@@ -294,19 +294,9 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imperium_config::{Entry, Origin};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        Config::from_entries(
-            pairs
-                .iter()
-                .map(|(k, v)| Entry {
-                    key: k.to_string(),
-                    value: v.to_string(),
-                    origin: Origin::Internal,
-                })
-                .collect(),
-        )
+        Config::from_pairs(pairs)
     }
 
     #[test]
