@@ -314,16 +314,7 @@ impl RemoteMonitor {
                 let Some(listed) = self.snapshot.take() else {
                     return;
                 };
-                let gone: Vec<String> = self
-                    .known
-                    .keys()
-                    .filter(|k| !listed.contains(*k))
-                    .cloned()
-                    .collect();
-                for name in gone {
-                    self.known.remove(&name);
-                    out.push(MonitorEvent::Destroy { name });
-                }
+                crate::track::sweep(&mut self.known, &listed, out);
             }
             Frame::Touch(e) => {
                 if let Ok((name, t)) = self.admit(e) {

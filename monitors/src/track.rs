@@ -102,16 +102,7 @@ impl Tracker {
 
     /// After a full listing: everything known but not listed is gone.
     pub fn sweep(&mut self, listed: &HashSet<String>, out: &mut Vec<MonitorEvent>) {
-        let gone: Vec<String> = self
-            .known
-            .keys()
-            .filter(|k| !listed.contains(*k))
-            .cloned()
-            .collect();
-        for name in gone {
-            self.known.remove(&name);
-            out.push(MonitorEvent::Destroy { name });
-        }
+        sweep(&mut self.known, listed, out);
     }
 
     pub fn forget(&mut self, name: &str) {
@@ -128,4 +119,20 @@ impl Tracker {
     pub fn clear_warning(&mut self, key: &str) {
         self.warned.remove(key);
     }
+}
+
+/// After a full listing (files, rows, documents): every known name that was not listed is
+/// forgotten and reported as destroyed. Shared by the file and the remote monitors.
+pub(crate) fn sweep<V>(
+    known: &mut HashMap<String, V>,
+    listed: &HashSet<String>,
+    out: &mut Vec<MonitorEvent>,
+) {
+    known.retain(|name, _| {
+        let keep = listed.contains(name);
+        if !keep {
+            out.push(MonitorEvent::Destroy { name: name.clone() });
+        }
+        keep
+    });
 }
