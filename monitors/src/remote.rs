@@ -73,8 +73,20 @@ impl RemoteMonitor {
         opts: FileOptions,
         cwd: &Path,
     ) -> Result<RemoteMonitor, MonitorError> {
+        let mut m = Self::unstarted(arg, scheme, opts, cwd)?;
+        m.start_helper();
+        Ok(m)
+    }
+
+    /// The monitor before its helper process is started.
+    fn unstarted(
+        arg: &str,
+        scheme: &str,
+        opts: FileOptions,
+        cwd: &Path,
+    ) -> Result<RemoteMonitor, MonitorError> {
         let poller = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(MonitorError::Helper)?;
-        let mut m = RemoteMonitor {
+        Ok(RemoteMonitor {
             arg: arg.to_owned(),
             shown: redact(arg),
             scheme: scheme.to_owned(),
@@ -91,9 +103,7 @@ impl RemoteMonitor {
             snapshot: None,
             warned: HashSet::new(),
             pending: Vec::new(),
-        };
-        m.start_helper();
-        Ok(m)
+        })
     }
 
     fn start_helper(&mut self) {
@@ -501,27 +511,11 @@ mod tests {
     use super::*;
 
     fn monitor(tyrant: bool) -> RemoteMonitor {
-        RemoteMonitor {
-            arg: "test://".into(),
-            shown: "test://".into(),
-            scheme: "test".into(),
-            cwd: "/".into(),
-            opts: FileOptions {
-                tyrant,
-                ..FileOptions::default()
-            },
-            poller: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap(),
-            child: None,
-            pipe: None,
-            reader: FrameReader::default(),
-            started: Instant::now(),
-            restart_at: None,
-            backoff: FIRST_BACKOFF,
-            known: HashMap::new(),
-            snapshot: None,
-            warned: HashSet::new(),
-            pending: Vec::new(),
-        }
+        let opts = FileOptions {
+            tyrant,
+            ..FileOptions::default()
+        };
+        RemoteMonitor::unstarted("test://", "test", opts, Path::new("/")).unwrap()
     }
 
     fn row(name: &str, cfg: &str, ts: i64) -> Frame {
