@@ -35,6 +35,20 @@ fn open_flags(nofollow: bool) -> i32 {
         | if nofollow { libc::O_NOFOLLOW } else { 0 }
 }
 
+/// Opens `path` with these `open(2)` flags and reads its metadata from the open
+/// descriptor (never from the path again).
+fn open_stat(path: &Path, flags: i32) -> Result<(File, std::fs::Metadata)> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
+    let md = f
+        .metadata()
+        .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+    Ok((f, md))
+}
+
 fn read_all(mut f: &File, what: &Path) -> Result<Vec<u8>> {
     let mut content = Vec::new();
     f.by_ref()
@@ -57,23 +71,9 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
     let refuse = |m: String| Err(IsolationError::Refused(m));
     let (uid, gid, mtime, content, mode) = if owner_nofollow {
         // The link (or file) itself, never followed.
-        let link = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-        let lmd = link
-            .metadata()
-            .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+        let (_link, lmd) = open_stat(path, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)?;
         if lmd.file_type().is_file() {
-            let f = OpenOptions::new()
-                .read(true)
-                .custom_flags(open_flags(true))
-                .open(path)
-                .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-            let md = f
-                .metadata()
-                .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+            let (f, md) = open_stat(path, open_flags(true))?;
             if (md.dev(), md.ino()) != (lmd.dev(), lmd.ino()) {
                 return refuse(format!(
                     "{} was replaced while it was being opened",
@@ -88,14 +88,7 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
                 md.mode(),
             )
         } else if lmd.file_type().is_symlink() {
-            let f = OpenOptions::new()
-                .read(true)
-                .custom_flags(open_flags(false))
-                .open(path)
-                .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-            let md = f
-                .metadata()
-                .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+            let (f, md) = open_stat(path, open_flags(false))?;
             if !md.file_type().is_file() {
                 return refuse(format!(
                     "{} does not point to a regular file",
@@ -121,14 +114,7 @@ pub fn open_config(path: &Path, owner_nofollow: bool) -> Result<TyrantConfig> {
             return refuse(format!("{} is not a regular file", path.display()));
         }
     } else {
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(open_flags(false))
-            .open(path)
-            .map_err(|e| IsolationError::sys(format!("open {}", path.display()), e))?;
-        let md = f
-            .metadata()
-            .map_err(|e| IsolationError::sys(format!("fstat {}", path.display()), e))?;
+        let (f, md) = open_stat(path, open_flags(false))?;
         if !md.file_type().is_file() {
             return refuse(format!("{} is not a regular file", path.display()));
         }
