@@ -260,3 +260,61 @@ fn a_client_trickling_its_head_is_cut_off_and_the_worker_goes_on() {
     i.wait_log("took more than 2s to send its request head");
     assert_eq!(roundtrip(&t, b"GET / HTTP/1.0\r\n\r\n"), NO_APP_10);
 }
+
+#[test]
+fn one_thread_serves_many_kept_alive_connections_in_turn() {
+    // One worker, one thread, and a socket-timeout far above the test's read timeout: a
+    // worker that held each kept-alive connection until its client went quiet for
+    // socket-timeout would leave every connection but the first unanswered.
+    let s = Scratch::new("http-many-ka");
+    let (i, t) = http_worker(&s, &["--socket-timeout", "300"]);
+    let mut conns: Vec<Conn> = (0..24).map(|_| connect(&t)).collect();
+    for round in 0..3 {
+        for (n, c) in conns.iter_mut().enumerate() {
+            c.write_all(format!("GET /c{n}r{round} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+        }
+        // Answers come back on every connection, in any order of service.
+        for c in conns.iter_mut().rev() {
+            let r = read_response(c);
+            assert!(
+                r.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+                "{r}"
+            );
+        }
+    }
+    // A head sent in two pieces, with other connections served in between.
+    conns[0].write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
+    conns[1]
+        .write_all(b"GET /between HTTP/1.1\r\n\r\n")
+        .unwrap();
+    read_response(&mut conns[1]);
+    conns[0].write_all(b"st: x\r\n\r\n").unwrap();
+    read_response(&mut conns[0]);
+    i.wait_count("--- no python application found", 24 * 3 + 2);
+    assert!(i.stderr().contains(" GET /split =>"), "{}", i.stderr());
+    assert_eq!(i.worker_pids(1).len(), 1);
+    assert!(!i.stderr().contains("panicked"));
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_after_socket_timeout() {
+    let s = Scratch::new("http-idle-ka");
+    let (i, t) = http_worker(&s, &["--socket-timeout", "1"]);
+    let mut c = connect(&t);
+    c.write_all(b"GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_response(&mut c);
+    // Nothing more is sent: the worker closes the connection (EOF, no bytes).
+    assert_eq!(read_to_close(&mut c), b"");
+    // A client that stops in the middle of a head is cut off and the cut is logged.
+    let mut c = connect(&t);
+    c.write_all(b"GET /stalled HTTP/1.1\r\n").unwrap();
+    assert_eq!(read_to_close(&mut c), b"");
+    i.wait_log("the client took more than 2s to send its request head");
+    // The worker goes on serving.
+    let mut c = connect(&t);
+    c.write_all(b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_to_close(&mut c), NO_APP_11);
+}

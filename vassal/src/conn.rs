@@ -3,11 +3,18 @@
 //! next request on the same connection. Bad input is logged and the connection closed;
 //! nothing here can take the worker down.
 //!
+//! An HTTP connection never blocks its thread while it waits for a request: when no
+//! complete head is buffered and the socket has nothing to read, the connection is handed
+//! back to be parked in the worker's epoll set (see `park`) and resumed by whichever
+//! thread is free when bytes arrive. Only a stopping worker waits on a connection, to
+//! give a client that was accepted its first request.
+//!
 //! With an application plugin loaded (see `app`), the request is handed to it through an
 //! [`Exchange`], which frames the response; without one, a request is answered as uWSGI
 //! answers it without an app: its body is read and dropped, and a 500 goes back.
 
 use crate::app::{self, exchange::Exchange};
+use crate::park::Parked;
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::http::{self, BodyFraming, ConnInfo};
 use crate::proto::{Vars, response, uwsgi};
@@ -18,9 +25,9 @@ use crate::sys::signals;
 use crate::vlog;
 use crate::worker::WorkerCtx;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::socket::{MsgFlags, recv, setsockopt, sockopt};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// The most request-body bytes read and dropped when no application wants them; beyond
@@ -42,8 +49,19 @@ impl Stream {
 
     /// The socket descriptor.
     pub(crate) fn raw(&self) -> i32 {
-        use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
+    }
+
+    /// Reads what has arrived without waiting: `None` when nothing has.
+    pub(crate) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match recv(self.fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(Some(n)),
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -71,36 +89,38 @@ impl Stream {
         Ok(())
     }
 
-    /// Waits until the socket is readable, in slices so a graceful stop is noticed;
-    /// false on timeout. `idle` is a kept-alive connection between two requests: once a
-    /// graceful stop is asked it is given up, unless the client has already sent its
-    /// next request (closing on unread data would reset the connection). A connection
-    /// just accepted (`idle` false) always waits for its first request: the worker took
-    /// it from the listen queue, so nobody else will serve it.
-    fn wait_readable(&self, timeout: Duration, idle: bool) -> bool {
-        let end = Instant::now() + timeout;
+    /// Waits until the socket is readable or `end` passes; false on timeout. Only a
+    /// stopping worker waits like this (a running one parks the connection instead).
+    fn wait_readable(&self, end: Instant) -> bool {
         loop {
-            let stopping = idle && signals::graceful_requested();
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            let slice = if stopping {
-                Duration::ZERO
-            } else {
-                left.min(Duration::from_millis(500))
-            };
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             match poll(
                 &mut fds,
-                PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX),
+                PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::MAX),
             ) {
                 Ok(n) if n > 0 => return true,
-                _ if stopping => return false,
                 _ => continue,
             }
         }
     }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Logs a client that took too long to send a request head.
+fn head_timed_out(ctx: &WorkerCtx<'_>) {
+    vlog!(
+        "uwsgi_proto_http_parser(): the client took more than {}s to send its request head",
+        ctx.settings.socket_timeout * 2
+    );
 }
 
 /// What a handled request produced, for the request log and the scoreboard.
@@ -136,39 +156,119 @@ pub struct Conn<'a> {
     /// The request thread (core) serving it.
     core: usize,
     listener: &'a Listener,
+    /// Position of `listener` in the worker's list (kept when the connection is parked).
+    listener_pos: usize,
     stream: Stream,
     buf: Vec<u8>,
     peer: String,
+    /// Requests served on this connection.
+    served: u64,
+    /// When the request head being received must be complete (set at its first bytes).
+    head_deadline: Option<Instant>,
+    /// Its token in the worker's park, once parked.
+    token: Option<u64>,
 }
 
 enum Fill {
     Data,
     Eof,
     Full,
+    /// Nothing has arrived yet (non-blocking reads only).
+    Later,
+}
+
+/// What becomes of an HTTP connection after serving what it sent.
+enum Wait {
+    /// It waits for more bytes: park it.
+    More,
+    /// It is finished (closed when dropped).
+    Done,
 }
 
 impl<'a> Conn<'a> {
-    pub fn new(
-        ctx: &'a WorkerCtx<'a>,
-        core: usize,
-        listener: &'a Listener,
-        fd: OwnedFd,
-    ) -> Conn<'a> {
+    /// A connection just accepted on `ctx.listeners[listener_pos]`.
+    pub fn new(ctx: &'a WorkerCtx<'a>, core: usize, listener_pos: usize, fd: OwnedFd) -> Conn<'a> {
         let peer = crate::sockets::peer_addr(fd.as_fd());
         let stream = Stream::new(fd, Duration::from_secs(ctx.settings.socket_timeout));
         Conn {
             ctx,
             core,
-            listener,
+            listener: &ctx.listeners[listener_pos],
+            listener_pos,
             stream,
             buf: Vec::with_capacity(ctx.settings.buffer_size + 4),
             peer,
+            served: 0,
+            head_deadline: None,
+            token: None,
         }
+    }
+
+    /// A parked connection whose client sent bytes (or went away).
+    pub fn resume(ctx: &'a WorkerCtx<'a>, core: usize, p: Parked) -> Conn<'a> {
+        let token = p.token();
+        let head_deadline = p.mid_request().then_some(p.deadline);
+        Conn {
+            ctx,
+            core,
+            listener: &ctx.listeners[p.listener],
+            listener_pos: p.listener,
+            stream: p.stream,
+            buf: p.buf,
+            peer: p.peer,
+            served: p.served,
+            head_deadline,
+            token,
+        }
+    }
+
+    /// Gives up a parked connection whose deadline passed, saying so when the client
+    /// stopped in the middle of a request head.
+    pub fn expire(ctx: &WorkerCtx<'_>, p: Parked) {
+        if p.mid_request() {
+            head_timed_out(ctx);
+        }
+    }
+
+    /// This connection as it waits in the park.
+    fn into_parked(self) -> Parked {
+        let deadline = self.head_deadline.unwrap_or_else(|| {
+            Instant::now() + Duration::from_secs(self.ctx.settings.socket_timeout)
+        });
+        Parked::new(
+            self.stream,
+            self.buf,
+            self.peer,
+            self.listener_pos,
+            self.served,
+            deadline,
+        )
+        .with_token(self.token)
     }
 
     /// The longest a client may take to send a request head (or uwsgi packet).
     fn head_timeout(&self) -> Duration {
         Duration::from_secs(self.ctx.settings.socket_timeout * 2)
+    }
+
+    /// Reads what has arrived, keeping at most `max` buffered, without waiting.
+    fn fill_now(&mut self, max: usize) -> io::Result<Fill> {
+        if self.buf.len() >= max {
+            return Ok(Fill::Full);
+        }
+        let start = self.buf.len();
+        self.buf.resize(max, 0);
+        let r = self.stream.read_now(&mut self.buf[start..]);
+        let n = match &r {
+            Ok(Some(n)) => *n,
+            _ => 0,
+        };
+        self.buf.truncate(start + n);
+        match r? {
+            None => Ok(Fill::Later),
+            Some(0) => Ok(Fill::Eof),
+            Some(_) => Ok(Fill::Data),
+        }
     }
 
     /// Reads more bytes, keeping at most `max` buffered.
@@ -187,11 +287,18 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Serves the connection until it ends.
-    pub fn serve(mut self) {
+    /// Serves what the client sent; returns the connection when it must be parked to
+    /// wait for more.
+    pub fn serve(mut self) -> Option<Parked> {
         match self.listener.protocol {
-            Protocol::Uwsgi => self.serve_uwsgi(),
-            Protocol::Http => self.serve_http(),
+            Protocol::Uwsgi => {
+                self.serve_uwsgi();
+                None
+            }
+            Protocol::Http => match self.serve_http() {
+                Wait::More => Some(self.into_parked()),
+                Wait::Done => None,
+            },
         }
     }
 
@@ -214,7 +321,7 @@ impl<'a> Conn<'a> {
                 }
                 uwsgi::Progress::Incomplete => match self.fill(bs + uwsgi::HEADER_LEN) {
                     Ok(Fill::Data) => {}
-                    Ok(Fill::Eof) | Ok(Fill::Full) => {
+                    Ok(Fill::Eof) | Ok(Fill::Full) | Ok(Fill::Later) => {
                         if !self.buf.is_empty() {
                             vlog!(
                                 "uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet"
@@ -272,14 +379,12 @@ impl<'a> Conn<'a> {
         );
     }
 
-    fn serve_http(&mut self) {
+    fn serve_http(&mut self) -> Wait {
         let bs = self.ctx.settings.buffer_size;
-        let mut served = 0u64;
         loop {
-            // Wait for (the rest of) a request head; a client trickling it byte by byte
-            // gets twice socket-timeout in all.
+            // Gather a request head: what is buffered, then what has arrived. A client
+            // trickling it byte by byte gets twice socket-timeout in all.
             let mut searched = 0;
-            let mut deadline: Option<Instant> = None;
             let head_len = loop {
                 let skip = http::leading_newlines(&self.buf);
                 if skip > 0 {
@@ -290,24 +395,26 @@ impl<'a> Conn<'a> {
                     break n;
                 }
                 searched = self.buf.len();
-                if self.buf.is_empty()
-                    && !self.stream.wait_readable(
-                        Duration::from_secs(self.ctx.settings.socket_timeout),
-                        served > 0,
-                    )
-                {
-                    return;
+                if !self.buf.is_empty() {
+                    let timeout = self.head_timeout();
+                    let limit = *self
+                        .head_deadline
+                        .get_or_insert_with(|| Instant::now() + timeout);
+                    if Instant::now() > limit {
+                        head_timed_out(self.ctx);
+                        return Wait::Done;
+                    }
                 }
-                let limit = *deadline.get_or_insert_with(|| Instant::now() + self.head_timeout());
-                if Instant::now() > limit {
-                    vlog!(
-                        "uwsgi_proto_http_parser(): the client took more than {}s to send its request head",
-                        self.head_timeout().as_secs()
-                    );
-                    return;
-                }
-                match self.fill(bs) {
+                match self.fill_now(bs) {
                     Ok(Fill::Data) => {}
+                    Ok(Fill::Later) => {
+                        if !signals::graceful_requested() {
+                            return Wait::More;
+                        }
+                        if !self.wait_while_stopping() {
+                            return Wait::Done;
+                        }
+                    }
                     Ok(Fill::Full) => {
                         vlog!("invalid HTTP request size (max {bs})...skip");
                         let r = response::simple(
@@ -318,17 +425,18 @@ impl<'a> Conn<'a> {
                             b"Request Header Fields Too Large",
                         );
                         let _ = self.stream.write_all(&r);
-                        return;
+                        return Wait::Done;
                     }
                     Ok(Fill::Eof) => {
                         if !self.buf.is_empty() {
                             vlog!("uwsgi_proto_http_parser() -> client closed connection");
                         }
-                        return;
+                        return Wait::Done;
                     }
-                    Err(_) => return,
+                    Err(_) => return Wait::Done,
                 }
             };
+            self.head_deadline = None;
             let info = ConnInfo {
                 server_name: self.ctx.server_name.as_bytes(),
                 server_port: self.listener.server_port.as_bytes(),
@@ -355,7 +463,7 @@ impl<'a> Conn<'a> {
                         false,
                         reason.as_bytes(),
                     ));
-                    return;
+                    return Wait::Done;
                 }
             };
             let proto = req.version.as_bytes().to_vec();
@@ -368,11 +476,37 @@ impl<'a> Conn<'a> {
                 &proto,
                 req.keep_alive,
             );
-            served += 1;
+            self.served += 1;
             if !keep {
-                return;
+                return Wait::Done;
+            }
+            // A client that waits for this response before sending its next request has
+            // sent nothing yet: park at once rather than try a read that would find nothing
+            // (epoll reports the connection at once if bytes did arrive).
+            if self.buf.is_empty() && !signals::graceful_requested() {
+                return Wait::More;
             }
         }
+    }
+
+    /// In a stopping worker, waits for the bytes of a request this connection still owes:
+    /// a kept-alive connection between two requests is given up (its client will open
+    /// another, to a live worker), but a connection just accepted, or one in the middle
+    /// of a head, waits for it: nobody else will serve it. False when it is given up.
+    fn wait_while_stopping(&mut self) -> bool {
+        if self.served > 0 && self.buf.is_empty() {
+            return false;
+        }
+        let end = self.head_deadline.unwrap_or_else(|| {
+            Instant::now() + Duration::from_secs(self.ctx.settings.socket_timeout)
+        });
+        if self.stream.wait_readable(end) {
+            return true;
+        }
+        if !self.buf.is_empty() {
+            head_timed_out(self.ctx);
+        }
+        false
     }
 
     /// Handles one parsed request; returns whether the connection may go on.

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod log;
 pub mod logging;
 pub mod master;
+pub mod park;
 pub mod patch;
 pub mod privileges;
 pub mod proto;

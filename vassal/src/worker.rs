@@ -9,12 +9,13 @@
 
 use crate::conn::Conn;
 use crate::emperor::{self, Emperor};
+use crate::park::{Park, Ready};
 use crate::scoreboard::Scoreboard;
 use crate::settings::Settings;
 use crate::sockets::Listener;
 use crate::sys::{clock, fd as sys_fd, signals};
 use crate::vlog;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollTimeout, poll};
 use nix::sys::socket::{SockFlag, accept4};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
@@ -203,10 +204,19 @@ pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
 /// Serves with `threads` request threads (the calling thread is core 0); returns when the
 /// worker must stop and every thread has finished its request.
 pub fn serve(ctx: &WorkerCtx<'_>) {
+    let park = match Park::new(ctx.listeners.iter().map(|l| l.fd.as_fd())) {
+        Ok(p) => p,
+        Err(e) => {
+            vlog!("worker {}: epoll: {e}", ctx.id);
+            std::process::exit(1);
+        }
+    };
+    let park = &park;
     let threads = ctx.settings.threads.max(1);
     if threads == 1 {
         crate::app::thread_init(0);
-        serve_loop(ctx, 0);
+        serve_loop(ctx, park, 0);
+        finish(ctx, park, 0);
         return;
     }
     std::thread::scope(|scope| {
@@ -216,19 +226,37 @@ pub fn serve(ctx: &WorkerCtx<'_>) {
                 .name(name)
                 .spawn_scoped(scope, move || {
                     crate::app::thread_init(core);
-                    serve_loop(ctx, core);
+                    serve_loop(ctx, park, core);
+                    finish(ctx, park, core);
                 });
             if let Err(e) = spawned {
                 vlog!("worker {}: cannot start request thread {core}: {e}", ctx.id);
             }
         }
         crate::app::thread_init(0);
-        serve_loop(ctx, 0);
+        serve_loop(ctx, park, 0);
+        finish(ctx, park, 0);
     });
 }
 
-/// The accept loop of one request thread (also run by a process without a master).
-pub fn serve_loop(ctx: &WorkerCtx<'_>, core: usize) {
+/// How often parked connections are checked for their deadline.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The loop of one request thread (also run by a process without a master): wait for a
+/// listening socket or a parked connection to be ready, serve it, repeat until the worker
+/// must stop.
+pub fn serve_loop(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
+    // A lone thread takes every ready connection at once and serves them back to back;
+    // with several threads each takes one, so the others get the rest.
+    let alone = ctx.settings.threads.max(1) == 1;
+    let batch = if alone { 64 } else { 1 };
+    let accepts = if alone && ctx.settings.processes <= 1 {
+        64
+    } else {
+        1
+    };
+    let mut ready = Vec::with_capacity(batch);
+    let mut next_sweep = Instant::now() + SWEEP_EVERY;
     loop {
         if signals::graceful_requested() {
             return;
@@ -252,34 +280,72 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>, core: usize) {
             );
             continue;
         }
-        let mut fds: Vec<PollFd<'_>> = ctx
-            .listeners
-            .iter()
-            .map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN))
-            .collect();
-        let timeout = PollTimeout::try_from(ctx.poll_timeout().as_millis() as i32)
-            .unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(n) if n > 0 => {}
-            _ => continue,
+        let timeout = ctx
+            .poll_timeout()
+            .min(next_sweep.saturating_duration_since(Instant::now()));
+        if let Err(e) = park.wait(&mut ready, batch, timeout) {
+            vlog!("worker {}: epoll_wait(): {e}", ctx.id);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN)))
-            .collect();
-        drop(fds);
-        for (i, listener) in ctx.listeners.iter().enumerate() {
-            if !ready[i] || signals::graceful_requested() {
-                continue;
+        for &r in &ready {
+            if signals::graceful_requested() {
+                // What was not taken stays parked for `finish`.
+                break;
             }
-            match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
-                Ok(raw) => Conn::new(ctx, core, listener, sys_fd::take(raw)).serve(),
-                Err(nix::Error::EAGAIN | nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
-                Err(e) => {
-                    vlog!("accept(): {e} on socket {}", listener.name);
-                    std::thread::sleep(Duration::from_millis(10));
+            match r {
+                Ready::Listener(pos) => accept(ctx, park, core, pos, accepts),
+                Ready::Conn(token) => {
+                    if let Some(p) = park.take(token) {
+                        serve_conn(park, Conn::resume(ctx, core, p));
+                    }
                 }
             }
         }
+        let now = Instant::now();
+        if now >= next_sweep {
+            for p in park.expired(now) {
+                Conn::expire(ctx, p);
+            }
+            next_sweep = now + SWEEP_EVERY;
+        }
+    }
+}
+
+/// Accepts up to `max` connections from listener `pos` and serves each.
+fn accept(ctx: &WorkerCtx<'_>, park: &Park, core: usize, pos: usize, max: usize) {
+    let listener = &ctx.listeners[pos];
+    for _ in 0..max {
+        match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
+            Ok(raw) => serve_conn(park, Conn::new(ctx, core, pos, sys_fd::take(raw))),
+            Err(nix::Error::EAGAIN) => return,
+            Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
+            Err(e) => {
+                vlog!("accept(): {e} on socket {}", listener.name);
+                std::thread::sleep(Duration::from_millis(10));
+                return;
+            }
+        }
+        if signals::graceful_requested() {
+            return;
+        }
+    }
+}
+
+/// Serves a connection, and parks it when it waits for more bytes.
+fn serve_conn(park: &Park, conn: Conn<'_>) {
+    if let Some(p) = conn.serve()
+        && let Err((_, e)) = park.park(p)
+    {
+        vlog!("epoll_ctl(): {e}: closing a kept-alive connection");
+    }
+}
+
+/// After the loop of a stopping worker: the connections still parked are served once
+/// more (a stopping connection is never parked again): a client already accepted gets
+/// its first request answered, an idle kept-alive one is closed.
+fn finish(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
+    for p in park.drain() {
+        serve_conn(park, Conn::resume(ctx, core, p));
     }
 }
