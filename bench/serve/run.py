@@ -12,7 +12,15 @@ Prints a Markdown table (requests/s and ratios against imperium).
 Environment: IMPERIUM (binary, default target/release/imperium), IMPERIUM_UWSGI (default
 target/venv/bin/uwsgi, else /work/main/target/venv/bin/uwsgi), VENV (default
 target/pyvenv: Flask, gunicorn, granian), DURATION (s, default 8), REPS (default 3),
-CONNS (default 4, one per request thread: a kept-alive connection holds its thread), APP (flask or plain, default flask).
+CONNS (default 4), APP (flask or plain, default flask).
+
+SHAPE=issue runs the vassal issue's shape instead: bench/serve/hello.py (a 12-byte body
+with Content-Length), one worker process with one thread (uWSGI with `--http11-socket`, its
+keep-alive mode; granian with one blocking thread; gunicorn sync and gthread with one
+thread), CONNS default 32, route `/` only, and the p99 latency from `wrk --latency`.
+With NGINX=1 as well, wrk talks to nginx (Debian's, one worker process) in front of each
+server: `uwsgi_pass` to imperium's and uWSGI's `--socket`, `proxy_pass` with upstream
+keep-alive to gunicorn and granian.
 """
 import json
 import os
@@ -34,9 +42,13 @@ UWSGI = os.environ.get('IMPERIUM_UWSGI') or next(
 VENV = os.environ.get('VENV', os.path.join(ROOT, 'target/pyvenv'))
 DURATION = int(os.environ.get('DURATION', '8'))
 REPS = int(os.environ.get('REPS', '3'))
-CONNS = int(os.environ.get("CONNS", "4"))
+SHAPE = os.environ.get('SHAPE', '')
+CONNS = int(os.environ.get("CONNS", "32" if SHAPE == 'issue' else "4"))
 APP = os.environ.get('APP', 'flask')
 CALLABLE = 'app' if APP == 'flask' else 'plain'
+ROUTES = ('/',) if SHAPE == 'issue' else ('/', '/64k')
+NGINX = os.environ.get('NGINX', '') not in ('', '0')
+UWSGI_PROTOCOL = ('imperium', 'uWSGI 2.0.31')
 
 
 def free_port():
@@ -50,6 +62,19 @@ def free_port():
 def servers(port):
     py = os.path.join(VENV, 'bin')
     addr = '127.0.0.1:%d' % port
+    if SHAPE == 'issue':
+        return {
+            'imperium': [IMPERIUM, '--http-socket', addr, '--master', '--processes', '1',
+                         '--chdir', HERE, '--wsgi-file', 'hello.py', '--disable-logging'],
+            'uWSGI 2.0.31': [UWSGI, '--http11-socket', addr, '--master', '--processes', '1',
+                             '--chdir', HERE, '--wsgi-file', 'hello.py', '--disable-logging'],
+            'gunicorn sync': [os.path.join(py, 'gunicorn'), '-b', addr, '-w', '1', '--chdir', HERE, 'hello:application'],
+            'gunicorn gthread': [os.path.join(py, 'gunicorn'), '-b', addr, '-w', '1', '-k', 'gthread', '--threads', '1',
+                                 '--chdir', HERE, 'hello:application'],
+            'granian': [os.path.join(py, 'granian'), '--interface', 'wsgi', '--host', '127.0.0.1', '--port', str(port),
+                        '--workers', '1', '--blocking-threads', '1', '--no-ws', '--log-level', 'warning',
+                        '--working-dir', HERE, 'hello:application'],
+        }
     return {
         'imperium': [IMPERIUM, '--http-socket', addr, '--master', '--processes', '1', '--threads', '4',
                      '--virtualenv', VENV, '--chdir', HERE, '--module', 'app:' + CALLABLE, '--disable-logging'],
@@ -62,6 +87,27 @@ def servers(port):
                     '--workers', '1', '--blocking-threads', '4', '--no-ws', '--log-level', 'warning',
                     '--working-dir', HERE, 'app:' + CALLABLE],
     }
+
+
+def nginx_front(port, upstream, name, tmp):
+    """nginx on `port` in front of the server on `upstream` (uwsgi_pass or proxy_pass)."""
+    if name in UWSGI_PROTOCOL:
+        loc = 'location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:%d; }' % upstream
+        up = ''
+    else:
+        up = 'upstream app { server 127.0.0.1:%d; keepalive 32; }' % upstream
+        loc = ('location / { proxy_pass http://app; proxy_http_version 1.1; '
+               'proxy_set_header Connection ""; }')
+    conf = ('daemon off; master_process off; worker_processes 1; pid %(d)s/nginx.pid; error_log %(d)s/error.log;\n'
+            'events { worker_connections 1024; }\n'
+            'http { access_log off; client_body_temp_path %(d)s/b; proxy_temp_path %(d)s/p; '
+            'fastcgi_temp_path %(d)s/f; uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s; %(up)s\n'
+            '  server { listen 127.0.0.1:%(port)d; %(loc)s } }\n') % {'d': tmp, 'up': up, 'port': port, 'loc': loc}
+    with open(os.path.join(tmp, 'nginx.conf'), 'w') as f:
+        f.write(conf)
+    return subprocess.Popen(['nginx', '-e', os.path.join(tmp, 'error.log'), '-p', tmp, '-c',
+                             os.path.join(tmp, 'nginx.conf')], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def wait_up(port, path):
@@ -105,17 +151,29 @@ def memory(pid):
 
 
 def wrk(port, path):
-    out = subprocess.run(['wrk', '-t', '1', '-c', str(CONNS), '-d', '%ds' % DURATION, 'http://127.0.0.1:%d%s' % (port, path)],
+    out = subprocess.run(['wrk', '-t', '1', '-c', str(CONNS), '-d', '%ds' % DURATION, '--latency',
+                          'http://127.0.0.1:%d%s' % (port, path)],
                          capture_output=True, text=True).stdout
     m = re.search(r'Requests/sec:\s+([\d.]+)', out)
     errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     sock = re.search(r'Socket errors: (.*)', out)
-    return float(m.group(1)) if m else 0.0, (errors.group(1) if errors else '0'), (sock.group(1) if sock else '')
+    p99 = re.search(r'^\s+99%\s+(\S+)', out, re.M)
+    return (float(m.group(1)) if m else 0.0, (errors.group(1) if errors else '0'), (sock.group(1) if sock else ''),
+            p99.group(1) if p99 else '')
 
 
 def bench(name, path):
     port = free_port()
-    cmd = servers(port)[name]
+    front = None
+    if NGINX:
+        upstream = free_port()
+        cmd = servers(upstream)[name]
+        if name in UWSGI_PROTOCOL:
+            cmd = ['--socket' if a in ('--http-socket', '--http11-socket') else a for a in cmd]
+        tmp = tempfile.mkdtemp(prefix='bench-nginx-')
+        front = nginx_front(port, upstream, name, tmp)
+    else:
+        cmd = servers(port)[name]
     log = tempfile.TemporaryFile()
     env = dict(os.environ, PATH=os.path.join(VENV, 'bin') + ':' + os.environ.get('PATH', ''))
     p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
@@ -129,14 +187,18 @@ def bench(name, path):
         for _ in range(1000):
             urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path)).read()
         rss, pss = memory(p.pid)
-        return {'rps': statistics.median(r[0] for r in runs), 'runs': [r[0] for r in runs],
+        mid = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+        return {'rps': mid[0], 'p99': mid[3], 'runs': [r[0] for r in runs],
                 'non2xx': [r[1] for r in runs], 'sockerr': [r[2] for r in runs], 'rss': rss, 'pss': pss}
     finally:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
+        for proc in (p, front):
+            if proc is None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 def main():
@@ -145,22 +207,22 @@ def main():
     if only:
         names = [n for n in names if n in only.split(',')]
     results = {}
-    for path in ('/', '/64k'):
+    for path in ROUTES:
         for name in names:
             r = bench(name, path)
             results[(name, path)] = r
             print('%-18s %-5s %s' % (name, path, json.dumps(r)), file=sys.stderr, flush=True)
-    print('| server | route | req/s (median of %d x %ds, %d conns) | imperium / server | worker RSS KiB | worker PSS KiB |' % (REPS, DURATION, CONNS))
-    print('| --- | --- | --- | --- | --- | --- |')
-    for path in ('/', '/64k'):
+    print('| server | route | req/s (median of %d x %ds, %d conns) | p99 | imperium / server | worker RSS KiB | worker PSS KiB |' % (REPS, DURATION, CONNS))
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for path in ROUTES:
         base = results.get(('imperium', path))
         for name in names:
             r = results.get((name, path))
             if not r:
-                print('| %s | %s | failed | | | |' % (name, path))
+                print('| %s | %s | failed | | | | |' % (name, path))
                 continue
             ratio = ('%.2f' % (base['rps'] / r['rps'])) if base and r['rps'] else ''
-            print('| %s | `%s` | %.0f | %s | %d | %d |' % (name, path, r['rps'], ratio, r['rss'], r['pss']))
+            print('| %s | `%s` | %.0f | %s | %s | %d | %d |' % (name, path, r['rps'], r['p99'], ratio, r['rss'], r['pss']))
 
 
 if __name__ == '__main__':

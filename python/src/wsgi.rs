@@ -75,14 +75,14 @@ fn environ<'py>(
     for (k, v) in vars {
         env.set_item(latin1(py, k), latin1(py, v))?;
     }
-    env.set_item("SCRIPT_NAME", script_name)?;
+    env.set_item(pyo3::intern!(py, "SCRIPT_NAME"), script_name)?;
     if let Some(p) = path_info {
-        env.set_item("PATH_INFO", p)?;
+        env.set_item(pyo3::intern!(py, "PATH_INFO"), p)?;
     }
     let wv = WSGI_VERSION.get_or_try_init(py, || -> PyResult<PyObject> {
         Ok(PyTuple::new(py, [1, 0])?.into_any().unbind())
     })?;
-    env.set_item("wsgi.version", wv)?;
+    env.set_item(pyo3::intern!(py, "wsgi.version"), wv)?;
     let scheme = match get_var(vars, b"UWSGI_SCHEME") {
         Some(s) => latin1_string(s),
         None => match get_var(vars, b"HTTPS") {
@@ -90,28 +90,31 @@ fn environ<'py>(
             _ => "http".into(),
         },
     };
-    env.set_item("wsgi.url_scheme", scheme)?;
-    env.set_item("wsgi.input", input)?;
+    env.set_item(pyo3::intern!(py, "wsgi.url_scheme"), scheme)?;
+    env.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
     let errors = ERRORS.get_or_try_init(py, || -> PyResult<PyObject> {
         Ok(py.import("sys")?.getattr("stderr")?.unbind())
     })?;
-    env.set_item("wsgi.errors", errors)?;
-    env.set_item("wsgi.multithread", f.threads > 1)?;
-    env.set_item("wsgi.multiprocess", f.processes > 1)?;
-    env.set_item("wsgi.run_once", false)?;
+    env.set_item(pyo3::intern!(py, "wsgi.errors"), errors)?;
+    env.set_item(pyo3::intern!(py, "wsgi.multithread"), f.threads > 1)?;
+    env.set_item(pyo3::intern!(py, "wsgi.multiprocess"), f.processes > 1)?;
+    env.set_item(pyo3::intern!(py, "wsgi.run_once"), false)?;
     if !st.opts.disable_file_wrapper {
-        env.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        env.set_item(
+            pyo3::intern!(py, "wsgi.file_wrapper"),
+            py.get_type::<FileWrapper>(),
+        )?;
     }
     let version = VERSION.get_or_init(py, || {
         PyBytes::new(py, f.version.as_bytes()).into_any().unbind()
     });
-    env.set_item("uwsgi.version", version)?;
+    env.set_item(pyo3::intern!(py, "uwsgi.version"), version)?;
     let node = NODE.get_or_init(py, || {
         PyBytes::new(py, f.hostname.as_bytes()).into_any().unbind()
     });
-    env.set_item("uwsgi.node", node)?;
+    env.set_item(pyo3::intern!(py, "uwsgi.node"), node)?;
     if f.threads > 1 {
-        env.set_item("uwsgi.core", core)?;
+        env.set_item(pyo3::intern!(py, "uwsgi.core"), core)?;
     }
     Ok(env)
 }
@@ -284,10 +287,18 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
             .call1((env, resp.clone()))
             .map_err(|e| with_resp(e, &resp))?;
         let body = send_body(py, &resp, &result);
-        // close() on every path, the body's error (if any) reported first.
-        let closed = match result.getattr("close") {
-            Ok(close) if !result.is_instance_of::<PyBytes>() => close.call0().map(|_| ()),
-            _ => Ok(()),
+        // close() on every path, the body's error (if any) reported first. The built-in
+        // sequences have none: asking them would raise (and drop) an AttributeError on
+        // every request.
+        let builtin = result.is_exact_instance_of::<PyList>()
+            || result.is_exact_instance_of::<PyTuple>()
+            || result.is_instance_of::<PyBytes>();
+        let closed = match builtin {
+            true => Ok(()),
+            false => match result.getattr(pyo3::intern!(py, "close")) {
+                Ok(close) => close.call0().map(|_| ()),
+                Err(_) => Ok(()),
+            },
         };
         body.and(closed).map_err(|e| with_resp(e, &resp))
     })();
