@@ -3,14 +3,14 @@
 //! resolved against the Emperor's start-up directory (the Emperor never changes its own
 //! working directory). inotify watches every directory that can hold a match or lead to
 //! one; any event there triggers a full rescan (coalesced; delayed 50 ms after a bare
-//! create so a file still being written is not started half-written).
+//! create so a file still being written is not started half-written). With kqueue
+//! (FreeBSD) the same directories are watched, and every matched file on its own.
 
 use crate::event::MonitorEvent;
 use crate::spec::has_magic;
 use crate::track::{Tracker, stat_config};
-use crate::watch::Watcher;
+use crate::watch::{Kind, Watcher};
 use crate::{FileOptions, Monitor, MonitorError};
-use nix::sys::inotify::AddWatchFlags;
 use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ impl GlobMonitor {
             pattern: pattern.to_owned(),
             reason: e.to_string(),
         })?;
-        let watcher = Watcher::new().map_err(MonitorError::Inotify)?;
+        let watcher = Watcher::new().map_err(MonitorError::Watch)?;
         Ok(GlobMonitor {
             arg: arg.to_owned(),
             pattern: pattern.to_owned(),
@@ -138,6 +138,9 @@ impl Monitor for GlobMonitor {
             }
             w.retain(&keep);
         }
+        // Names are the matched paths (relative to the Emperor's unchanging cwd).
+        self.tracker
+            .sync_file_watches(self.watcher.as_mut(), None, &mut out);
         out
     }
 
@@ -160,12 +163,9 @@ impl Monitor for GlobMonitor {
             {
                 continue;
             }
-            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE)
-                && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
-            if bare_create {
-                later_needed = true;
-            } else {
-                now_needed = true;
+            match ev.kind {
+                Kind::Settling | Kind::Listing => later_needed = true,
+                Kind::Changed | Kind::Gone => now_needed = true,
             }
         }
         if now_needed {
