@@ -408,3 +408,60 @@ fn unshare_pid_reforks_a_master_that_is_pid_1_with_its_own_proc() {
         vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
     }
 }
+
+#[test]
+fn an_emperor_governs_a_vassal_in_its_own_pid_namespace() {
+    let s = Scratch::new("iso-pidns-emperor");
+    let vassals = s.path("vassals");
+    fs::create_dir_all(&vassals).unwrap();
+    let sock = s.s("b.sock");
+    let ini = vassals.join("b.ini");
+    fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nhttp-socket = {sock}\nprocesses = 2\nunshare = fs,pid\nmount-as-root = proc proc /proc\n"
+        ),
+    )
+    .unwrap();
+    let mut emp = Instance::start(&s, &["--emperor", &vassals.to_string_lossy()]);
+    emp.wait_log("[emperor] vassal b.ini is ready to accept requests");
+    let resp = vs::roundtrip(
+        &vs::Target::Unix(sock.clone().into()),
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    assert!(resp.starts_with(b"HTTP/1.0 500"), "served from inside");
+    emp.wait_log("[emperor] vassal b.ini is now loyal");
+    let keeper = spawned_pid(&emp.stderr(), "b.ini").expect("spawned pid");
+    let master = children(keeper);
+    assert_eq!(master.len(), 1, "{}", emp.stderr());
+    let master = master[0];
+    let inner_ns = ns(&master.to_string(), "pid");
+    assert_ne!(inner_ns, ns("self", "pid"));
+    assert_eq!(status(master, "NSpid"), format!("{master}\t1"));
+    assert!(
+        emp.stderr().contains("refork-post-jail"),
+        "unshare = pid alone implies the re-fork: {}",
+        emp.stderr()
+    );
+    // A touch reloads it in place (the Emperor's byte 1 reaches the master).
+    fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nhttp-socket = {sock}\nprocesses = 2\nunshare = fs,pid\nmount-as-root = proc proc /proc\n#\n"
+        ),
+    )
+    .unwrap();
+    emp.wait_log("gracefully (RE)spawned uWSGI master process");
+    assert_eq!(status(master, "NSpid"), format!("{master}\t1"));
+    // Removing the config stops it: keeper, master and workers are gone.
+    let members: Vec<i32> = std::iter::once(keeper)
+        .chain(std::iter::once(master))
+        .chain(children(master))
+        .collect();
+    fs::remove_file(&ini).unwrap();
+    for p in members {
+        vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
+    }
+    emp.signal("INT");
+    assert!(emp.wait_exit().success());
+}
