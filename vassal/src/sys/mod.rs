@@ -77,7 +77,15 @@ pub fn keep(child: Pid) -> ! {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
     // SAFETY: close_range(2) only closes this process's descriptors above 2; nothing in
     // this process uses them any more (failure on an old kernel leaves them open: harmless).
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32)
+    };
+    // SAFETY: as above.
+    #[cfg(target_os = "freebsd")]
+    unsafe {
+        libc::close_range(3, u32::MAX, 0)
+    };
     loop {
         loop {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
