@@ -233,7 +233,7 @@ impl Watcher {
                     let n = n as usize;
                     for kev in &buf[..n] {
                         if kev.filter == libc::EVFILT_VNODE && kev.flags & libc::EV_ERROR == 0 {
-                            batch.push((kev.ident as usize, neutral(kev.fflags)));
+                            batch.push((kev.ident, neutral(kev.fflags)));
                         }
                     }
                     if n < BATCH {
