@@ -465,3 +465,44 @@ fn an_emperor_governs_a_vassal_in_its_own_pid_namespace() {
     emp.signal("INT");
     assert!(emp.wait_exit().success());
 }
+
+#[test]
+fn the_reforked_instance_dies_with_its_keeper() {
+    let s = Scratch::new("iso-refork-kill");
+    let port = free_port();
+    let mut inst = Instance::start(
+        &s,
+        &[
+            "--socket",
+            &format!("127.0.0.1:{port}"),
+            "--master",
+            "--processes",
+            "2",
+            "--refork-as-root",
+        ],
+    );
+    inst.wait_ready(2);
+    let keeper = inst.pid();
+    let master = children(keeper);
+    assert_eq!(master.len(), 1, "{}", inst.stderr());
+    let master = master[0];
+    assert_eq!(
+        ns(&master.to_string(), "pid"),
+        ns("self", "pid"),
+        "no pid namespace was asked for"
+    );
+    assert!(
+        inst.stderr()
+            .contains(&format!("spawned uWSGI master process (pid: {master})")),
+        "{}",
+        inst.stderr()
+    );
+    let members: Vec<i32> = std::iter::once(master).chain(children(master)).collect();
+    assert_eq!(members.len(), 3, "{members:?}");
+    // What the Emperor's curse does: SIGKILL to the pid it spawned.
+    vs::signal(keeper, "KILL");
+    inst.wait_exit();
+    for p in members {
+        vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
+    }
+}
