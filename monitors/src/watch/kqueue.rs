@@ -1,7 +1,7 @@
 //! The FreeBSD backend: one kqueue per monitor with `EVFILT_VNODE` watches on every
 //! watched directory and on every known config file (kqueue reports that a directory's
 //! entries changed, never which one, and never a file's contents through its directory).
-//! The rules that turn vnode events into [`Event`]s are in [`super::vnode`].
+//! The rules that turn vnode events into [`Event`]s are in `vnode.rs`.
 //!
 //! Limits (documented in docs/emperor.md): a file watch holds one descriptor; at most
 //! [`MAX_FILE_WATCHES`] per monitor, the files beyond are seen by the `emperor-freq`

@@ -1,5 +1,5 @@
 //! Kernel change notification for the file monitors, one backend per system behind one
-//! interface: inotify on Linux ([`inotify`]), kqueue on FreeBSD ([`kqueue`]). Both yield
+//! interface: inotify on Linux (`inotify.rs`), kqueue on FreeBSD (`kqueue.rs`). Both yield
 //! the same [`Event`]s, so `dir://` and `glob://` decide what to probe, when, and what
 //! changed (the [`crate::Stamp`] comparison in `track.rs`) in one place for both.
 //!
@@ -7,7 +7,7 @@
 //! watched directory; kqueue only says that a directory's entries changed
 //! ([`Kind::Listing`]) and cannot see a file's contents through its directory, so the
 //! kqueue backend also watches every known config file itself
-//! ([`Watcher::track_files`], a no-op on Linux; see [`vnode`] for the rules).
+//! (`Watcher::track_files`, a no-op on Linux; see `vnode.rs` for the rules).
 
 #[cfg(target_os = "linux")]
 mod inotify;
