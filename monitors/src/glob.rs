@@ -9,7 +9,7 @@
 use crate::event::MonitorEvent;
 use crate::spec::has_magic;
 use crate::track::{Tracker, stat_config};
-use crate::watch::{Kind, Watcher};
+use crate::watch::{Event, Kind, Watcher};
 use crate::{FileOptions, Monitor, MonitorError};
 use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
@@ -149,12 +149,36 @@ impl Monitor for GlobMonitor {
             return Vec::new();
         };
         let (events, overflow) = w.drain();
+        self.on_events(&events, overflow, now)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.rescan_at
+    }
+
+    fn on_deadline(&mut self, now: Instant) -> Vec<MonitorEvent> {
+        if self.rescan_at.is_some_and(|t| t <= now) {
+            return self.scan();
+        }
+        Vec::new()
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.tracker.forget(name);
+    }
+}
+
+impl GlobMonitor {
+    /// Turns a batch of backend events into a rescan now (a change) or after the
+    /// creation grace (a creation, a kqueue directory change); editor temporaries and
+    /// hidden files are ignored.
+    fn on_events(&mut self, events: &[Event], overflow: bool, now: Instant) -> Vec<MonitorEvent> {
         if overflow {
             return self.scan();
         }
         let mut now_needed = false;
         let mut later_needed = false;
-        for ev in &events {
+        for ev in events {
             if let Some(n) = ev.name.as_ref().and_then(|n| n.to_str())
                 && matches!(
                     self.opts.names.check(n),
@@ -176,19 +200,74 @@ impl Monitor for GlobMonitor {
         }
         Vec::new()
     }
+}
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.rescan_at
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::MonitorEvent as E;
+    use crate::watch::FileKey;
+    use crate::watch::vnode::{Registry, Target, note};
+    use std::fs;
+
+    fn names(evs: &[E]) -> Vec<String> {
+        let mut v: Vec<String> = evs
+            .iter()
+            .map(|e| match e {
+                E::Touch(t) => format!("touch {}", t.name),
+                E::Destroy { name } => format!("destroy {name}"),
+                E::Warn(w) => format!("warn {w}"),
+            })
+            .collect();
+        v.sort();
+        v
     }
 
-    fn on_deadline(&mut self, now: Instant) -> Vec<MonitorEvent> {
-        if self.rescan_at.is_some_and(|t| t <= now) {
-            return self.scan();
-        }
-        Vec::new()
-    }
-
-    fn forget(&mut self, name: &str) {
-        self.tracker.forget(name);
+    /// The kqueue path on Linux: a directory change is a rescan after the grace, a
+    /// finished edit of a matched file (its own watch) a rescan at once.
+    #[test]
+    fn kqueue_events_become_rescans() {
+        let d = std::env::temp_dir().join(format!("imperium-globmon-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("a")).unwrap();
+        let pattern = format!("{}/*/app.ini", d.display());
+        let mut m = GlobMonitor::new("x", &pattern, FileOptions::default(), &d).unwrap();
+        assert!(m.scan().is_empty());
+        let mut reg = Registry::default();
+        reg.insert(3, Target::Dir(d.join("a")));
+        let t0 = Instant::now();
+        let file = d.join("a/app.ini");
+        fs::write(&file, "[uwsgi]\n").unwrap();
+        let (evs, _) = reg.translate(&[(3, note::WRITE)]);
+        assert!(m.on_events(&evs, false, t0).is_empty());
+        assert_eq!(m.next_deadline(), Some(t0 + CREATE_GRACE));
+        let name = file.to_string_lossy().into_owned();
+        assert_eq!(
+            names(&m.on_deadline(t0 + CREATE_GRACE)),
+            [format!("touch {name}")]
+        );
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(&file).unwrap();
+        reg.insert(
+            4,
+            Target::File(FileKey {
+                path: file.clone(),
+                dev: md.dev(),
+                ino: md.ino(),
+            }),
+        );
+        fs::write(&file, "[uwsgi]\n#\n").unwrap();
+        let (evs, _) = reg.translate(&[(4, note::WRITE | note::CLOSE_WRITE)]);
+        assert_eq!(
+            names(&m.on_events(&evs, false, t0)),
+            [format!("touch {name}")]
+        );
+        fs::remove_file(&file).unwrap();
+        let (evs, _) = reg.translate(&[(4, note::DELETE), (3, note::WRITE)]);
+        assert_eq!(
+            names(&m.on_events(&evs, false, t0)),
+            [format!("destroy {name}")]
+        );
+        let _ = fs::remove_dir_all(&d);
     }
 }
