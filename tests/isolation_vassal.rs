@@ -468,7 +468,13 @@ fn an_emperor_governs_a_vassal_in_its_own_pid_namespace() {
 
 #[test]
 fn the_reforked_instance_dies_with_its_keeper() {
-    let s = Scratch::new("iso-refork-kill");
+    for flag in ["--refork-as-root", "--refork"] {
+        reforked_instance_dies_with_its_keeper(flag);
+    }
+}
+
+fn reforked_instance_dies_with_its_keeper(flag: &str) {
+    let s = Scratch::new(&format!("iso{flag}"));
     let port = free_port();
     let mut inst = Instance::start(
         &s,
@@ -478,7 +484,7 @@ fn the_reforked_instance_dies_with_its_keeper() {
             "--master",
             "--processes",
             "2",
-            "--refork-as-root",
+            flag,
         ],
     );
     inst.wait_ready(2);
@@ -490,6 +496,13 @@ fn the_reforked_instance_dies_with_its_keeper() {
         ns(&master.to_string(), "pid"),
         ns("self", "pid"),
         "no pid namespace was asked for"
+    );
+    assert!(
+        inst.stderr().contains(&format!(
+            "re-forked: the instance goes on in pid {master}\n"
+        )),
+        "{}",
+        inst.stderr()
     );
     assert!(
         inst.stderr()

@@ -241,11 +241,13 @@ impl Isolation {
                 crate::logging::adopt();
                 crate::sys::signals::unblock_all()
                     .map_err(|e| VassalError::sys("re-fork: sigprocmask()", e))?;
-                vlog!(
-                    "re-forked: the instance goes on in pid {} (pid {} in its own pid namespace)",
-                    host_pid().unwrap_or(0),
-                    std::process::id()
-                );
+                let own = std::process::id();
+                match host_pid() {
+                    Some(host) if host != own => vlog!(
+                        "re-forked: the instance goes on in pid {host} (pid {own} in its own pid namespace)"
+                    ),
+                    _ => vlog!("re-forked: the instance goes on in pid {own}"),
+                }
                 Ok(())
             }
         }

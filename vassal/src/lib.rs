@@ -190,6 +190,9 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     if first_start {
         isolation.refork(isolation::ReforkPoint::AfterDrop, jailed)?;
     }
+    // After `refork` this is the instance, not the parent the `pidfile` above names (that
+    // parent forwards signals to it).
+    let pid = std::process::id();
     hooks::run_or_exit(config, hooks::Phase::AsUser);
     logging::setup_after_drop(config)?;
     patch::apply(config, patch::When::Unprivileged, &argv);
