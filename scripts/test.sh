@@ -150,8 +150,10 @@ echo "IMPERIUM_UWSGI=$IMPERIUM_UWSGI"
 echo "IMPERIUM_VENV=$IMPERIUM_VENV"
 
 # ---------------------------------------------------------------------------------------
-# isolation (issue 5): unprivileged test tenants, and the FreeBSD build of the isolation
-# crate (jail parameters; the other crates are Linux-only for now, see docs/isolation.md).
+# isolation (issue 5): unprivileged test tenants, and the FreeBSD build of the crates that
+# build there: isolation (jail parameters), monitors (kqueue dir/glob monitors, helper
+# pipes), config and systemd. The vassal and the Emperor are Linux-only for now (see
+# docs/isolation.md, "FreeBSD").
 banner "isolation: test tenants, FreeBSD target"
 for u in imp-tenant1 imp-tenant2 imp-emperor; do
     id -u "$u" >/dev/null 2>&1 ||
@@ -162,6 +164,7 @@ id -nG imp-tenant1 | grep -qw imp-shared || as_root usermod -a -G imp-shared imp
 command -v rustup >/dev/null 2>&1 || die "rustup not found: needed for the x86_64-unknown-freebsd target"
 rustup target list --installed | grep -qx x86_64-unknown-freebsd || rustup target add x86_64-unknown-freebsd
 cargo check --target x86_64-unknown-freebsd -p imperium-namespaces
+cargo check --target x86_64-unknown-freebsd -p imperium-monitors -p imperium-config -p imperium-systemd
 # ---- end of isolation block -------------------------------------------------------------
 # [monitors] BEGIN: peers of the pg/amqp/zmq/mongodb monitor tests (tests/monitor_*.rs).
 # PostgreSQL on 127.0.0.1:5432 with trust auth, RabbitMQ on 127.0.0.1:5672 (guest/guest,

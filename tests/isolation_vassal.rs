@@ -10,7 +10,7 @@ mod vs;
 
 use isolation_support::*;
 use std::fs;
-use vs::{Instance, Scratch};
+use vs::{Instance, Scratch, children};
 
 fn base_args(sock: &str) -> Vec<String> {
     ["--socket", sock, "--master", "--processes", "1"]
@@ -293,4 +293,229 @@ fn chroot_and_pivot_root() {
             .contains(".old_root"),
         "nothing leaked into the host's mount table"
     );
+}
+
+/// The last field of /proc/<pid>/status `NSpid`: the pid as seen in its own namespace.
+fn inner_pid(pid: i32) -> i32 {
+    status(pid, "NSpid")
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The numeric entries of a /proc directory: the pids it shows.
+fn proc_pids(dir: &str) -> Vec<i32> {
+    let mut v: Vec<i32> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn unshare_pid_reforks_a_master_that_is_pid_1_with_its_own_proc() {
+    let s = Scratch::new("iso-pidns");
+    let port = free_port();
+    let inst = Instance::start(
+        &s,
+        &[
+            "--socket",
+            &format!("127.0.0.1:{port}"),
+            "--master",
+            "--processes",
+            "2",
+            "--unshare",
+            "fs,pid",
+            "--refork-post-jail",
+            "--mount-as-root",
+            "proc proc /proc",
+        ],
+    );
+    inst.wait_ready(2);
+    let keeper = inst.pid();
+    // The process the test started stays behind; its only child is the master.
+    let kids = children(keeper);
+    assert_eq!(kids.len(), 1, "{kids:?}\n{}", inst.stderr());
+    let master = kids[0];
+    let host_ns = ns("self", "pid");
+    assert_eq!(
+        ns(&keeper.to_string(), "pid"),
+        host_ns,
+        "the keeper stays outside"
+    );
+    let inner_ns = ns(&master.to_string(), "pid");
+    assert_ne!(inner_ns, host_ns, "{}", inst.stderr());
+    assert_eq!(
+        status(master, "NSpid"),
+        format!("{master}\t1"),
+        "the master is pid 1 of the new namespace"
+    );
+    assert!(
+        inst.stderr().contains(&format!(
+            "re-forked: the instance goes on in pid {master} (pid 1 in its own pid namespace)"
+        )),
+        "{}",
+        inst.stderr()
+    );
+    let mut workers = children(master);
+    workers.sort();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let mut inside: Vec<i32> = workers.iter().map(|&w| inner_pid(w)).collect();
+    inside.sort();
+    for &w in &workers {
+        assert_eq!(ns(&w.to_string(), "pid"), inner_ns, "worker {w}");
+    }
+    // The pids the instance logs are the ones it sees inside.
+    let mut logged = [inst.worker_pids(1)[0], inst.worker_pids(2)[0]];
+    logged.sort();
+    assert_eq!(inside, logged);
+    // Its own /proc (mounted by the master, inside): only the namespace's processes.
+    let own_proc = format!("/proc/{master}/root/proc");
+    let mut want = vec![1];
+    want.extend(&inside);
+    want.sort();
+    assert_eq!(proc_pids(&own_proc), want);
+    // Nothing leaked to the host: its /proc still shows the keeper.
+    assert!(fs::metadata(format!("/proc/{keeper}")).is_ok());
+
+    // Signals to the keeper reach the master: SIGHUP reloads it in place (same process,
+    // still pid 1, the namespace not unshared again), and the workers come back inside.
+    inst.signal("HUP");
+    inst.wait_log("gracefully (RE)spawned uWSGI master process");
+    inst.wait_count("spawned uWSGI worker 2 ", 2);
+    assert_eq!(children(keeper), vec![master]);
+    assert_eq!(status(master, "NSpid"), format!("{master}\t1"));
+    assert_eq!(ns(&master.to_string(), "pid"), inner_ns);
+    let workers = children(master);
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    for &w in &workers {
+        assert_eq!(ns(&w.to_string(), "pid"), inner_ns, "respawned worker {w}");
+    }
+    assert_eq!(
+        inst.count("re-fork()ing..."),
+        1,
+        "no second re-fork on reload"
+    );
+
+    // SIGINT to the keeper stops the instance; nothing of it is left.
+    let mut inst = inst;
+    inst.signal("INT");
+    inst.wait_exit();
+    for p in std::iter::once(master).chain(workers) {
+        vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
+    }
+}
+
+#[test]
+fn an_emperor_governs_a_vassal_in_its_own_pid_namespace() {
+    let s = Scratch::new("iso-pidns-emperor");
+    let vassals = s.path("vassals");
+    fs::create_dir_all(&vassals).unwrap();
+    let sock = s.s("b.sock");
+    let ini = vassals.join("b.ini");
+    fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nhttp-socket = {sock}\nprocesses = 2\nunshare = fs,pid\nmount-as-root = proc proc /proc\n"
+        ),
+    )
+    .unwrap();
+    let mut emp = Instance::start(&s, &["--emperor", &vassals.to_string_lossy()]);
+    emp.wait_log("[emperor] vassal b.ini is ready to accept requests");
+    let resp = vs::roundtrip(
+        &vs::Target::Unix(sock.clone().into()),
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    assert!(resp.starts_with(b"HTTP/1.0 500"), "served from inside");
+    emp.wait_log("[emperor] vassal b.ini is now loyal");
+    let keeper = spawned_pid(&emp.stderr(), "b.ini").expect("spawned pid");
+    let master = children(keeper);
+    assert_eq!(master.len(), 1, "{}", emp.stderr());
+    let master = master[0];
+    let inner_ns = ns(&master.to_string(), "pid");
+    assert_ne!(inner_ns, ns("self", "pid"));
+    assert_eq!(status(master, "NSpid"), format!("{master}\t1"));
+    assert!(
+        emp.stderr().contains("refork-post-jail"),
+        "unshare = pid alone implies the re-fork: {}",
+        emp.stderr()
+    );
+    // A touch reloads it in place (the Emperor's byte 1 reaches the master).
+    fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nhttp-socket = {sock}\nprocesses = 2\nunshare = fs,pid\nmount-as-root = proc proc /proc\n#\n"
+        ),
+    )
+    .unwrap();
+    emp.wait_log("gracefully (RE)spawned uWSGI master process");
+    assert_eq!(status(master, "NSpid"), format!("{master}\t1"));
+    // Removing the config stops it: keeper, master and workers are gone.
+    let members: Vec<i32> = std::iter::once(keeper)
+        .chain(std::iter::once(master))
+        .chain(children(master))
+        .collect();
+    fs::remove_file(&ini).unwrap();
+    for p in members {
+        vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
+    }
+    emp.signal("INT");
+    assert!(emp.wait_exit().success());
+}
+
+#[test]
+fn the_reforked_instance_dies_with_its_keeper() {
+    for flag in ["--refork-as-root", "--refork"] {
+        reforked_instance_dies_with_its_keeper(flag);
+    }
+}
+
+fn reforked_instance_dies_with_its_keeper(flag: &str) {
+    let s = Scratch::new(&format!("iso{flag}"));
+    let port = free_port();
+    let mut inst = Instance::start(
+        &s,
+        &[
+            "--socket",
+            &format!("127.0.0.1:{port}"),
+            "--master",
+            "--processes",
+            "2",
+            flag,
+        ],
+    );
+    inst.wait_ready(2);
+    let keeper = inst.pid();
+    let master = children(keeper);
+    assert_eq!(master.len(), 1, "{}", inst.stderr());
+    let master = master[0];
+    assert_eq!(
+        ns(&master.to_string(), "pid"),
+        ns("self", "pid"),
+        "no pid namespace was asked for"
+    );
+    assert!(
+        inst.stderr().contains(&format!(
+            "re-forked: the instance goes on in pid {master}\n"
+        )),
+        "{}",
+        inst.stderr()
+    );
+    assert!(
+        inst.stderr()
+            .contains(&format!("spawned uWSGI master process (pid: {master})")),
+        "{}",
+        inst.stderr()
+    );
+    let members: Vec<i32> = std::iter::once(master).chain(children(master)).collect();
+    assert_eq!(members.len(), 3, "{members:?}");
+    // What the Emperor's curse does: SIGKILL to the pid it spawned.
+    vs::signal(keeper, "KILL");
+    inst.wait_exit();
+    for p in members {
+        vs::wait_until(&format!("pid {p} gone"), || !vs::alive(p));
+    }
 }

@@ -10,11 +10,15 @@ pub fn process_facts(binary: &str) -> ProcessFacts {
         .unwrap_or_default();
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
+    #[cfg(target_os = "linux")]
     let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
         .ok()
         .flatten()
         .map(|n| n as usize)
         .unwrap_or(1);
+    // nix names no online-CPU sysconf there (FreeBSD): std's count.
+    #[cfg(not(target_os = "linux"))]
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     ProcessFacts {
         cwd: std::env::current_dir()
             .map(|p| p.to_string_lossy().into_owned())

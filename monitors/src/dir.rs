@@ -3,12 +3,13 @@
 //! create so a file still being written is not started half-written); a full scan runs
 //! when the Emperor asks (every `emperor-freq` seconds), on queue overflow, and when a
 //! symlink target's directory changes (the template pattern: `x.ini -> app.skel`).
+//! kqueue (FreeBSD) says only that the directory changed: the directory is listed again
+//! 50 ms later, and every known config file is watched on its own for edits.
 
 use crate::event::MonitorEvent;
 use crate::track::{Tracker, stat_config};
-use crate::watch::Watcher;
+use crate::watch::{Event, Kind, Watcher};
 use crate::{FileOptions, Monitor, MonitorError};
-use nix::sys::inotify::AddWatchFlags;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ pub struct DirMonitor {
 
 impl DirMonitor {
     pub fn new(arg: &str, path: &Path, opts: FileOptions) -> Result<DirMonitor, MonitorError> {
-        let watcher = Watcher::new().map_err(MonitorError::Inotify)?;
+        let watcher = Watcher::new().map_err(MonitorError::Watch)?;
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         Ok(DirMonitor {
             arg: arg.to_owned(),
@@ -51,6 +52,71 @@ impl DirMonitor {
     fn probe(&mut self, name: &str, out: &mut Vec<MonitorEvent>) {
         let seen = stat_config(&self.real.join(name), &self.opts);
         self.tracker.observe(name, seen, out);
+    }
+
+    /// Watches the known configs one by one where the backend needs it (kqueue).
+    fn sync_files(&mut self, out: &mut Vec<MonitorEvent>) {
+        self.tracker
+            .sync_file_watches(self.watcher.as_mut(), Some(&self.real), out);
+    }
+
+    /// Turns a batch of backend events into monitor events: entries probed now or after
+    /// the creation grace, listings and full scans scheduled (`rescan`: the watch was
+    /// lost or the queue overflowed).
+    fn on_events(&mut self, events: Vec<Event>, rescan: bool, now: Instant) -> Vec<MonitorEvent> {
+        if rescan {
+            return self.scan();
+        }
+        let mut out = Vec::new();
+        for ev in events {
+            let from_primary = ev.dir.as_deref() == Some(self.real.as_path());
+            if !from_primary {
+                // A symlink target's directory: a template may have changed.
+                self.rescan_at.get_or_insert(now + RESCAN_GRACE);
+                continue;
+            }
+            match ev.kind {
+                // kqueue: some entry changed; list again once a new file had its grace.
+                Kind::Listing => {
+                    self.rescan_at.get_or_insert(now + CREATE_GRACE);
+                    continue;
+                }
+                Kind::Gone => {
+                    out.extend(self.scan());
+                    return out;
+                }
+                Kind::Settling | Kind::Changed => {}
+            }
+            let Some(os) = ev.name else {
+                // The directory itself was deleted or moved.
+                out.extend(self.scan());
+                return out;
+            };
+            let Some(name) = os.to_str().map(str::to_owned) else {
+                continue;
+            };
+            match self.opts.names.check(&name) {
+                Ok(()) => {}
+                Err(crate::names::Rejection::Temporary) => continue,
+                Err(crate::names::Rejection::NotConfig) => {
+                    if !self.link_dirs.is_empty() || self.real_has_links() {
+                        self.rescan_at.get_or_insert(now + RESCAN_GRACE);
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    self.tracker.admit(&self.opts.names, &name, &mut out);
+                    continue;
+                }
+            }
+            if ev.kind == Kind::Settling && !is_symlink(&self.real.join(&name)) {
+                self.pending.entry(name).or_insert(now + CREATE_GRACE);
+            } else {
+                self.pending.remove(&name);
+                self.probe(&name, &mut out);
+            }
+        }
+        out
     }
 }
 
@@ -146,6 +212,7 @@ impl Monitor for DirMonitor {
             }
             w.retain(&keep);
         }
+        self.sync_files(&mut out);
         out
     }
 
@@ -155,47 +222,8 @@ impl Monitor for DirMonitor {
         };
         let (events, overflow) = w.drain();
         let primary_watched = w.is_watched(&self.real);
-        if overflow || !primary_watched {
-            return self.scan();
-        }
-        let mut out = Vec::new();
-        for ev in events {
-            let from_primary = ev.dir.as_deref() == Some(self.real.as_path());
-            if !from_primary {
-                // A symlink target's directory: a template may have changed.
-                self.rescan_at.get_or_insert(now + RESCAN_GRACE);
-                continue;
-            }
-            let Some(os) = ev.name else {
-                // The directory itself was deleted or moved.
-                return self.scan();
-            };
-            let Some(name) = os.to_str().map(str::to_owned) else {
-                continue;
-            };
-            match self.opts.names.check(&name) {
-                Ok(()) => {}
-                Err(crate::names::Rejection::Temporary) => continue,
-                Err(crate::names::Rejection::NotConfig) => {
-                    if !self.link_dirs.is_empty() || self.real_has_links() {
-                        self.rescan_at.get_or_insert(now + RESCAN_GRACE);
-                    }
-                    continue;
-                }
-                Err(_) => {
-                    self.tracker.admit(&self.opts.names, &name, &mut out);
-                    continue;
-                }
-            }
-            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE)
-                && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
-            if bare_create && !is_symlink(&self.real.join(&name)) {
-                self.pending.entry(name).or_insert(now + CREATE_GRACE);
-            } else {
-                self.pending.remove(&name);
-                self.probe(&name, &mut out);
-            }
-        }
+        let mut out = self.on_events(events, overflow || !primary_watched, now);
+        self.sync_files(&mut out);
         out
     }
 
@@ -218,6 +246,7 @@ impl Monitor for DirMonitor {
             self.pending.remove(&name);
             self.probe(&name, &mut out);
         }
+        self.sync_files(&mut out);
         out
     }
 
@@ -263,6 +292,7 @@ mod tests {
     use super::*;
     use crate::event::MonitorEvent as E;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
     use std::time::SystemTime;
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -323,6 +353,79 @@ mod tests {
         assert_eq!(names(&evs), ["touch b.ini"]);
         fs::remove_file(d.join("b.ini")).unwrap();
         assert_eq!(names(&m.on_readable(Instant::now())), ["destroy b.ini"]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The kqueue path on Linux: raw vnode notes for the directory and a config file go
+    /// through the backend's translation ([`crate::watch::vnode`]) and the monitor, whose
+    /// listings (after the creation grace) and probes turn them into monitor events.
+    #[test]
+    fn kqueue_batches_and_listings_become_monitor_events() {
+        use crate::watch::vnode::{Registry, Target, note};
+        use crate::watch::{FileKey, Kind};
+        let d = tmpdir("kq");
+        let mut m = DirMonitor::new("x", &d, FileOptions::default()).unwrap();
+        assert!(m.scan().is_empty());
+        let real = m.real.clone();
+        let mut reg = Registry::default();
+        reg.insert(3, Target::Dir(real.clone()));
+        let t0 = Instant::now();
+
+        // A new file: the directory changed, the monitor lists it once the grace is over.
+        fs::write(d.join("a.ini"), "[uwsgi]\n").unwrap();
+        let (evs, _) = reg.translate(&[(3, note::WRITE)]);
+        assert_eq!(evs[0].kind, Kind::Listing);
+        assert!(
+            m.on_events(evs, false, t0).is_empty(),
+            "not before the grace"
+        );
+        let due = m.next_deadline().expect("a listing is scheduled");
+        assert_eq!(due, t0 + CREATE_GRACE);
+        assert!(m.on_deadline(t0).is_empty());
+        assert_eq!(names(&m.on_deadline(due)), ["touch a.ini"]);
+
+        // The backend now watches a.ini itself: an edit in progress settles, its close
+        // is probed at once (same size, same second: the nanoseconds differ).
+        let ino = fs::metadata(d.join("a.ini")).unwrap().ino();
+        let dev = fs::metadata(d.join("a.ini")).unwrap().dev();
+        let key = FileKey {
+            path: real.join("a.ini"),
+            dev,
+            ino,
+        };
+        reg.insert(4, Target::File(key));
+        fs::write(d.join("a.ini"), "[uwsgi]\n#\n").unwrap();
+        let (evs, _) = reg.translate(&[(4, note::WRITE | note::EXTEND)]);
+        assert!(
+            m.on_events(evs, false, t0).is_empty(),
+            "still being written"
+        );
+        let (evs, _) = reg.translate(&[(4, note::CLOSE_WRITE)]);
+        assert_eq!(names(&m.on_events(evs, false, t0)), ["touch a.ini"]);
+        assert!(m.pending.is_empty(), "the settling probe was superseded");
+
+        // A rename-over: the old file's NOTE_DELETE (its watch dropped) and the
+        // directory's NOTE_WRITE in one batch; the listing afterwards finds nothing more.
+        fs::write(d.join(".a.ini.new"), "[uwsgi]\n#\n").unwrap();
+        fs::rename(d.join(".a.ini.new"), d.join("a.ini")).unwrap();
+        let (evs, dropped) = reg.translate(&[(3, note::WRITE), (4, note::DELETE)]);
+        assert_eq!(dropped, [4]);
+        assert_eq!(names(&m.on_events(evs, false, t0)), ["touch a.ini"]);
+        let due = m.next_deadline().unwrap();
+        assert!(m.on_deadline(due).is_empty());
+
+        // Removed: seen by the listing (no file watch is left to report it).
+        fs::remove_file(d.join("a.ini")).unwrap();
+        let (evs, _) = reg.translate(&[(3, note::WRITE)]);
+        assert!(m.on_events(evs, false, t0).is_empty());
+        let due = m.next_deadline().unwrap();
+        assert_eq!(names(&m.on_deadline(due)), ["destroy a.ini"]);
+
+        // The directory itself renamed away: a full scan at once, its watch dropped.
+        fs::write(d.join("b.ini"), "").unwrap();
+        let (evs, dropped) = reg.translate(&[(3, note::RENAME)]);
+        assert_eq!(dropped, [3]);
+        assert_eq!(names(&m.on_events(evs, false, t0)), ["touch b.ini"]);
         let _ = fs::remove_dir_all(&d);
     }
 

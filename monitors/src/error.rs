@@ -9,9 +9,10 @@ pub enum MonitorError {
     UnknownScheme(String),
     /// A `glob://` pattern that does not parse.
     BadPattern { pattern: String, reason: String },
-    /// inotify could not be initialised.
-    Inotify(nix::Error),
-    /// The epoll instance of a helper-backed monitor could not be created.
+    /// The change notification (inotify, kqueue on FreeBSD) could not be initialised.
+    Watch(nix::Error),
+    /// The epoll instance (kqueue on FreeBSD) of a helper-backed monitor could not be
+    /// created.
     Helper(nix::Error),
     /// A `pg://`, `amqp://`, `zmq://` or `mongodb://` argument that does not parse.
     BadSpec { scheme: String, reason: String },
@@ -24,8 +25,9 @@ impl fmt::Display for MonitorError {
             MonitorError::BadPattern { pattern, reason } => {
                 write!(f, "invalid glob pattern {pattern:?}: {reason}")
             }
-            MonitorError::Inotify(e) => write!(f, "inotify_init(): {e}"),
-            MonitorError::Helper(e) => write!(f, "epoll_create(): {e}"),
+            MonitorError::Watch(e) if cfg!(target_os = "freebsd") => write!(f, "kqueue(): {e}"),
+            MonitorError::Watch(e) => write!(f, "inotify_init(): {e}"),
+            MonitorError::Helper(e) => write!(f, "{}: {e}", crate::poller::NEW_CALL),
             MonitorError::BadSpec { scheme, reason } => {
                 write!(f, "invalid {scheme}:// monitor argument: {reason}")
             }

@@ -3,14 +3,14 @@
 //! resolved against the Emperor's start-up directory (the Emperor never changes its own
 //! working directory). inotify watches every directory that can hold a match or lead to
 //! one; any event there triggers a full rescan (coalesced; delayed 50 ms after a bare
-//! create so a file still being written is not started half-written).
+//! create so a file still being written is not started half-written). With kqueue
+//! (FreeBSD) the same directories are watched, and every matched file on its own.
 
 use crate::event::MonitorEvent;
 use crate::spec::has_magic;
 use crate::track::{Tracker, stat_config};
-use crate::watch::Watcher;
+use crate::watch::{Event, Kind, Watcher};
 use crate::{FileOptions, Monitor, MonitorError};
-use nix::sys::inotify::AddWatchFlags;
 use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ impl GlobMonitor {
             pattern: pattern.to_owned(),
             reason: e.to_string(),
         })?;
-        let watcher = Watcher::new().map_err(MonitorError::Inotify)?;
+        let watcher = Watcher::new().map_err(MonitorError::Watch)?;
         Ok(GlobMonitor {
             arg: arg.to_owned(),
             pattern: pattern.to_owned(),
@@ -138,6 +138,9 @@ impl Monitor for GlobMonitor {
             }
             w.retain(&keep);
         }
+        // Names are the matched paths (relative to the Emperor's unchanging cwd).
+        self.tracker
+            .sync_file_watches(self.watcher.as_mut(), None, &mut out);
         out
     }
 
@@ -146,35 +149,7 @@ impl Monitor for GlobMonitor {
             return Vec::new();
         };
         let (events, overflow) = w.drain();
-        if overflow {
-            return self.scan();
-        }
-        let mut now_needed = false;
-        let mut later_needed = false;
-        for ev in &events {
-            if let Some(n) = ev.name.as_ref().and_then(|n| n.to_str())
-                && matches!(
-                    self.opts.names.check(n),
-                    Err(crate::names::Rejection::Temporary)
-                )
-            {
-                continue;
-            }
-            let bare_create = ev.mask.contains(AddWatchFlags::IN_CREATE)
-                && !ev.mask.contains(AddWatchFlags::IN_ISDIR);
-            if bare_create {
-                later_needed = true;
-            } else {
-                now_needed = true;
-            }
-        }
-        if now_needed {
-            return self.scan();
-        }
-        if later_needed {
-            self.rescan_at.get_or_insert(now + CREATE_GRACE);
-        }
-        Vec::new()
+        self.on_events(&events, overflow, now)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -190,5 +165,109 @@ impl Monitor for GlobMonitor {
 
     fn forget(&mut self, name: &str) {
         self.tracker.forget(name);
+    }
+}
+
+impl GlobMonitor {
+    /// Turns a batch of backend events into a rescan now (a change) or after the
+    /// creation grace (a creation, a kqueue directory change); editor temporaries and
+    /// hidden files are ignored.
+    fn on_events(&mut self, events: &[Event], overflow: bool, now: Instant) -> Vec<MonitorEvent> {
+        if overflow {
+            return self.scan();
+        }
+        let mut now_needed = false;
+        let mut later_needed = false;
+        for ev in events {
+            if let Some(n) = ev.name.as_ref().and_then(|n| n.to_str())
+                && matches!(
+                    self.opts.names.check(n),
+                    Err(crate::names::Rejection::Temporary)
+                )
+            {
+                continue;
+            }
+            match ev.kind {
+                Kind::Settling | Kind::Listing => later_needed = true,
+                Kind::Changed | Kind::Gone => now_needed = true,
+            }
+        }
+        if now_needed {
+            return self.scan();
+        }
+        if later_needed {
+            self.rescan_at.get_or_insert(now + CREATE_GRACE);
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::MonitorEvent as E;
+    use crate::watch::FileKey;
+    use crate::watch::vnode::{Registry, Target, note};
+    use std::fs;
+
+    fn names(evs: &[E]) -> Vec<String> {
+        let mut v: Vec<String> = evs
+            .iter()
+            .map(|e| match e {
+                E::Touch(t) => format!("touch {}", t.name),
+                E::Destroy { name } => format!("destroy {name}"),
+                E::Warn(w) => format!("warn {w}"),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The kqueue path on Linux: a directory change is a rescan after the grace, a
+    /// finished edit of a matched file (its own watch) a rescan at once.
+    #[test]
+    fn kqueue_events_become_rescans() {
+        let d = std::env::temp_dir().join(format!("imperium-globmon-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("a")).unwrap();
+        let pattern = format!("{}/*/app.ini", d.display());
+        let mut m = GlobMonitor::new("x", &pattern, FileOptions::default(), &d).unwrap();
+        assert!(m.scan().is_empty());
+        let mut reg = Registry::default();
+        reg.insert(3, Target::Dir(d.join("a")));
+        let t0 = Instant::now();
+        let file = d.join("a/app.ini");
+        fs::write(&file, "[uwsgi]\n").unwrap();
+        let (evs, _) = reg.translate(&[(3, note::WRITE)]);
+        assert!(m.on_events(&evs, false, t0).is_empty());
+        assert_eq!(m.next_deadline(), Some(t0 + CREATE_GRACE));
+        let name = file.to_string_lossy().into_owned();
+        assert_eq!(
+            names(&m.on_deadline(t0 + CREATE_GRACE)),
+            [format!("touch {name}")]
+        );
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(&file).unwrap();
+        reg.insert(
+            4,
+            Target::File(FileKey {
+                path: file.clone(),
+                dev: md.dev(),
+                ino: md.ino(),
+            }),
+        );
+        fs::write(&file, "[uwsgi]\n#\n").unwrap();
+        let (evs, _) = reg.translate(&[(4, note::WRITE | note::CLOSE_WRITE)]);
+        assert_eq!(
+            names(&m.on_events(&evs, false, t0)),
+            [format!("touch {name}")]
+        );
+        fs::remove_file(&file).unwrap();
+        let (evs, _) = reg.translate(&[(4, note::DELETE), (3, note::WRITE)]);
+        assert_eq!(
+            names(&m.on_events(&evs, false, t0)),
+            [format!("destroy {name}")]
+        );
+        let _ = fs::remove_dir_all(&d);
     }
 }

@@ -4,7 +4,7 @@
 //! `Destroy` (it disappeared).
 //!
 //! Built now: `dir://` ([`dir::DirMonitor`]) and `glob://` ([`glob::GlobMonitor`]), both
-//! event-driven through inotify with a full rescan (driven by the Emperor every
+//! event-driven through inotify (kqueue on FreeBSD) with a full rescan (driven by the Emperor every
 //! `emperor-freq` seconds) as the safety net. Change detection compares a [`Stamp`]
 //! (device, inode, mtime in nanoseconds, size, owner), so two edits in the same second, an
 //! mtime moved backwards and an atomic rename-over are all seen.
@@ -28,6 +28,7 @@ pub mod feed;
 pub mod glob;
 pub mod helper;
 pub mod names;
+mod poller;
 pub mod remote;
 pub mod spec;
 mod track;

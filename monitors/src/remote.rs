@@ -5,14 +5,15 @@
 //! reported before, and restarts a helper that died, with backoff. Running vassals never
 //! depend on the helper: a helper that crashes, or a database that is down, changes nothing.
 //!
-//! The descriptor the Emperor watches is a small epoll instance of this monitor's own, so
-//! it stays the same when the helper (and so its pipe) is replaced.
+//! The descriptor the Emperor watches is a small epoll instance (kqueue on FreeBSD) of this
+//! monitor's own ([`crate::poller`]), so it stays the same when the helper (and so its
+//! pipe) is replaced.
 
 use crate::event::{MonitorEvent, Stamp, Touch};
 use crate::feed::{Entry, Frame, FrameReader};
 use crate::names::MAX_NAME;
+use crate::poller::Poller;
 use crate::{FileOptions, Monitor, MonitorError};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -53,7 +54,7 @@ pub struct RemoteMonitor {
     scheme: String,
     cwd: PathBuf,
     opts: FileOptions,
-    poller: Epoll,
+    poller: Poller,
     child: Option<Child>,
     pipe: Option<OwnedFd>,
     reader: FrameReader,
@@ -85,7 +86,7 @@ impl RemoteMonitor {
         opts: FileOptions,
         cwd: &Path,
     ) -> Result<RemoteMonitor, MonitorError> {
-        let poller = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(MonitorError::Helper)?;
+        let poller = Poller::new().map_err(MonitorError::Helper)?;
         Ok(RemoteMonitor {
             arg: arg.to_owned(),
             shown: redact(arg),
@@ -141,12 +142,9 @@ impl RemoteMonitor {
                     &fd,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 );
-                if let Err(e) = self
-                    .poller
-                    .add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))
-                {
+                if let Err(e) = self.poller.add(fd.as_fd()) {
                     let _ = child.kill();
-                    return self.helper_failed(format!("epoll_ctl(): {e}"));
+                    return self.helper_failed(format!("{}: {e}", crate::poller::ADD_CALL));
                 }
                 self.log(format!(
                     "[emperor] {} monitor helper started (pid: {})",
@@ -432,7 +430,7 @@ impl Monitor for RemoteMonitor {
     }
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.poller.0.as_fd())
+        Some(self.poller.fd())
     }
 
     fn scan(&mut self) -> Vec<MonitorEvent> {
@@ -478,6 +476,7 @@ impl Monitor for RemoteMonitor {
             let pid = self.child.as_ref().map_or(0, Child::id);
             self.helper_failed(format!("pid {pid} {why}"));
         }
+        self.poller.settle();
         out.extend(std::mem::take(&mut self.pending));
         out
     }

@@ -4,6 +4,7 @@
 use crate::FileOptions;
 use crate::event::{MonitorEvent, Stamp, Touch};
 use crate::names::{NameRules, Rejection};
+use crate::watch::{FileKey, Watcher};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -107,6 +108,49 @@ impl Tracker {
 
     pub fn forget(&mut self, name: &str) {
         self.known.remove(name);
+    }
+
+    /// The files of every known config (names joined to `base`, or paths themselves), for
+    /// a backend that watches files one by one.
+    fn file_keys(&self, base: Option<&Path>) -> Vec<FileKey> {
+        self.known
+            .iter()
+            .map(|(name, seen)| FileKey {
+                path: match base {
+                    Some(b) => b.join(name),
+                    None => name.into(),
+                },
+                dev: seen.stamp.dev,
+                ino: seen.stamp.ino,
+            })
+            .collect()
+    }
+
+    /// After a scan, a probe or a batch of events: has a backend that watches files one
+    /// by one (kqueue) watch exactly the known configs. Nothing at all with inotify.
+    pub fn sync_file_watches(
+        &mut self,
+        watcher: Option<&mut Watcher>,
+        base: Option<&Path>,
+        out: &mut Vec<MonitorEvent>,
+    ) {
+        if !Watcher::TRACKS_FILES {
+            return;
+        }
+        let Some(w) = watcher else { return };
+        let missed = w.track_files(&self.file_keys(base));
+        let key = "file-watches";
+        if missed == 0 {
+            self.clear_warning(key);
+        } else {
+            self.warn_once(
+                key,
+                format!(
+                    "[emperor] {missed} vassal config(s) are not watched one by one (no descriptor left): their changes are seen at the next rescan (emperor-freq)"
+                ),
+                out,
+            );
+        }
     }
 
     /// Logs a problem once (until `clear_warning`).

@@ -12,12 +12,24 @@ use crate::sys;
 use std::path::Path;
 
 /// `unshare = ...`. A new user namespace makes the caller root inside it (its maps
-/// are written from inside: `0 <uid> 1`, with `setgroups` denied).
+/// are written from inside: `0 <uid> 1`, with `setgroups` denied). A new mount namespace
+/// is made private at once (`MS_REC|MS_PRIVATE`, as unshare(1) and `emperor-use-clone`
+/// do), so a mount the vassal makes (its own /proc) never propagates to the host.
 pub fn unshare(flags: NsFlags) -> Result<()> {
     // SAFETY: geteuid/getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     sys::unshare(flags.0)
         .map_err(|e| IsolationError::sys(format!("unshare({})", flags.names()), e))?;
+    if flags.has(crate::nsflags::NEWNS) {
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            (libc::MS_REC | libc::MS_PRIVATE) as u64,
+            None,
+        )
+        .map_err(|e| IsolationError::sys("making / private", e))?;
+    }
     if flags.has(crate::nsflags::NEWUSER) {
         let w = |f: &str, v: String| {
             std::fs::write(format!("/proc/self/{f}"), v)

@@ -12,6 +12,21 @@ pub struct Notifier {
     addr: SocketAddr,
 }
 
+/// An abstract socket address (Linux only; elsewhere such a name is unusable).
+#[cfg(target_os = "linux")]
+fn abstract_addr(name: &str) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    SocketAddr::from_abstract_name(name.as_bytes())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_addr(_name: &str) -> io::Result<SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract sockets exist only on Linux",
+    ))
+}
+
 impl Notifier {
     /// The notifier named by `NOTIFY_SOCKET`, if set and usable.
     pub fn from_env() -> Option<Notifier> {
@@ -22,8 +37,7 @@ impl Notifier {
     /// A notifier for an explicit socket name (`/run/...` or `@abstract`).
     pub fn new(name: &str) -> io::Result<Notifier> {
         let addr = if let Some(abs) = name.strip_prefix('@') {
-            use std::os::linux::net::SocketAddrExt;
-            SocketAddr::from_abstract_name(abs.as_bytes())?
+            abstract_addr(abs)?
         } else {
             SocketAddr::from_pathname(name)?
         };

@@ -6,8 +6,9 @@
 //! change). The mechanisms are in the `imperium-namespaces` crate.
 //!
 //! Start-up order (uWSGI's, as documented): pre-jail hooks → [`Isolation::jail`] →
-//! post-jail hooks → in-jail hooks → [`Isolation::rootfs`] → as-root hooks →
-//! [`Isolation::drop_privileges`] → as-user hooks.
+//! post-jail hooks → `refork-post-jail` → in-jail hooks → [`Isolation::rootfs`] →
+//! `refork-as-root` → as-root hooks → [`Isolation::drop_privileges`] → `refork` →
+//! as-user hooks. The re-forks ([`Isolation::refork`]) happen at the first start only.
 
 use crate::error::VassalError;
 use crate::vlog;
@@ -35,6 +36,34 @@ pub struct Isolation {
     pub jail_ip6: Vec<String>,
     pub jail2: Vec<String>,
     pub jail_attach: Option<String>,
+    /// `refork-post-jail`, `refork-as-root`, `refork` (and their `re-fork` aliases).
+    pub refork_post_jail: bool,
+    pub refork_as_root: bool,
+    pub refork: bool,
+}
+
+/// The three points where uWSGI's `refork*` options fork once more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReforkPoint {
+    /// After the jail and the post-jail hooks (`refork-post-jail`; only when jailed).
+    PostJail,
+    /// After `chroot`/`pivot_root`, before the as-root hooks (`refork-as-root`).
+    AsRoot,
+    /// After the privilege drop (`refork`).
+    AfterDrop,
+}
+
+/// This process's pid in the outermost pid namespace /proc shows (the `NSpid` line's
+/// first number): what the host and the Emperor see.
+fn host_pid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn err(e: IsolationError) -> VassalError {
@@ -104,6 +133,9 @@ impl Isolation {
             jail_ip6,
             jail2,
             jail_attach: last(c, &["jail-attach"]),
+            refork_post_jail: c.flag("refork-post-jail"),
+            refork_as_root: c.flag("refork-as-root"),
+            refork: c.flag("refork"),
         })
     }
 
@@ -114,8 +146,10 @@ impl Isolation {
     /// cgroups, then namespaces (and FreeBSD jails). Root only, except an `unshare`
     /// that creates a user namespace (allowed to anyone the kernel allows it to).
     /// Returns whether the instance is now jailed (namespaces or a jail entered): the
-    /// post-jail hooks run only then.
-    pub fn jail(&self) -> Result<bool, VassalError> {
+    /// post-jail hooks run only then. After a reload (`reloading`) the namespaces are
+    /// already the process's own (they survive the re-exec): `unshare` is not applied
+    /// again, as in uWSGI.
+    pub fn jail(&self, reloading: bool) -> Result<bool, VassalError> {
         let mut jailed = false;
         if !self.cgroups.is_empty() {
             if Self::root() {
@@ -136,15 +170,15 @@ impl Isolation {
                 );
             }
         }
-        if !self.unshare.is_empty() {
+        if !self.unshare.is_empty() && !reloading {
             if Self::root() || self.unshare.has(nsflags::NEWUSER) {
                 #[cfg(target_os = "linux")]
                 imperium_namespaces::privs::unshare(self.unshare).map_err(err)?;
                 jailed = true;
                 vlog!("unshared namespaces: {}", self.unshare.names());
-                if self.unshare.has(nsflags::NEWPID) {
+                if self.unshare.has(nsflags::NEWPID) && !self.refork_post_jail {
                     vlog!(
-                        "*** unshare = pid: only the processes this instance forks from now on are in the new pid namespace ***"
+                        "*** unshare = pid: only processes forked from now on are in the new pid namespace: re-forking after the jail so that the master is its pid 1 (refork-post-jail) ***"
                     );
                 }
             } else {
@@ -181,6 +215,55 @@ impl Isolation {
             ));
         }
         Ok(jailed)
+    }
+
+    /// `refork-post-jail`, `refork-as-root`, `refork`: forks once more at `point` when
+    /// asked (`refork-post-jail` only when `jailed`; `unshare = pid` implies it, since
+    /// only a child of the unsharing process lives in the new pid namespace, and the
+    /// first one becomes its pid 1: without the re-fork that would be the first hook
+    /// command or worker, and once it exits no process can be forked there). The child
+    /// goes on as the instance (in a new pid namespace: its pid 1, so every worker,
+    /// daemon and hook it starts is inside and dies with it); the parent stays behind as
+    /// its keeper ([`crate::sys::keep`]) and never returns.
+    pub fn refork(&self, point: ReforkPoint, jailed: bool) -> Result<(), VassalError> {
+        if !self.wants_refork(point, jailed) {
+            return Ok(());
+        }
+        vlog!("re-fork()ing...");
+        match crate::sys::fork().map_err(|e| VassalError::sys("re-fork: fork()", e))? {
+            crate::sys::Forked::Parent(child) => crate::sys::keep(child),
+            crate::sys::Forked::Child => {
+                // Die with the keeper (the Emperor's SIGKILL reaches only it). The parent
+                // cannot be checked afterwards (it is outside a new pid namespace, where
+                // getppid() is 0); it only dies from SIGKILL before blocking signals.
+                #[cfg(target_os = "linux")]
+                imperium_namespaces::privs::rearm_deathsig(libc::SIGKILL, 0).map_err(err)?;
+                crate::logging::adopt();
+                crate::sys::signals::unblock_all()
+                    .map_err(|e| VassalError::sys("re-fork: sigprocmask()", e))?;
+                let own = std::process::id();
+                match host_pid() {
+                    Some(host) if host != own => vlog!(
+                        "re-forked: the instance goes on in pid {host} (pid {own} in its own pid namespace)"
+                    ),
+                    _ => vlog!("re-forked: the instance goes on in pid {own}"),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether [`Isolation::refork`] forks at `point`. `jailed` is true only when a
+    /// namespace was really unshared (root, or a user namespace), so an ignored
+    /// `unshare = pid` implies nothing.
+    fn wants_refork(&self, point: ReforkPoint, jailed: bool) -> bool {
+        match point {
+            ReforkPoint::PostJail => {
+                jailed && (self.refork_post_jail || self.unshare.has(nsflags::NEWPID))
+            }
+            ReforkPoint::AsRoot => self.refork_as_root,
+            ReforkPoint::AfterDrop => self.refork,
+        }
     }
 
     /// `chroot`, then `pivot_root`.
@@ -266,5 +349,39 @@ impl Isolation {
             vlog!("kept capabilities: {}", self.cap.names());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iso(pairs: &[(&str, &str)]) -> Isolation {
+        Isolation::from_config(&Config::from_pairs(pairs)).unwrap()
+    }
+
+    #[test]
+    fn refork_points() {
+        use ReforkPoint::*;
+        let none = iso(&[]);
+        for p in [PostJail, AsRoot, AfterDrop] {
+            assert!(!none.wants_refork(p, true), "{p:?}");
+        }
+        // Aliases resolve to the same flags.
+        let all = iso(&[
+            ("re-fork-post-jail", "true"),
+            ("refork-as-root", "1"),
+            ("re-fork", "yes"),
+        ]);
+        assert!(all.wants_refork(PostJail, true));
+        assert!(!all.wants_refork(PostJail, false), "post-jail needs a jail");
+        assert!(all.wants_refork(AsRoot, false));
+        assert!(all.wants_refork(AfterDrop, false));
+        // unshare = pid implies the post-jail re-fork, once it was really unshared.
+        let pid = iso(&[("unshare", "fs,pid")]);
+        assert!(pid.wants_refork(PostJail, true));
+        assert!(!pid.wants_refork(PostJail, false), "ignored unshare");
+        assert!(!pid.wants_refork(AsRoot, true));
+        assert!(!iso(&[("unshare", "ipc")]).wants_refork(PostJail, true));
     }
 }

@@ -145,13 +145,21 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
     patch::apply(config, patch::When::Privileged, &argv);
     // The jail (cgroup, namespaces, FreeBSD jail); `post-jail` runs after it when it did.
     let isolation = isolation::Isolation::from_config(config)?;
-    let jailed = isolation.jail()?;
+    let jailed = isolation.jail(reloads.is_some())?;
     if jailed {
         hooks::run_or_exit(config, hooks::Phase::PostJail);
+    }
+    // The re-forks happen once; a reload re-executes the process they produced.
+    let first_start = reloads.is_none();
+    if first_start {
+        isolation.refork(isolation::ReforkPoint::PostJail, jailed)?;
     }
     hooks::run_or_exit(config, hooks::Phase::InJail);
     // chroot, then pivot_root.
     isolation.rootfs()?;
+    if first_start {
+        isolation.refork(isolation::ReforkPoint::AsRoot, jailed)?;
+    }
     if !waits::sockets(config) {
         return Ok(1);
     }
@@ -180,6 +188,12 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         hooks::run_or_exit(config, hooks::Phase::AsRoot);
     }
     isolation.drop_privileges(settings.uid.as_deref(), settings.gid.as_deref())?;
+    if first_start {
+        isolation.refork(isolation::ReforkPoint::AfterDrop, jailed)?;
+    }
+    // After `refork` this is the instance, not the parent the `pidfile` above names (that
+    // parent forwards signals to it).
+    let pid = std::process::id();
     hooks::run_or_exit(config, hooks::Phase::AsUser);
     logging::setup_after_drop(config)?;
     patch::apply(config, patch::When::Unprivileged, &argv);

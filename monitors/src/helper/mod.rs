@@ -3,7 +3,7 @@
 //! async driver (PostgreSQL, AMQP, ZeroMQ, MongoDB) on a current-thread tokio runtime,
 //! keeps its connection open, reconnects with backoff, and writes [`Frame`]s to the pipe
 //! that was its stdout (fd 1 is pointed at stderr, so nothing else can corrupt the stream).
-//! It dies with the Emperor (`PR_SET_PDEATHSIG`) and when the pipe breaks.
+//! It dies with the Emperor (`PR_SET_PDEATHSIG`, FreeBSD's `PROC_PDEATHSIG_CTL`) and when the pipe breaks.
 
 pub mod amqp;
 pub mod mongo;
@@ -117,6 +117,25 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Asks the kernel to SIGKILL this process when its parent (the Emperor) dies.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    #[cfg(target_os = "freebsd")]
+    {
+        let mut sig: libc::c_int = libc::SIGKILL;
+        // SAFETY: PROC_PDEATHSIG_CTL on this process reads one int from `sig`.
+        unsafe {
+            libc::procctl(
+                libc::P_PID,
+                0,
+                libc::PROC_PDEATHSIG_CTL,
+                (&raw mut sig).cast(),
+            )
+        };
+    }
+}
+
 /// The helper role's entry point; returns the exit code.
 pub fn main(arg: &str) -> i32 {
     let scheme = arg.split("://").next().unwrap_or("").to_owned();
@@ -129,7 +148,7 @@ pub fn main(arg: &str) -> i32 {
         }
     };
     let _ = nix::unistd::dup2_stdout(std::io::stderr());
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    die_with_parent();
     let parent: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|v| v.parse().ok());
     if parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
         return 0; // the Emperor died before we could ask to die with it

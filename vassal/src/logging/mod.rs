@@ -548,6 +548,14 @@ pub fn poll_fds() -> Vec<RawFd> {
     v
 }
 
+/// After a re-fork (`refork*`) the child goes on as the instance: it takes over the log
+/// master (the parent left behind logs nothing more).
+pub fn adopt() {
+    if OWNER.load(Relaxed) != 0 {
+        OWNER.store(std::process::id() as i32, Relaxed);
+    }
+}
+
 /// Whether this process owns the log master (a forked worker inherits its memory, not
 /// its role).
 fn owner() -> bool {

@@ -61,3 +61,63 @@ pub fn thread_count() -> Option<usize> {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// `refork*`: what the process left behind by the extra fork does until the instance
+/// (`child`) ends. It holds no descriptor but standard input, output and error (sockets and
+/// the Emperor's channel belong to the child), forwards every signal it can catch to the
+/// child (so the pid the Emperor and any pidfile written before the fork know keeps
+/// working), reaps it, and ends as it ended: same exit code, or killed by the same signal.
+/// uWSGI's re-fork parent blocks every signal and always exits 0.
+pub fn keep(child: Pid) -> ! {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    // Block first, then look: a SIGCHLD raised in between stays pending (it is blocked,
+    // so not discarded even with the default disposition) and `wait` sees it.
+    let all = SigSet::all();
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
+    // SAFETY: close_range(2) only closes this process's descriptors above 2; nothing in
+    // this process uses them any more (failure on an old kernel leaves them open: harmless).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32)
+    };
+    // SAFETY: as above.
+    #[cfg(target_os = "freebsd")]
+    unsafe {
+        libc::close_range(3, u32::MAX, 0)
+    };
+    loop {
+        loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                // SAFETY: _exit(2) never returns and needs no cleanup of Rust state.
+                Ok(WaitStatus::Exited(_, code)) => unsafe { libc::_exit(code) },
+                Ok(WaitStatus::Signaled(_, sig, _)) => die_like(sig),
+                Err(nix::errno::Errno::EINTR) => continue,
+                // SAFETY: as above (the child is gone without a status we could read).
+                Err(nix::errno::Errno::ECHILD) => unsafe { libc::_exit(1) },
+                _ => break,
+            }
+        }
+        match all.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(child, sig);
+            }
+        }
+    }
+}
+
+/// Ends this process with `sig` (default disposition, unblocked), as its child ended.
+fn die_like(sig: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, raise, sigprocmask};
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = raise(sig);
+    // A signal whose default action is not to end the process gets here.
+    let code = 128 + sig as i32;
+    // SAFETY: _exit(2) never returns and needs no cleanup of Rust state.
+    unsafe { libc::_exit(code) }
+}

@@ -1,16 +1,17 @@
-//! A thin inotify wrapper shared by the file monitors: one inotify instance per monitor,
-//! watches kept by path, events drained without blocking.
+//! The Linux backend: one inotify instance per monitor, directory watches kept by path,
+//! events drained without blocking. inotify names the entry that changed, so no file is
+//! watched on its own.
 
+use super::{Event, FileKey, Kind};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// What a directory watch listens for: entries created, written and closed, renamed in or
 /// out, deleted, or whose attributes (mtime, owner) changed; and the directory itself going.
-pub(crate) fn dir_flags() -> AddWatchFlags {
+fn dir_flags() -> AddWatchFlags {
     AddWatchFlags::IN_CREATE
         | AddWatchFlags::IN_CLOSE_WRITE
         | AddWatchFlags::IN_MOVED_TO
@@ -22,13 +23,16 @@ pub(crate) fn dir_flags() -> AddWatchFlags {
         | AddWatchFlags::IN_ONLYDIR
 }
 
-/// One drained event.
-#[derive(Debug)]
-pub(crate) struct Event {
-    /// The watched directory (None when the watch is unknown, e.g. already removed).
-    pub dir: Option<PathBuf>,
-    pub name: Option<OsString>,
-    pub mask: AddWatchFlags,
+/// A bare creation (not a directory) may still be being written; the rest is probed now.
+/// An event without a name concerns the watched directory itself.
+fn kind(mask: AddWatchFlags, named: bool) -> Kind {
+    if !named {
+        Kind::Gone
+    } else if mask.contains(AddWatchFlags::IN_CREATE) && !mask.contains(AddWatchFlags::IN_ISDIR) {
+        Kind::Settling
+    } else {
+        Kind::Changed
+    }
 }
 
 pub(crate) struct Watcher {
@@ -49,6 +53,15 @@ impl Watcher {
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.ino.as_fd()
+    }
+
+    /// inotify reports entries by name through their directory's watch.
+    pub const TRACKS_FILES: bool = false;
+
+    /// Nothing to do: see [`Watcher::TRACKS_FILES`]. Returns how many files could not be
+    /// watched (none).
+    pub fn track_files(&mut self, _files: &[FileKey]) -> usize {
+        0
     }
 
     /// Watches a directory unless it already is; Err when it cannot be watched (missing).
@@ -107,15 +120,15 @@ impl Watcher {
                                 out.push(Event {
                                     dir: Some(p),
                                     name: None,
-                                    mask: ev.mask,
+                                    kind: Kind::Gone,
                                 });
                             }
                             continue;
                         }
                         out.push(Event {
                             dir: self.by_wd.get(&ev.wd).cloned(),
+                            kind: kind(ev.mask, ev.name.is_some()),
                             name: ev.name,
-                            mask: ev.mask,
                         });
                     }
                 }
