@@ -169,11 +169,12 @@ pub fn sh_quote(s: &str) -> String {
 pub fn wrap_with_hooks(
     plan: &mut SpawnPlan,
     start_hook: Option<&str>,
+    as_vassal: &[(&str, String)],
     exec_as_vassal: &[String],
     name: &str,
     vassals_dir: &str,
 ) {
-    if start_hook.is_none() && exec_as_vassal.is_empty() {
+    if start_hook.is_none() && as_vassal.is_empty() && exec_as_vassal.is_empty() {
         return;
     }
     let mut script = String::new();
@@ -183,6 +184,21 @@ pub fn wrap_with_hooks(
             "echo \"[emperor] running vassal start-hook: \"{h}\" \"{n} >&2; UWSGI_VASSALS_DIR={} {h} {n}; echo \"[emperor] \"{n}\" start-hook returned $?\" >&2; ",
             sh_quote(vassals_dir)
         ));
+    }
+    // hook-as-vassal, mount-as-vassal, umount-as-vassal: this binary as a helper (see
+    // hooks.rs), each must succeed.
+    if !as_vassal.is_empty() {
+        let me = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/proc/self/exe".into());
+        for (kind, value) in as_vassal {
+            script.push_str(&format!(
+                "{}={} {} || exit 1; ",
+                crate::hooks::HELPER_ENV,
+                sh_quote(&format!("{kind}\t{value}")),
+                sh_quote(&me)
+            ));
+        }
     }
     for cmd in exec_as_vassal {
         let q = sh_quote(cmd);
@@ -394,6 +410,7 @@ mod tests {
         wrap_with_hooks(
             &mut plan,
             Some("/bin/true"),
+            &[],
             &["true".to_owned()],
             "a.ini",
             "/v",

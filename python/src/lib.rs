@@ -65,6 +65,14 @@ extern "C" fn init(h: *const Host, instance: *const Instance, opts: *const Opt, 
                 e.print(py);
                 return false;
             }
+            // uWSGI maps pymodule-alias before its `uwsgi` module exists and
+            // post-pymodule-alias after; here both follow the bootstrap (sys.path is set).
+            let o = &state::get().opts;
+            if !apps::alias_modules(py, &o.pymodule_alias)
+                || !apps::alias_modules(py, &o.post_pymodule_alias)
+            {
+                return false;
+            }
             for m in &state::get().opts.shared_imports {
                 if let Err(e) = py.import(m.as_str()) {
                     e.print(py);
@@ -113,6 +121,9 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
             let opts = &state::get().opts;
             if host::facts().lazy_apps {
                 apps::load_all(py, opts);
+            }
+            if let Some(script) = &opts.pyrun {
+                apps::pyrun(py, script);
             }
             if let Some(base) = &opts.py_tracebacker {
                 let start = state::uwsgi_module(py)

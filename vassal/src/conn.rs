@@ -387,8 +387,18 @@ impl<'a> Conn<'a> {
     ) -> bool {
         let ctx = self.ctx;
         let start = clock::now_micros();
-        ctx.scoreboard
-            .begin_request(ctx.id, start, ctx.settings.harakiri);
+        let uri = vars
+            .get(b"REQUEST_URI")
+            .or_else(|| vars.get(b"PATH_INFO"))
+            .unwrap_or_default();
+        ctx.scoreboard.begin_request(
+            ctx.id,
+            self.core,
+            start,
+            ctx.settings.harakiri,
+            vars.get(b"REQUEST_METHOD").unwrap_or_default(),
+            uri,
+        );
 
         if expect_continue && framing != BodyFraming::None {
             let _ = self.stream.write_all(response::CONTINUE);
@@ -422,9 +432,12 @@ impl<'a> Conn<'a> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let end = clock::now_micros();
-        let total =
-            ctx.scoreboard
-                .end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
+        let total = ctx.scoreboard.end_request(
+            ctx.id,
+            self.core,
+            end,
+            served.head_bytes as u64 + served.body_bytes,
+        );
         // `disable-logging` and the conditional log-* options are decided in `logging`.
         self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();

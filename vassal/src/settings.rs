@@ -100,6 +100,8 @@ pub struct Settings {
     pub idle: u64,
     pub die_on_idle: bool,
     pub vassal_sos_backlog: u64,
+    /// `reload-on-rss`/`-as` and their evil forms.
+    pub memory: crate::limits::MemoryLimits,
 }
 
 fn int(config: &Config, name: &str, default: i64, min: i64, max: i64) -> Result<i64, VassalError> {
@@ -287,6 +289,7 @@ impl Settings {
             die_on_idle: config.flag("die-on-idle"),
             vassal_sos_backlog: int(config, "vassal-sos-backlog", 0, 0, i64::from(u32::MAX))?
                 as u64,
+            memory: crate::limits::MemoryLimits::from_config(config),
         })
     }
 }

@@ -240,7 +240,7 @@ pub fn document(src: &Sources<'_>) -> Value {
         let (rss, vsz) = if pid > 0 { memory(pid) } else { (0, 0) };
         let status = if pid <= 0 {
             "cheap"
-        } else if in_request == 1 {
+        } else if in_request > 0 {
             "busy"
         } else if s.suspended.load(Relaxed) == 1 {
             "pause"
@@ -248,6 +248,7 @@ pub fn document(src: &Sources<'_>) -> Value {
             "idle"
         };
         let mut req_info = Map::new();
+        let in_request = in_request.min(1);
         if in_request == 1 {
             req_info.insert(
                 "request_start".into(),

@@ -94,6 +94,9 @@ pub mod stat {
     /// Argument 0/1: stop/start accepting in this worker; returns the previous value.
     pub const SET_ACCEPTING: u32 = 13;
     pub const WORKER_ACCEPTING: u32 = 14;
+    /// This worker ends once its current request is done (`reload-on-exception`); returns
+    /// 0 (-1 from a host that predates it).
+    pub const RECYCLE_WORKER: u32 = 15;
 }
 
 /// What `Host::read` returns besides a byte count.
