@@ -1,6 +1,7 @@
 //! The CPython plugin's less common options through the real binary: reload-on-exception
 //! (and its -type filter), pymodule-alias, wsgi-strict, wsgi-accept-buffer,
-//! post-buffering-bufsize, multiapp modules (`applications`), ini-paste and pyrun.
+//! post-buffering-bufsize, multiapp modules (`applications`), ini-paste and pyrun; and
+//! harakiri per request thread with a Python app.
 
 mod python_support;
 use python_support::*;
@@ -239,4 +240,33 @@ fn pyrun_runs_a_script_and_exits() {
         std::fs::read_to_string(s.path("out.txt")).unwrap(),
         format!("__main__ {} 1", s.s("script.py"))
     );
+}
+
+#[test]
+fn harakiri_catches_one_stuck_thread_while_another_serves() {
+    let s = Scratch::new("py-harakiri-core");
+    let (i, port) = options_app(&s, &["--master", "--threads", "2", "--harakiri", "2"]);
+    let w1 = i.worker_pids(1)[0];
+    let stuck = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        c.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+    });
+    wait_until("the sleeping request in SIGUSR2's report", || {
+        i.signal("USR2");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        i.count("is managing request /sleep") > 0
+    });
+    // The other thread keeps serving (and ending) requests meanwhile.
+    for _ in 0..3 {
+        assert_eq!(get(port, "/").text(), format!("pid {w1}"));
+    }
+    i.wait_log("WAS managing request /sleep since ");
+    i.wait_log("HARAKIRI triggered by worker 1 core ");
+    i.wait_log("Respawned uWSGI worker 1");
+    stuck.join().unwrap();
+    assert_ne!(get(port, "/").text(), format!("pid {w1}"));
 }

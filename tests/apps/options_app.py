@@ -1,6 +1,7 @@
 """Test app for the Python options of tests/python_options.rs: exceptions for
 reload-on-exception, bare bytes for wsgi-strict, buffer chunks for wsgi-accept-buffer, an
-echo of wsgi.input for post-buffering-bufsize, and a module alias for pymodule-alias."""
+echo of wsgi.input for post-buffering-bufsize, a module alias for pymodule-alias, and a
+request that sleeps for harakiri."""
 import os
 
 
@@ -22,6 +23,9 @@ def application(environ, start_response):
         again = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [body if body == again else b'seek failed']
+    if path == '/sleep':
+        import time
+        time.sleep(60)
     if path == '/alias':
         import aliased_json
         import aliased_helper
