@@ -612,7 +612,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "logger",                                    Arg::Required, None,      Kind::List,         LOG_MASTER,     "core", "logging", "add a logger (syntax: [name ]plugin[:args])"),
     o(  "logger-list",                               Arg::None,     None,      Kind::Action,       NONE,           "core", "logging", "print the available loggers and exit"),
     a(  "loggers-list", "logger-list",               Arg::None,     None,      Kind::Action,       NONE,           "core", "logging", "print the available loggers and exit"),
-    o(  "threaded-logger",                           Arg::None,     None,      Kind::Flag,         LOG_MASTER,     "core", "logging", "write logs from a dedicated thread in the master"),
+    oi( "threaded-logger",                           Arg::None,     None,      Kind::Flag,         LOG_MASTER,     "core", "logging", "write logs from a dedicated thread in the master"),
     oi( "log-encoder",                               Arg::Required, None,      Kind::List,         LOG_MASTER,     "core", "logging", "add an encoder to the log line chain (for example prefix, json)"),
     oi( "log-req-encoder",                           Arg::Required, None,      Kind::List,         LOG_MASTER,     "core", "logging", "add an encoder to the request log line chain"),
     oi( "log-drain",                                 Arg::Required, None,      Kind::List,         LOG_MASTER,     "core", "logging", "drop log lines matching the regexp"),
