@@ -227,6 +227,7 @@ fn usr2_shows_the_request_uri() {
 #[test]
 fn harakiri_per_request_thread() {
     let s = Scratch::new("harakiri-core");
+    let stats_sock = s.path("stats.sock");
     let i = Instance::start(
         &s,
         &[
@@ -239,6 +240,8 @@ fn harakiri_per_request_thread() {
             "2",
             "--socket-timeout",
             "60",
+            "--stats",
+            &stats_sock.to_string_lossy(),
         ],
     );
     let port = i.port(0);
@@ -261,6 +264,14 @@ fn harakiri_per_request_thread() {
     for _ in 0..3 {
         assert!(get(port).starts_with("HTTP/1.1 500"));
     }
+    // The stats show both cores, the stuck one busy with its start time.
+    let doc = stats(&Target::Unix(stats_sock.clone()));
+    let cores = doc["workers"][0]["cores"].as_array().unwrap().clone();
+    assert_eq!(cores.len(), 2, "{cores:?}");
+    let busy: Vec<_> = cores.iter().filter(|c| c["in_request"] == 1).collect();
+    assert_eq!(busy.len(), 1, "{cores:?}");
+    assert!(busy[0]["req_info"]["request_start"].as_u64().unwrap() > 0);
+    assert_eq!(doc["workers"][0]["status"], "busy");
     i.wait_log("HARAKIRI: --- uWSGI worker 1 core ");
     let line = i.wait_log("WAS managing request");
     assert!(

@@ -60,6 +60,8 @@ pub struct CoreSlot {
     pub harakiri: AtomicU64,
     /// Unix micros of the start of the current request.
     pub request_start: AtomicU64,
+    /// Requests this core has served since the instance started.
+    pub requests: AtomicU64,
     /// Length of the method at the start of `text`, and of all of `text`.
     method_len: AtomicU32,
     text_len: AtomicU32,
@@ -263,6 +265,7 @@ impl Scoreboard {
         c.harakiri.store(0, Relaxed);
         let rt = now_micros.saturating_sub(c.request_start.load(Relaxed));
         c.clear_text();
+        c.requests.fetch_add(1, Relaxed);
         c.in_request.store(0, Relaxed);
         s.running_time.fetch_add(rt, Relaxed);
         s.tx.fetch_add(sent, Relaxed);
