@@ -1,6 +1,7 @@
 //! The CPython plugin's less common options through the real binary: reload-on-exception
 //! (and its -type filter), pymodule-alias, wsgi-strict, wsgi-accept-buffer,
-//! post-buffering-bufsize, multiapp modules (`applications`), ini-paste and pyrun; and
+//! post-buffering-bufsize, multiapp modules (`applications`), ini-paste, pyrun, python-raw
+//! on a raw-socket; and
 //! harakiri per request thread with a Python app.
 
 mod python_support;
@@ -269,4 +270,41 @@ fn harakiri_catches_one_stuck_thread_while_another_serves() {
     i.wait_log("Respawned uWSGI worker 1");
     stuck.join().unwrap();
     assert_ne!(get(port, "/").text(), format!("pid {w1}"));
+}
+
+#[test]
+fn python_raw_gets_the_connection_of_a_raw_socket() {
+    use std::io::{Read, Write};
+    let s = Scratch::new("py-raw");
+    std::fs::write(
+        s.path("raw.py"),
+        "import os\n\
+         def application(fd):\n\
+         \x20   data = os.read(fd, 100)\n\
+         \x20   os.write(fd, b'echo:' + data)\n",
+    )
+    .unwrap();
+    let i = start(
+        &s,
+        &[
+            "--raw-socket",
+            "127.0.0.1:0",
+            "--python-raw",
+            &s.s("raw.py"),
+            "--master",
+            "--stats",
+            &s.s("stats.sock"),
+        ],
+    );
+    let port = i.port(0);
+    i.wait_log("spawned uWSGI worker 1");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"echo:hello");
+    let doc = stats(&Target::Unix(s.path("stats.sock")));
+    assert_eq!(doc["sockets"][0]["proto"], "raw");
+    assert_eq!(doc["workers"][0]["requests"], 1);
 }

@@ -20,6 +20,8 @@ pub struct App {
 }
 
 static APPS: Mutex<Vec<App>> = Mutex::new(Vec::new());
+/// `python-raw`'s callable.
+static RAW: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 
 fn apps() -> std::sync::MutexGuard<'static, Vec<App>> {
     APPS.lock().unwrap_or_else(|p| p.into_inner())
@@ -374,6 +376,9 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
             e.print(py);
         }
     }
+    if let Some(f) = &opts.python_raw {
+        load_raw(py, opts, f);
+    }
     if let Some(m) = &opts.module {
         load_one(py, opts, "", Spec::Module(m.clone()));
     }
@@ -457,4 +462,36 @@ fn flush_stdio(py: Python<'_>) {
             }
         }
     }
+}
+
+/// `python-raw`: imports the file and keeps its callable (`callable`, default
+/// `application`) for raw-socket connections.
+fn load_raw(py: Python<'_>, opts: &PyOptions, file: &str) {
+    match import_file(py, file).and_then(|m| resolve(&m, opts.default_callable())) {
+        Ok(Some(c)) if c.is_callable() => {
+            *RAW.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.unbind());
+        }
+        Ok(_) => plog!(
+            "unable to find \"{}\" callable in file {file}",
+            opts.default_callable()
+        ),
+        Err(e) => e.print(py),
+    }
+}
+
+/// A raw-socket connection: `python-raw`'s callable is called with the descriptor (its
+/// result is dropped; an exception is printed). -1 without a raw callable.
+pub fn raw_request(py: Python<'_>, fd: i32) -> i32 {
+    let Some(callable) = RAW
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|c| c.clone_ref(py))
+    else {
+        return -1;
+    };
+    if let Err(e) = callable.bind(py).call1((fd,)) {
+        e.print(py);
+    }
+    0
 }

@@ -172,6 +172,15 @@ extern "C" fn request(req: *mut c_void, vars: *const KeyVal, n: usize, core: u32
     })
 }
 
+/// The raw-socket handler the vassal looks up with dlsym() (`abi::RAW_SYMBOL`):
+/// `python-raw`'s callable gets the connection's descriptor.
+#[unsafe(no_mangle)]
+pub extern "C" fn imperium_plugin_raw_v1(fd: i32, _core: u32) -> i32 {
+    guard("raw", -1, || {
+        Python::with_gil(|py| apps::raw_request(py, fd))
+    })
+}
+
 extern "C" fn atexit() {
     guard("atexit", (), || {
         Python::with_gil(|py| {

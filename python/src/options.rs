@@ -32,6 +32,8 @@ pub struct PyOptions {
     pub paste: Option<String>,
     /// `paste-logger`: logging set up from the paste config file.
     pub paste_logger: bool,
+    /// `python-raw`: a file whose callable handles raw-socket connections.
+    pub python_raw: Option<String>,
     /// `python`/`py`/`pyrun`: a script run in the worker instead of serving.
     pub pyrun: Option<String>,
     /// `py-autoreload` interval in seconds (0: off).
@@ -103,6 +105,7 @@ impl PyOptions {
                 "paste" => o.paste = nonempty(v),
                 "paste-logger" => o.paste_logger = truthy(v),
                 "python" => o.pyrun = nonempty(v),
+                "python-raw" => o.python_raw = nonempty(v),
                 "py-auto-reload" => o.py_autoreload = v.trim().parse().unwrap_or(0),
                 "py-auto-reload-ignore" => o.py_autoreload_ignore.extend(nonempty(v)),
                 "py-tracebacker" => o.py_tracebacker = nonempty(v),

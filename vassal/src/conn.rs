@@ -192,7 +192,26 @@ impl<'a> Conn<'a> {
         match self.listener.protocol {
             Protocol::Uwsgi => self.serve_uwsgi(),
             Protocol::Http => self.serve_http(),
+            Protocol::Raw => self.serve_raw(),
         }
+    }
+
+    /// A raw-socket connection: no parsing, the application's raw handler gets the
+    /// descriptor (uWSGI's `python-raw`); it counts as one request (harakiri, stats).
+    fn serve_raw(&mut self) {
+        let ctx = self.ctx;
+        let start = clock::now_micros();
+        ctx.scoreboard
+            .begin_request(ctx.id, self.core, start, ctx.settings.harakiri, b"RAW", b"");
+        if !app::raw(self.stream.raw(), self.core) {
+            vlog!(
+                "-- no raw handler (python-raw) for a connection on {} --",
+                self.listener.name
+            );
+        }
+        ctx.scoreboard
+            .end_request(ctx.id, self.core, clock::now_micros(), 0);
+        ctx.after_request();
     }
 
     fn serve_uwsgi(&mut self) {

@@ -33,6 +33,15 @@ pub fn plugin() -> Option<&'static abi::Plugin> {
     PLUGIN.get().map(|l| l.table)
 }
 
+/// Hands a raw-socket connection (`raw-socket`, `protocol = raw`) to the plugin's raw
+/// handler (`python-raw`); false when there is none.
+pub fn raw(fd: i32, core: usize) -> bool {
+    match PLUGIN.get().and_then(|l| l.raw) {
+        Some(h) => h(fd, core as u32) == 0,
+        None => false,
+    }
+}
+
 /// True once a plugin is loaded (its runtime may run threads of its own, e.g. started by
 /// an application at import time).
 pub fn loaded() -> bool {
