@@ -308,3 +308,33 @@ fn python_raw_gets_the_connection_of_a_raw_socket() {
     assert_eq!(doc["sockets"][0]["proto"], "raw");
     assert_eq!(doc["workers"][0]["requests"], 1);
 }
+
+#[test]
+fn harakiri_logs_the_tracebacks_of_the_stuck_worker() {
+    let s = Scratch::new("py-harakiri-tb");
+    let base = s.s("tb");
+    let (i, port) = options_app(
+        &s,
+        &["--master", "--harakiri", "2", "--py-tracebacker", &base],
+    );
+    let _stuck = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+    });
+    i.wait_log("HARAKIRI triggered by worker 1 core 0 !!!");
+    let log = i.stderr();
+    let tb = log
+        .find("*** uWSGI Python traceback output ***")
+        .unwrap_or_else(|| panic!("no traceback before the kill:\n{log}"));
+    let kill = log.find("HARAKIRI triggered by worker 1").unwrap();
+    assert!(tb < kill, "{log}");
+    assert!(
+        log[tb..kill].contains("thread_id = uWSGIWorker1Core0")
+            && log[tb..kill].contains("function = application line = time.sleep(60)"),
+        "{log}"
+    );
+}

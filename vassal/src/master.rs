@@ -798,6 +798,14 @@ impl<'a> Master<'a> {
                         clock::ctime(r.since)
                     );
                 }
+                // With `py-tracebacker`, every thread's stack (uWSGI's Python harakiri hook).
+                if let Some(base) = self.config.get("py-tracebacker").filter(|b| !b.is_empty()) {
+                    crate::app::tracebacker::log_harakiri_traceback(
+                        base,
+                        id,
+                        Duration::from_secs(self.settings.socket_timeout),
+                    );
+                }
                 vlog!("HARAKIRI triggered by worker {id} core {core} !!!");
                 self.scoreboard.disarm_harakiri(id);
                 slot.harakiri_count.fetch_add(1, Relaxed);

@@ -7,13 +7,15 @@
 //! applications never map libpython.
 //!
 //! Modules: [`abi`] (the C ABI, shared with the plugin source), [`loader`] (finding and
-//! opening plugins), [`host`] (the callbacks, the only unsafe part besides `loader`) and
-//! [`exchange`] (one request's body and response framing).
+//! opening plugins), [`host`] (the callbacks, the only unsafe part besides `loader`),
+//! [`exchange`] (one request's body and response framing) and [`tracebacker`] (harakiri
+//! tracebacks from `py-tracebacker`).
 
 pub mod abi;
 pub mod exchange;
 pub mod host;
 pub mod loader;
+pub mod tracebacker;
 
 use crate::error::VassalError;
 use crate::scoreboard::Scoreboard;
