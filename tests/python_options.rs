@@ -338,3 +338,42 @@ fn harakiri_logs_the_tracebacks_of_the_stuck_worker() {
         "{log}"
     );
 }
+
+#[test]
+fn start_response_nodelay_sends_the_head_at_once() {
+    use std::io::{Read, Write};
+    let s = Scratch::new("py-nodelay");
+    let (_i, port) = options_app(&s, &["--start_response-nodelay"]);
+    let flag = s.s("flag");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
+    c.write_all(
+        format!("GET /nodelay?{flag} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    // The app waits for the flag file before it returns its body: the head is already out.
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            c.read(&mut b).unwrap(),
+            1,
+            "{:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200 OK"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    std::fs::write(&flag, "").unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest).contains("after the head"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}

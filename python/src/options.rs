@@ -43,6 +43,8 @@ pub struct PyOptions {
     pub py_tracebacker: Option<String>,
     /// `read()` size while buffering a body (`post-buffering-bufsize`; 0: the default).
     pub post_buffering_bufsize: u64,
+    /// `start_response-nodelay`: the head goes out when start_response is called.
+    pub start_response_nodelay: bool,
     /// `wsgi-strict`: no fast path for a bare bytes result.
     pub wsgi_strict: bool,
     /// `wsgi-accept-buffer`: buffer-protocol objects are accepted as body chunks.
@@ -113,6 +115,7 @@ impl PyOptions {
                     o.post_buffering_bufsize = v.trim().parse().unwrap_or(0)
                 }
                 "wsgi-strict" => o.wsgi_strict = truthy(v),
+                "start_response-nodelay" => o.start_response_nodelay = truthy(v),
                 "wsgi-accept-buffer" => o.wsgi_accept_buffer = truthy(v),
                 "reload-on-exception" => o.reload_on_exception = truthy(v),
                 "reload-on-exception-type" => o.reload_on_exception_type.extend(nonempty(v)),

@@ -26,6 +26,15 @@ def application(environ, start_response):
     if path == '/sleep':
         import time
         time.sleep(60)
+    if path == '/nodelay':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        flag = environ['QUERY_STRING']
+        for _ in range(600):
+            if os.path.exists(flag):
+                break
+            import time
+            time.sleep(0.1)
+        return [b'after the head']
     if path == '/alias':
         import aliased_json
         import aliased_helper

@@ -1082,7 +1082,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     oi( "py-auto-reload-ignore",                     Arg::Required, None,      Kind::List,      MASTER_THREADS, "python", "python", "module to skip in the auto-reload scan"),
     oi( "wsgi-env-behaviour",                        Arg::Required, None,      Kind::Str,       NONE,           "python", "python", "how the WSGI environ is managed between requests (cheat, holy)"),
     ai( "wsgi-env-behavior", "wsgi-env-behaviour",   Arg::Required, None,      Kind::Str,       NONE,           "python", "python", "how the WSGI environ is managed between requests (cheat, holy)"),
-    o(  "start_response-nodelay",                    Arg::None,     None,      Kind::Flag,      NONE,           "python", "python", "send headers as soon as start_response is called"),
+    oi( "start_response-nodelay",                    Arg::None,     None,      Kind::Flag,      NONE,           "python", "python", "send headers as soon as start_response is called"),
     oi( "wsgi-strict",                               Arg::None,     None,      Kind::Flag,      NONE,           "python", "python", "follow the WSGI spec strictly, disabling shortcuts"),
     oi( "wsgi-accept-buffer",                        Arg::None,     None,      Kind::Flag,      NONE,           "python", "python", "accept objects supporting the buffer protocol as response bodies"),
     ai( "wsgi-accept-buffers", "wsgi-accept-buffer", Arg::None,     None,      Kind::Flag,      NONE,           "python", "python", "accept objects supporting the buffer protocol as response bodies"),
