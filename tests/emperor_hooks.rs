@@ -1,7 +1,8 @@
 //! The Emperor's `as-vassal` and `as-emperor` hook phases beyond `exec-as-*` through the
 //! real binary: `hook-as-vassal` and `mount-as-vassal` run in the vassal's process before
 //! the vassal binary (a failure keeps it from starting), `hook-as-emperor` runs in the
-//! Emperor after the spawn.
+//! Emperor after the spawn, and the `call-as-*` functions are called with the vassal's
+//! name (libc's `perror` prints it).
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -93,6 +94,61 @@ fn a_failing_hook_as_vassal_keeps_the_vassal_from_starting() {
         !s.path("after-hook").exists(),
         "nothing after the failed hook ran"
     );
+    e.signal(15);
+    assert!(e.wait_exit().success());
+}
+
+#[test]
+fn call_as_vassal_and_as_emperor_call_functions_with_the_name() {
+    let s = Scratch::new("emperor-calls");
+    s.vassal("a.ini", "send:1,send:17");
+    let mut e = Emperor::start(
+        &s,
+        &Emperor::probe_args(
+            &s,
+            &[
+                "--call-as-vassal1",
+                "perror",
+                "--call-as-emperor1",
+                "perror",
+                "--call-as-emperor",
+                "no_such_function_in_imperium",
+            ],
+        ),
+    );
+    wait_until("the vassal's start", || !starts(&s).is_empty());
+    // One line from the helper in the vassal's process, one from the Emperor.
+    wait_until("two perror lines", || {
+        e.stderr()
+            .lines()
+            .filter(|l| l.starts_with("a.ini: "))
+            .count()
+            >= 2
+    });
+    e.wait_log("unable to call function \"no_such_function_in_imperium\"");
+    e.signal(15);
+    assert!(e.wait_exit().success());
+}
+
+#[test]
+fn a_missing_call_as_vassal_function_keeps_the_vassal_from_starting() {
+    let s = Scratch::new("call-asvassal-fail");
+    s.vassal("a.ini", "send:1,send:17");
+    let mut e = Emperor::start(
+        &s,
+        &Emperor::probe_args(
+            &s,
+            &[
+                "--call-as-vassal",
+                "no_such_function_in_imperium",
+                "--emperor-throttle",
+                "100",
+            ],
+        ),
+    );
+    let failed = "unable to call function \"no_such_function_in_imperium\"";
+    wait_until("two failed attempts", || e.count_log(failed) >= 2);
+    assert!(starts(&s).is_empty(), "the vassal binary never ran");
     e.signal(15);
     assert!(e.wait_exit().success());
 }

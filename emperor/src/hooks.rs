@@ -1,9 +1,9 @@
 //! The Emperor's own hook phases besides `exec-as-*` (which `lifecycle`/`spawn` run):
 //! `as-emperor` (`hook-as-emperor`, `mount-as-emperor`, `umount-as-emperor`,
 //! `call-as-emperor[1|2|4]`) runs in the Emperor after a vassal is spawned, failures only
-//! logged; `as-vassal` (`hook-as-vassal`, `mount-as-vassal`, `umount-as-vassal`) runs in the
-//! vassal's process before it execs the vassal binary, and a failure keeps the vassal from
-//! starting. The actions are the vassal's (`imperium_vassal::hooks`): one parser, one
+//! logged; `as-vassal` (`hook-as-vassal`, `mount-as-vassal`, `umount-as-vassal`,
+//! `call-as-vassal[1|3]`) runs in the vassal's process before it execs the vassal binary,
+//! and a failure keeps the vassal from starting. The actions are the vassal's (`imperium_vassal::hooks`): one parser, one
 //! implementation.
 //!
 //! The vassal's process between fork and exec may only make async-signal-safe calls, so
@@ -13,16 +13,23 @@
 
 use crate::settings::Settings;
 
-/// Set to `<kind>\t<value>` (kind: `hook`, `mount`, `umount`), it makes the binary run one
-/// `as-vassal` hook and exit (0 on success).
+/// Set to `<kind>\t<value>` (kind: `hook`, `mount`, `umount`; or `call0`, `call1`, `call3`
+/// with `<function>\t<name>\t<uid>\t<gid>`), it makes the binary run one `as-vassal` hook
+/// and exit (0 on success).
 pub const HELPER_ENV: &str = "IMPERIUM_AS_VASSAL_HOOK";
 
-/// The `as-vassal` hooks of `s`, as `(kind, value)` for [`helper_main`], in uWSGI's order.
-pub fn as_vassal(s: &Settings) -> Vec<(&'static str, String)> {
+/// The `as-vassal` hooks of `s` for vassal `name` (run as `uid`/`gid`), as `(kind, value)`
+/// for [`helper_main`], in uWSGI's order (the spawn wrapper runs `exec-as-vassal` between
+/// the unmounts and the calls).
+pub fn as_vassal(s: &Settings, name: &str, uid: u32, gid: u32) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
     v.extend(s.hook_as_vassal.iter().map(|h| ("hook", h.clone())));
     v.extend(s.mount_as_vassal.iter().map(|h| ("mount", h.clone())));
     v.extend(s.umount_as_vassal.iter().map(|h| ("umount", h.clone())));
+    let call = |f: &String| format!("{f}\t{name}\t{uid}\t{gid}");
+    v.extend(s.call_as_vassal.iter().map(|f| ("call0", call(f))));
+    v.extend(s.call_as_vassal1.iter().map(|f| ("call1", call(f))));
+    v.extend(s.call_as_vassal3.iter().map(|f| ("call3", call(f))));
     v
 }
 
@@ -39,6 +46,7 @@ pub fn helper_main(spec: &str) -> i32 {
             log!("un-mounting \"{value}\" (as-vassal)...");
             hooks::umount(value)
         }
+        "call0" | "call1" | "call3" => return call_as_vassal(kind, value),
         _ => hooks::run_line(None, value, "as-vassal"),
     };
     match r {
@@ -48,6 +56,37 @@ pub fn helper_main(spec: &str) -> i32 {
             1
         }
     }
+}
+
+/// `call-as-vassal`, `-1` (name), `-3` (name, uid, gid): `value` is
+/// `<function>\t<name>\t<uid>\t<gid>`; a function that is not found fails the spawn.
+fn call_as_vassal(kind: &str, value: &str) -> i32 {
+    let mut it = value.split('\t');
+    let (f, name) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+    let uid: u32 = it.next().and_then(|u| u.parse().ok()).unwrap_or(0);
+    let gid: u32 = it.next().and_then(|g| g.parse().ok()).unwrap_or(0);
+    let Some(sym) = lookup(f) else {
+        log!("unable to call function \"{f}\"");
+        return 1;
+    };
+    let cname = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: the configuration names a C function with this signature (uWSGI's contract
+    // for call-as-vassal*); the arguments live across the call.
+    unsafe {
+        match kind {
+            "call0" => std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(sym)(),
+            "call1" => {
+                std::mem::transmute::<*mut libc::c_void, extern "C" fn(*const libc::c_char)>(sym)(
+                    cname.as_ptr(),
+                )
+            }
+            _ => std::mem::transmute::<
+                *mut libc::c_void,
+                extern "C" fn(*const libc::c_char, libc::uid_t, libc::gid_t),
+            >(sym)(cname.as_ptr(), uid, gid),
+        }
+    }
+    0
 }
 
 /// The `as-emperor` phase for a vassal just spawned, in uWSGI's order (hooks, mounts,

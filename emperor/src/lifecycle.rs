@@ -386,7 +386,7 @@ impl Emperor {
         spawn::wrap_with_hooks(
             &mut plan,
             self.settings.start_hook.as_deref(),
-            &crate::hooks::as_vassal(&self.settings),
+            &crate::hooks::as_vassal(&self.settings, &name, v.uid, v.gid),
             &self.settings.exec_as_vassal,
             &name,
             &cwd.to_string_lossy(),
