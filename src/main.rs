@@ -14,6 +14,11 @@ fn main() -> ExitCode {
     if let Ok(arg) = std::env::var(imperium_monitors::remote::ROLE_ENV) {
         return ExitCode::from(imperium_monitors::helper::main(&arg).clamp(0, 255) as u8);
     }
+    // An `as-vassal` hook helper, run by the Emperor's spawn wrapper in the vassal's
+    // process before it execs the vassal (see emperor/src/hooks.rs).
+    if let Ok(spec) = std::env::var(imperium_emperor::hooks::HELPER_ENV) {
+        return ExitCode::from(imperium_emperor::hooks::helper_main(&spec).clamp(0, 255) as u8);
+    }
     let inv = Invocation::from_process();
     let code = run(&inv);
     ExitCode::from(code.clamp(0, 255) as u8)

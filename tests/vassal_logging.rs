@@ -581,3 +581,42 @@ fn reloads_keep_or_reopen_the_log() {
         drop(i);
     }
 }
+
+#[test]
+fn threaded_logger_keeps_the_master_free_of_a_stuck_logger() {
+    let s = Scratch::new("log-threaded");
+    let stats_sock = s.path("stats.sock");
+    // Request lines go to a logger that never reads its pipe; everything else to the
+    // original log (the instance's standard error).
+    let i = Instance::start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--master",
+            "--threaded-logger",
+            "--logger",
+            "stuck pipe:exec sleep 30",
+            "--log-route",
+            "stuck GET /",
+            "--stats",
+            &stats_sock.to_string_lossy(),
+        ],
+    );
+    let port = i.port(0);
+    i.wait_ready(1);
+    let comms: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", i.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert!(comms.iter().any(|c| c == "uWSGILogger"), "{comms:?}");
+    // More than a pipe's 64 KiB of request lines: the logger thread is now stuck writing.
+    let long = format!("/{}", "x".repeat(400));
+    for _ in 0..200 {
+        assert!(get(port, &long).starts_with("HTTP/1.1 500"));
+    }
+    // The master's loop still serves the stats (it never writes to the loggers itself).
+    let doc = stats(&Target::Unix(stats_sock.clone()));
+    assert_eq!(doc["workers"][0]["requests"], 200);
+}

@@ -415,6 +415,24 @@ impl Builder {
                 None => Err(ConfigError::at(origin.clone(), format!("unable to load configuration from {v}")).into()),
             },
             "include" => self.load_template(&v, origin),
+            "ini-paste" | "ini-paste-logged" => {
+                // The Python plugin's: the file's [uwsgi] section, and the same file as the
+                // paste.deploy config (`paste = config:<absolute path>`), plus
+                // `paste-logger` for the -logged form.
+                self.load_named(Format::Ini, &v, origin)?;
+                let file = source::split_section(&v).0;
+                let path = if file.starts_with('/') {
+                    file.to_string()
+                } else {
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    format!("{}/{file}", cwd.display())
+                };
+                self.apply_generated("paste".into(), format!("config:{path}"), origin, None)?;
+                if name == "ini-paste-logged" {
+                    self.apply_generated("paste-logger".into(), "true".into(), origin, None)?;
+                }
+                Ok(())
+            }
             "strict" => {
                 self.strict = value.as_deref().is_none_or(options::parse_bool);
                 Ok(())

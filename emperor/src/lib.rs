@@ -20,6 +20,7 @@ pub mod command;
 pub mod conn;
 pub mod emperor;
 pub mod error;
+pub mod hooks;
 pub mod isolation;
 pub mod lifecycle;
 pub mod net;

@@ -386,6 +386,7 @@ impl Emperor {
         spawn::wrap_with_hooks(
             &mut plan,
             self.settings.start_hook.as_deref(),
+            &crate::hooks::as_vassal(&self.settings, &name, v.uid, v.gid),
             &self.settings.exec_as_vassal,
             &name,
             &cwd.to_string_lossy(),
@@ -428,6 +429,7 @@ impl Emperor {
     }
 
     fn exec_as_emperor(&mut self, name: &str, pid: i32, uid: u32, gid: u32) {
+        crate::hooks::as_emperor(&self.settings, name, pid, uid, gid);
         let cmds = self.settings.exec_as_emperor.clone();
         for cmd in cmds {
             log!(
@@ -450,6 +452,7 @@ impl Emperor {
                 Err(e) => log!("unable to run \"{cmd}\": {e}"),
             }
         }
+        crate::hooks::as_emperor_calls(&self.settings, name, pid, uid, gid);
     }
 
     fn run_stop_hook(&mut self, name: &str, cwd: &std::path::Path) {

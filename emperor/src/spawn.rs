@@ -169,11 +169,12 @@ pub fn sh_quote(s: &str) -> String {
 pub fn wrap_with_hooks(
     plan: &mut SpawnPlan,
     start_hook: Option<&str>,
+    as_vassal: &[(&str, String)],
     exec_as_vassal: &[String],
     name: &str,
     vassals_dir: &str,
 ) {
-    if start_hook.is_none() && exec_as_vassal.is_empty() {
+    if start_hook.is_none() && as_vassal.is_empty() && exec_as_vassal.is_empty() {
         return;
     }
     let mut script = String::new();
@@ -184,11 +185,30 @@ pub fn wrap_with_hooks(
             sh_quote(vassals_dir)
         ));
     }
+    // hook-as-vassal, mount-as-vassal, umount-as-vassal, then (after exec-as-vassal)
+    // call-as-vassal*: this binary as a helper (see hooks.rs), each must succeed.
+    let me = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/proc/self/exe".into());
+    let helper = |script: &mut String, kind: &str, value: &str| {
+        script.push_str(&format!(
+            "{}={} {} || exit 1; ",
+            crate::hooks::HELPER_ENV,
+            sh_quote(&format!("{kind}\t{value}")),
+            sh_quote(&me)
+        ));
+    };
+    for (kind, value) in as_vassal.iter().filter(|(k, _)| !k.starts_with("call")) {
+        helper(&mut script, kind, value);
+    }
     for cmd in exec_as_vassal {
         let q = sh_quote(cmd);
         script.push_str(&format!(
             "echo \"running \\\"\"{q}\"\\\" (as-vassal)...\" >&2; /bin/sh -c {q} || {{ rc=$?; echo \"command \\\"\"{q}\"\\\" exited with non-zero code: $rc\" >&2; exit 1; }}; "
         ));
+    }
+    for (kind, value) in as_vassal.iter().filter(|(k, _)| k.starts_with("call")) {
+        helper(&mut script, kind, value);
     }
     script.push_str("exec \"$0\" \"$@\"");
     let mut argv = vec![
@@ -394,6 +414,7 @@ mod tests {
         wrap_with_hooks(
             &mut plan,
             Some("/bin/true"),
+            &[],
             &["true".to_owned()],
             "a.ini",
             "/v",

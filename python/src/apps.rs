@@ -20,6 +20,8 @@ pub struct App {
 }
 
 static APPS: Mutex<Vec<App>> = Mutex::new(Vec::new());
+/// `python-raw`'s callable.
+static RAW: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 
 fn apps() -> std::sync::MutexGuard<'static, Vec<App>> {
     APPS.lock().unwrap_or_else(|p| p.into_inner())
@@ -165,7 +167,15 @@ enum Spec {
 fn load_paste<'py>(py: Python<'py>, spec: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
     plog!("Loading paste environment: {spec}");
     let deploy = PyModule::import(py, "paste.deploy")?;
-    Ok(Some(deploy.call_method1("loadapp", (spec,))?))
+    let app = deploy.call_method1("loadapp", (spec,))?;
+    if crate::state::get().opts.paste_logger {
+        // uWSGI calls paste.script's fileConfig; the standard library's is the fallback.
+        let file = spec.strip_prefix("config:").unwrap_or(spec);
+        let config = PyModule::import(py, "paste.script.util.logging_config")
+            .or_else(|_| PyModule::import(py, "logging.config"))?;
+        config.call_method1("fileConfig", (file,))?;
+    }
+    Ok(Some(app))
 }
 
 /// Runs `code` as the module `uwsgi_eval_config` and takes its callable.
@@ -180,20 +190,107 @@ fn load_eval<'py>(
     resolve(m.as_any(), callable)
 }
 
+/// `uwsgi.applications`, else the module's own `applications`: a dict of mountpoint to a
+/// callable or to the name of one in the module (uWSGI's multiapp modules).
+fn multiapp<'py>(
+    py: Python<'py>,
+    module: &Bound<'py, PyAny>,
+) -> Option<Vec<(String, Bound<'py, PyAny>)>> {
+    let from_uwsgi = crate::state::uwsgi_module(py)
+        .ok()
+        .and_then(|m| m.getattr("applications").ok());
+    let dict = [from_uwsgi, module.getattr("applications").ok()]
+        .into_iter()
+        .flatten()
+        .find_map(|d| d.downcast_into::<PyDict>().ok())?;
+    plog!("found a multiapp module...");
+    let mut out = Vec::new();
+    for (k, v) in dict.iter() {
+        let Ok(mp) = k.extract::<String>() else {
+            plog!("the app mountpoint must be a string");
+            continue;
+        };
+        let callable = match v.extract::<String>() {
+            Ok(name) => match resolve(module, &name) {
+                Ok(Some(c)) => c,
+                _ => {
+                    plog!("skipping broken app {mp}");
+                    continue;
+                }
+            },
+            Err(_) => v,
+        };
+        out.push((mp, callable));
+    }
+    if out.is_empty() {
+        plog!("you have to define at least one app in the applications dictionary");
+    }
+    Some(out)
+}
+
+/// Imports a module (or file) and takes its callable, or its multiapp dict's apps.
+fn load_module<'py>(
+    py: Python<'py>,
+    module: PyResult<Bound<'py, PyAny>>,
+    name: &str,
+) -> PyResult<Loaded<'py>> {
+    let module = module?;
+    if let Some(apps) = multiapp(py, &module) {
+        return Ok(Loaded::Many(apps));
+    }
+    Ok(Loaded::One(resolve(&module, name)?))
+}
+
+/// What a loader produced.
+enum Loaded<'py> {
+    One(Option<Bound<'py, PyAny>>),
+    /// A multiapp module: (mountpoint, callable) pairs.
+    Many(Vec<(String, Bound<'py, PyAny>)>),
+}
+
 fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> bool {
     let id = count();
     let start = Instant::now();
-    let result: PyResult<Option<Bound<'_, PyAny>>> = match &spec {
+    let result: PyResult<Loaded<'_>> = match &spec {
         Spec::Module(m) => {
             let (module, name) = match m.split_once(':') {
                 Some((m, c)) => (m, c.to_string()),
                 None => (m.as_str(), opts.default_callable().to_string()),
             };
-            PyModule::import(py, module).and_then(|md| resolve(md.as_any(), &name))
+            load_module(
+                py,
+                PyModule::import(py, module).map(|m| m.into_any()),
+                &name,
+            )
         }
-        Spec::File(f) => import_file(py, f).and_then(|md| resolve(&md, opts.default_callable())),
-        Spec::Paste(p) => load_paste(py, p),
-        Spec::Eval(code) => load_eval(py, code, opts.default_callable()),
+        Spec::File(f) => load_module(py, import_file(py, f), opts.default_callable()),
+        Spec::Paste(p) => load_paste(py, p).map(Loaded::One),
+        Spec::Eval(code) => load_eval(py, code, opts.default_callable()).map(Loaded::One),
+    };
+    let name = match &spec {
+        Spec::Module(m) | Spec::File(m) | Spec::Paste(m) => m.clone(),
+        Spec::Eval(_) => "eval".to_string(),
+    };
+    let result = match result {
+        Ok(Loaded::Many(list)) => {
+            let mut any = false;
+            for (mp, callable) in list {
+                let mp = normalize(&mp);
+                if mountpoints().contains(&mp) {
+                    plog!("mountpoint {mp} already configured. skip.");
+                    continue;
+                }
+                if callable.is_callable() {
+                    register(py, &mp, callable, start, name.clone());
+                    any = true;
+                } else {
+                    plog!("skipping broken app {mp}");
+                }
+            }
+            return any;
+        }
+        Ok(Loaded::One(c)) => Ok(c),
+        Err(e) => Err(e),
     };
     let callable = match result {
         Ok(Some(c)) if c.is_callable() => c,
@@ -214,6 +311,19 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
             return false;
         }
     };
+    register(py, mountpoint, callable, start, name);
+    true
+}
+
+/// Adds a loaded callable to the app table with uWSGI's `WSGI app N ... ready` line.
+fn register(
+    _py: Python<'_>,
+    mountpoint: &str,
+    callable: Bound<'_, PyAny>,
+    start: Instant,
+    name: String,
+) {
+    let id = count();
     let secs = start.elapsed().as_secs();
     let interp = crate::interp::main_address();
     let default = if id == 0 { " (default app)" } else { "" };
@@ -221,16 +331,35 @@ fn load_one(py: Python<'_>, opts: &PyOptions, mountpoint: &str, spec: Spec) -> b
         "WSGI app {id} (mountpoint='{mountpoint}') ready in {secs} seconds on interpreter {interp:#x} pid: {}{default}",
         std::process::id()
     );
-    let name = match &spec {
-        Spec::Module(m) | Spec::File(m) | Spec::Paste(m) => m.clone(),
-        Spec::Eval(_) => "eval".to_string(),
-    };
     apps().push(App {
         mountpoint: mountpoint.to_string(),
         callable: callable.unbind(),
         startup_time: start.elapsed().as_secs_f64(),
         name,
     });
+}
+
+/// `pymodule-alias` / `post-pymodule-alias` (`name=module` or `name=/path/file.py`): puts
+/// the module under another name in `sys.modules`; false when one cannot be imported
+/// (uWSGI exits then).
+pub fn alias_modules(py: Python<'_>, aliases: &[String]) -> bool {
+    for a in aliases {
+        let Some((name, target)) = a.split_once('=') else {
+            plog!("invalid pymodule-alias syntax");
+            continue;
+        };
+        let module = if target.contains('/') {
+            import_file(py, target)
+        } else {
+            PyModule::import(py, target).map(|m| m.into_any())
+        };
+        let set = module.and_then(|m| py.import("sys")?.getattr("modules")?.set_item(name, m));
+        if let Err(e) = set {
+            e.print(py);
+            return false;
+        }
+        plog!("mapped virtual pymodule \"{name}\" to real pymodule \"{target}\"");
+    }
     true
 }
 
@@ -246,6 +375,9 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
         if let Err(e) = r {
             e.print(py);
         }
+    }
+    if let Some(f) = &opts.python_raw {
+        load_raw(py, opts, f);
     }
     if let Some(m) = &opts.module {
         load_one(py, opts, "", Spec::Module(m.clone()));
@@ -291,4 +423,75 @@ pub fn load_all(py: Python<'_>, opts: &PyOptions) -> usize {
         load_one(py, opts, &mp, spec);
     }
     count()
+}
+
+/// `pyrun`/`python`/`py`: runs the script as `__main__` (with `sys.argv[0]` set to it) in
+/// place of the worker's request loop, then ends the process with 0, as uWSGI's hijack
+/// does (an exception is printed first).
+pub fn pyrun(py: Python<'_>, script: &str) -> ! {
+    let run = (|| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let argv = sys.getattr("argv")?;
+        argv.set_item(0, script)?;
+        py.import("runpy")?
+            .call_method1("run_path", (script, py.None(), "__main__"))?;
+        Ok(())
+    })();
+    if let Err(e) = run {
+        if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+            let code = e
+                .value(py)
+                .getattr("code")
+                .ok()
+                .and_then(|c| c.extract::<i32>().ok())
+                .unwrap_or(0);
+            flush_stdio(py);
+            std::process::exit(code);
+        }
+        e.print(py);
+    }
+    flush_stdio(py);
+    std::process::exit(0)
+}
+
+fn flush_stdio(py: Python<'_>) {
+    if let Ok(sys) = py.import("sys") {
+        for s in ["stdout", "stderr"] {
+            if let Ok(f) = sys.getattr(s) {
+                let _ = f.call_method0("flush");
+            }
+        }
+    }
+}
+
+/// `python-raw`: imports the file and keeps its callable (`callable`, default
+/// `application`) for raw-socket connections.
+fn load_raw(py: Python<'_>, opts: &PyOptions, file: &str) {
+    match import_file(py, file).and_then(|m| resolve(&m, opts.default_callable())) {
+        Ok(Some(c)) if c.is_callable() => {
+            *RAW.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.unbind());
+        }
+        Ok(_) => plog!(
+            "unable to find \"{}\" callable in file {file}",
+            opts.default_callable()
+        ),
+        Err(e) => e.print(py),
+    }
+}
+
+/// A raw-socket connection: `python-raw`'s callable is called with the descriptor (its
+/// result is dropped; an exception is printed). -1 without a raw callable.
+pub fn raw_request(py: Python<'_>, fd: i32) -> i32 {
+    let Some(callable) = RAW
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|c| c.clone_ref(py))
+    else {
+        return -1;
+    };
+    if let Err(e) = callable.bind(py).call1((fd,)) {
+        e.print(py);
+    }
+    0
 }

@@ -102,7 +102,12 @@ impl Input {
                 } else {
                     None
                 };
-            let mut chunk = vec![0u8; 65536];
+            // `post-buffering-bufsize`: the size of each read() while buffering.
+            let bufsize = match crate::state::get().opts.post_buffering_bufsize {
+                0 => 65536,
+                n => n.min(1 << 24) as usize,
+            };
+            let mut chunk = vec![0u8; bufsize];
             loop {
                 let r = py.allow_threads(|| req.read(&mut chunk));
                 let n = r.map_err(|e| read_error(e, chunk.len()))?;

@@ -65,6 +65,14 @@ extern "C" fn init(h: *const Host, instance: *const Instance, opts: *const Opt, 
                 e.print(py);
                 return false;
             }
+            // uWSGI maps pymodule-alias before its `uwsgi` module exists and
+            // post-pymodule-alias after; here both follow the bootstrap (sys.path is set).
+            let o = &state::get().opts;
+            if !apps::alias_modules(py, &o.pymodule_alias)
+                || !apps::alias_modules(py, &o.post_pymodule_alias)
+            {
+                return false;
+            }
             for m in &state::get().opts.shared_imports {
                 if let Err(e) = py.import(m.as_str()) {
                     e.print(py);
@@ -114,6 +122,9 @@ extern "C" fn worker_init(worker_id: u32) -> i32 {
             if host::facts().lazy_apps {
                 apps::load_all(py, opts);
             }
+            if let Some(script) = &opts.pyrun {
+                apps::pyrun(py, script);
+            }
             if let Some(base) = &opts.py_tracebacker {
                 let start = state::uwsgi_module(py)
                     .and_then(|m| m.getattr("_start_tracebacker"))
@@ -158,6 +169,15 @@ extern "C" fn request(req: *mut c_void, vars: *const KeyVal, n: usize, core: u32
     guard("request", -1, || {
         let vars = host::vars(vars, n);
         Python::with_gil(|py| wsgi::handle(py, host::Req::new(req), &vars, core))
+    })
+}
+
+/// The raw-socket handler the vassal looks up with dlsym() (`abi::RAW_SYMBOL`):
+/// `python-raw`'s callable gets the connection's descriptor.
+#[unsafe(no_mangle)]
+pub extern "C" fn imperium_plugin_raw_v1(fd: i32, _core: u32) -> i32 {
+    guard("raw", -1, || {
+        Python::with_gil(|py| apps::raw_request(py, fd))
     })
 }
 

@@ -30,11 +30,33 @@ pub struct PyOptions {
     pub test: Option<String>,
     pub eval: Option<String>,
     pub paste: Option<String>,
+    /// `paste-logger`: logging set up from the paste config file.
+    pub paste_logger: bool,
+    /// `python-raw`: a file whose callable handles raw-socket connections.
+    pub python_raw: Option<String>,
+    /// `python`/`py`/`pyrun`: a script run in the worker instead of serving.
+    pub pyrun: Option<String>,
     /// `py-autoreload` interval in seconds (0: off).
     pub py_autoreload: u64,
     pub py_autoreload_ignore: Vec<String>,
     /// `py-tracebacker` socket path prefix.
     pub py_tracebacker: Option<String>,
+    /// `read()` size while buffering a body (`post-buffering-bufsize`; 0: the default).
+    pub post_buffering_bufsize: u64,
+    /// `start_response-nodelay`: the head goes out when start_response is called.
+    pub start_response_nodelay: bool,
+    /// `wsgi-strict`: no fast path for a bare bytes result.
+    pub wsgi_strict: bool,
+    /// `wsgi-accept-buffer`: buffer-protocol objects are accepted as body chunks.
+    pub wsgi_accept_buffer: bool,
+    /// `reload-on-exception` and its `-type`/`-value`/`-repr` filters.
+    pub reload_on_exception: bool,
+    pub reload_on_exception_type: Vec<String>,
+    pub reload_on_exception_value: Vec<String>,
+    pub reload_on_exception_repr: Vec<String>,
+    /// `pymodule-alias` and `post-pymodule-alias` (`name=module` or `name=/path`).
+    pub pymodule_alias: Vec<String>,
+    pub post_pymodule_alias: Vec<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -83,13 +105,37 @@ impl PyOptions {
                 "test" => o.test = nonempty(v),
                 "eval" => o.eval = nonempty(v),
                 "paste" => o.paste = nonempty(v),
+                "paste-logger" => o.paste_logger = truthy(v),
+                "python" => o.pyrun = nonempty(v),
+                "python-raw" => o.python_raw = nonempty(v),
                 "py-auto-reload" => o.py_autoreload = v.trim().parse().unwrap_or(0),
                 "py-auto-reload-ignore" => o.py_autoreload_ignore.extend(nonempty(v)),
                 "py-tracebacker" => o.py_tracebacker = nonempty(v),
+                "post-buffering-bufsize" => {
+                    o.post_buffering_bufsize = v.trim().parse().unwrap_or(0)
+                }
+                "wsgi-strict" => o.wsgi_strict = truthy(v),
+                "start_response-nodelay" => o.start_response_nodelay = truthy(v),
+                "wsgi-accept-buffer" => o.wsgi_accept_buffer = truthy(v),
+                "reload-on-exception" => o.reload_on_exception = truthy(v),
+                "reload-on-exception-type" => o.reload_on_exception_type.extend(nonempty(v)),
+                "reload-on-exception-value" => o.reload_on_exception_value.extend(nonempty(v)),
+                "reload-on-exception-repr" => o.reload_on_exception_repr.extend(nonempty(v)),
+                "pymodule-alias" => o.pymodule_alias.extend(nonempty(v)),
+                "post-pymodule-alias" => o.post_pymodule_alias.extend(nonempty(v)),
                 _ => {}
             }
         }
         o
+    }
+
+    /// Whether an exception raised by an app recycles the worker (`reload-on-exception`,
+    /// or a match of its class name, its value or its repr against the filters).
+    pub fn exception_recycles(&self, class: &str, value: &str, repr: &str) -> bool {
+        self.reload_on_exception
+            || self.reload_on_exception_type.iter().any(|t| t == class)
+            || self.reload_on_exception_value.iter().any(|t| t == value)
+            || self.reload_on_exception_repr.iter().any(|t| t == repr)
     }
 
     /// The callable name used when a spec does not give one.

@@ -136,6 +136,12 @@ impl Responder {
             }
             me.status = Some(status);
             me.headers = parsed;
+            // `start_response-nodelay`: the head goes out now (the body's length is then
+            // unknown unless the app gave a Content-Length).
+            if crate::state::get().opts.start_response_nodelay {
+                me.send_head(-1)?;
+                me.send(slf.py(), b"");
+            }
         }
         Ok(slf.getattr("write")?.unbind())
     }

@@ -138,6 +138,17 @@ fn known_length(result: &Bound<'_, PyAny>) -> Option<i64> {
     Some(n)
 }
 
+/// `wsgi-accept-buffer`: a chunk that is a buffer-protocol object (bytearray,
+/// memoryview...) taken as its bytes.
+fn accepted_buffer<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyBytes>> {
+    if !state::get().opts.wsgi_accept_buffer {
+        return None;
+    }
+    let buf = pyo3::buffer::PyBuffer::<u8>::get(obj).ok()?;
+    let bytes = buf.to_vec(py).ok()?;
+    Some(PyBytes::new(py, &bytes))
+}
+
 /// Iterates the result and sends the body.
 fn send_body(
     py: Python<'_>,
@@ -149,7 +160,8 @@ fn send_body(
     {
         return Ok(());
     }
-    if let Some(len) = known_length(result) {
+    let strict_bytes = state::get().opts.wsgi_strict && result.is_instance_of::<PyBytes>();
+    if !strict_bytes && let Some(len) = known_length(result) {
         resp.borrow_mut().send_head(len)?;
         if let Ok(b) = result.downcast::<PyBytes>() {
             resp.borrow_mut().send(py, b.as_bytes());
@@ -166,14 +178,17 @@ fn send_body(
         let chunk = match item.downcast_into::<PyBytes>() {
             Ok(b) => b,
             Err(e) => {
-                plog!(
-                    "[ERROR] Unhandled object from iterator: {}",
-                    e.into_inner()
-                        .repr()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default()
-                );
-                continue;
+                let obj = e.into_inner();
+                match accepted_buffer(py, &obj) {
+                    Some(b) => b,
+                    None => {
+                        plog!(
+                            "[ERROR] Unhandled object from iterator: {}",
+                            obj.repr().map(|r| r.to_string()).unwrap_or_default()
+                        );
+                        continue;
+                    }
+                }
             }
         };
         if chunk.as_bytes().is_empty() {
@@ -325,6 +340,9 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
                     req.abort();
                 }
             }
+            if exception_recycles(py, &e) {
+                host::stat(crate::abi::stat::RECYCLE_WORKER, 0);
+            }
         }
     }
     alive.store(false, Ordering::Release);
@@ -339,6 +357,29 @@ pub fn handle(py: Python<'_>, req: Req, vars: &[(&[u8], &[u8])], core: u32) -> i
         e.print(py);
     }
     app_id as i32
+}
+
+/// `reload-on-exception[-type/-value/-repr]`: the class name, `str()` and
+/// `Class: str()` of the exception, as uWSGI's Python plugin reports them.
+fn exception_recycles(py: Python<'_>, e: &PyErr) -> bool {
+    let o = &state::get().opts;
+    if o.reload_on_exception {
+        return true;
+    }
+    if o.reload_on_exception_type.is_empty()
+        && o.reload_on_exception_value.is_empty()
+        && o.reload_on_exception_repr.is_empty()
+    {
+        return false;
+    }
+    let class = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let value = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    let repr = format!("{class}: {value}");
+    o.exception_recycles(&class, &value, &repr)
 }
 
 thread_local! {

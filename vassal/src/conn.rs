@@ -299,7 +299,29 @@ impl<'a> Conn<'a> {
                 Wait::More => Some(self.into_parked()),
                 Wait::Done => None,
             },
+            Protocol::Raw => {
+                self.serve_raw();
+                None
+            }
         }
+    }
+
+    /// A raw-socket connection: no parsing, the application's raw handler gets the
+    /// descriptor (uWSGI's `python-raw`); it counts as one request (harakiri, stats).
+    fn serve_raw(&mut self) {
+        let ctx = self.ctx;
+        let start = clock::now_micros();
+        ctx.scoreboard
+            .begin_request(ctx.id, self.core, start, ctx.settings.harakiri, b"RAW", b"");
+        if !app::raw(self.stream.raw(), self.core) {
+            vlog!(
+                "-- no raw handler (python-raw) for a connection on {} --",
+                self.listener.name
+            );
+        }
+        ctx.scoreboard
+            .end_request(ctx.id, self.core, clock::now_micros(), 0);
+        ctx.after_request();
     }
 
     fn serve_uwsgi(&mut self) {
@@ -521,8 +543,18 @@ impl<'a> Conn<'a> {
     ) -> bool {
         let ctx = self.ctx;
         let start = clock::now_micros();
-        ctx.scoreboard
-            .begin_request(ctx.id, start, ctx.settings.harakiri);
+        let uri = vars
+            .get(b"REQUEST_URI")
+            .or_else(|| vars.get(b"PATH_INFO"))
+            .unwrap_or_default();
+        ctx.scoreboard.begin_request(
+            ctx.id,
+            self.core,
+            start,
+            ctx.settings.harakiri,
+            vars.get(b"REQUEST_METHOD").unwrap_or_default(),
+            uri,
+        );
 
         if expect_continue && framing != BodyFraming::None {
             let _ = self.stream.write_all(response::CONTINUE);
@@ -556,9 +588,12 @@ impl<'a> Conn<'a> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let end = clock::now_micros();
-        let total =
-            ctx.scoreboard
-                .end_request(ctx.id, end, served.head_bytes as u64 + served.body_bytes);
+        let total = ctx.scoreboard.end_request(
+            ctx.id,
+            self.core,
+            end,
+            served.head_bytes as u64 + served.body_bytes,
+        );
         // `disable-logging` and the conditional log-* options are decided in `logging`.
         self.log_request(vars, pktsize, start, end, &served, total);
         ctx.after_request();

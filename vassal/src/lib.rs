@@ -201,7 +201,7 @@ fn start(config: &imperium_config::Config) -> Result<i32, VassalError> {
         privileges::write_pidfile("pidfile2", p, pid)?;
     }
     let workers = settings.processes.max(1);
-    let scoreboard = scoreboard::Scoreboard::shared(workers)
+    let scoreboard = scoreboard::Scoreboard::shared(workers, settings.threads.max(1))
         .map_err(|e| VassalError::sys("mmap() of the scoreboard", e))?;
     // The application plugin (Python) starts its runtime here, in the master.
     let has_plugin = app::load(config, &settings, scoreboard)?;

@@ -40,6 +40,12 @@ impl MemoryLimits {
         *self != MemoryLimits::default()
     }
 
+    /// The worker's own check after each request (uWSGI's `uwsgi_close_request`): true
+    /// when `reload-on-as` or `reload-on-rss` is passed (the evil limits are the master's).
+    pub fn graceful_due(&self, vsz: u64, rss: u64) -> bool {
+        (self.vsz > 0 && vsz >= self.vsz) || (self.rss > 0 && rss >= self.rss)
+    }
+
     /// The verdict for a worker using `(vsz, rss)` bytes.
     pub fn judge(&self, vsz: u64, rss: u64, lived_enough: bool) -> Verdict {
         if self.evil_vsz > 0 && vsz >= self.evil_vsz {

@@ -3,8 +3,6 @@
 //! `log-date` each line gets its date prefix; in the log master's own process the line
 //! goes straight to the loggers (see `logging`).
 
-use std::io::Write;
-
 /// Writes one line (a newline is added).
 pub fn line(text: &str) {
     let prefix = crate::logging::date_prefix();
@@ -15,7 +13,17 @@ pub fn line(text: &str) {
     if crate::logging::dispatch_own(&b) {
         return;
     }
-    let _ = std::io::stderr().lock().write_all(&b);
+    // Straight write(2)s, no std lock: a fork while the `threaded-logger` thread logs
+    // must not leave the child a held lock.
+    let mut rest = &b[..];
+    while !rest.is_empty() {
+        match nix::unistd::write(std::io::stderr(), rest) {
+            Ok(0) => break,
+            Ok(n) => rest = &rest[n..],
+            Err(nix::Error::EINTR) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 /// `vlog!("...", args)`: formats and logs one line.

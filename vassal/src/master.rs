@@ -135,7 +135,7 @@ impl<'a> Master<'a> {
             touch_hooks: crate::hooks::TouchHooks::new(config),
             subscriptions_blocked: false,
             cheap: false,
-            memory: crate::limits::MemoryLimits::from_config(config),
+            memory: settings.memory,
         }
     }
 
@@ -145,8 +145,7 @@ impl<'a> Master<'a> {
         slot.respawn_count.fetch_add(1, Relaxed);
         slot.last_spawn.store(clock::now_secs(), Relaxed);
         slot.accepting.store(0, Relaxed);
-        slot.harakiri.store(0, Relaxed);
-        slot.in_request.store(0, Relaxed);
+        self.scoreboard.reset_requests(id);
         crate::app::before_fork();
         let forked = sys::fork();
         match &forked {
@@ -279,12 +278,28 @@ impl<'a> Master<'a> {
         vlog!("cheap mode enabled: waiting for socket connection...");
     }
 
-    /// SIGUSR2: what every worker is doing, from the scoreboard.
+    /// SIGUSR2: what every worker is doing, from the scoreboard: per busy core the
+    /// request it serves, in the line uWSGI's `what_i_am_doing()` prints.
     fn workers_status(&self) {
         for id in 1..=self.settings.processes {
             let slot = self.scoreboard.slot(id);
             let pid = slot.pid.load(Relaxed);
-            if slot.in_request.load(Relaxed) == 1 {
+            let mut told = false;
+            for core in 0..self.scoreboard.cores() {
+                if let Some(r) = self.scoreboard.core(id, core).current() {
+                    told = true;
+                    vlog!(
+                        "SIGUSR2: --- {} is managing request {} since {} ---",
+                        self.worker_label(id, core, pid),
+                        r.uri,
+                        clock::ctime(r.since)
+                    );
+                }
+            }
+            if told {
+                continue;
+            }
+            if slot.in_request.load(Relaxed) > 0 {
                 let since = clock::ctime(slot.request_start.load(Relaxed) / 1_000_000);
                 vlog!(
                     "SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is managing a request since {since} ---"
@@ -292,6 +307,15 @@ impl<'a> Master<'a> {
             } else if pid > 0 {
                 vlog!("SIGUSR2: --- uWSGI worker {id} (pid: {pid}) is idle ---");
             }
+        }
+    }
+
+    /// `uWSGI worker W (pid: P)`, or `uWSGI worker W core C (pid: P)` with threads.
+    fn worker_label(&self, id: usize, core: usize, pid: i32) -> String {
+        if self.scoreboard.cores() > 1 {
+            format!("uWSGI worker {id} core {core} (pid: {pid})")
+        } else {
+            format!("uWSGI worker {id} (pid: {pid})")
         }
     }
 
@@ -559,7 +583,7 @@ impl<'a> Master<'a> {
         if self.settings.idle > 0 && !self.idle_reported {
             let total = self.scoreboard.total_requests();
             let busy = (1..=self.settings.processes)
-                .any(|id| self.scoreboard.slot(id).in_request.load(Relaxed) == 1);
+                .any(|id| self.scoreboard.slot(id).in_request.load(Relaxed) > 0);
             if total != self.idle_since.0 || busy {
                 self.idle_since = (total, Instant::now());
             } else if self.idle_since.1.elapsed() > Duration::from_secs(self.settings.idle) {
@@ -696,9 +720,8 @@ impl<'a> Master<'a> {
             };
             let slot = self.scoreboard.slot(id);
             slot.pid.store(0, Relaxed);
-            slot.harakiri.store(0, Relaxed);
             slot.accepting.store(0, Relaxed);
-            slot.in_request.store(0, Relaxed);
+            self.scoreboard.reset_requests(id);
             let cursed = self.workers[id].cursed_at.take();
             self.workers[id].pid = None;
             if self.phase != Phase::Running {
@@ -755,8 +778,8 @@ impl<'a> Master<'a> {
         let ids: Vec<(usize, Pid)> = self.alive().collect();
         for (id, pid) in ids {
             let slot = self.scoreboard.slot(id);
-            let deadline = slot.harakiri.load(Relaxed);
-            if deadline > 0 && deadline < now {
+            // Harakiri per core: one stuck request thread condemns its worker.
+            if let Some(core) = self.scoreboard.harakiri_due(id, now) {
                 vlog!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***");
                 if self.settings.harakiri_verbose {
                     for what in ["syscall", "wchan"] {
@@ -765,8 +788,26 @@ impl<'a> Master<'a> {
                         }
                     }
                 }
-                vlog!("HARAKIRI triggered by worker {id} core 0 !!!");
-                slot.harakiri.store(0, Relaxed);
+                // What the stuck core was doing (uWSGI's worker prints this on the SIGUSR2
+                // its master sends before the SIGKILL).
+                let label = self.worker_label(id, core, pid.as_raw());
+                if let Some(r) = self.scoreboard.core(id, core).current() {
+                    vlog!(
+                        "HARAKIRI: --- {label} WAS managing request {} since {} ---",
+                        r.uri,
+                        clock::ctime(r.since)
+                    );
+                }
+                // With `py-tracebacker`, every thread's stack (uWSGI's Python harakiri hook).
+                if let Some(base) = self.config.get("py-tracebacker").filter(|b| !b.is_empty()) {
+                    crate::app::tracebacker::log_harakiri_traceback(
+                        base,
+                        id,
+                        Duration::from_secs(self.settings.socket_timeout),
+                    );
+                }
+                vlog!("HARAKIRI triggered by worker {id} core {core} !!!");
+                self.scoreboard.disarm_harakiri(id);
                 slot.harakiri_count.fetch_add(1, Relaxed);
                 let _ = kill(pid, Signal::SIGKILL);
                 self.workers[id].cursed_at.get_or_insert(Instant::now());

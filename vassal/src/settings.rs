@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub enum Protocol {
     Uwsgi,
     Http,
+    /// No parsing: the connection goes to the application's raw handler (`raw-socket`).
+    Raw,
 }
 
 impl Protocol {
@@ -19,6 +21,7 @@ impl Protocol {
         match self {
             Protocol::Uwsgi => "uwsgi",
             Protocol::Http => "http",
+            Protocol::Raw => "raw",
         }
     }
 
@@ -27,6 +30,7 @@ impl Protocol {
         match v.trim().to_ascii_lowercase().as_str() {
             "uwsgi" => Some(Protocol::Uwsgi),
             "http" | "http11" => Some(Protocol::Http),
+            "raw" => Some(Protocol::Raw),
             _ => None,
         }
     }
@@ -100,6 +104,8 @@ pub struct Settings {
     pub idle: u64,
     pub die_on_idle: bool,
     pub vassal_sos_backlog: u64,
+    /// `reload-on-rss`/`-as` and their evil forms.
+    pub memory: crate::limits::MemoryLimits,
 }
 
 fn int(config: &Config, name: &str, default: i64, min: i64, max: i64) -> Result<i64, VassalError> {
@@ -184,7 +190,7 @@ impl Settings {
                 VassalError::option(
                     "protocol",
                     p,
-                    "unable to find protocol (imperium speaks uwsgi and http)",
+                    "unable to find protocol (imperium speaks uwsgi, http and raw)",
                 )
             })?,
         };
@@ -195,6 +201,7 @@ impl Settings {
                 Some("socket") => ("socket", default_protocol),
                 Some("uwsgi-socket") => ("uwsgi-socket", Protocol::Uwsgi),
                 Some("http-socket") => ("http-socket", Protocol::Http),
+                Some("raw-socket") => ("raw-socket", Protocol::Raw),
                 _ => continue,
             };
             if e.value.trim().is_empty() {
@@ -287,6 +294,7 @@ impl Settings {
             die_on_idle: config.flag("die-on-idle"),
             vassal_sos_backlog: int(config, "vassal-sos-backlog", 0, 0, i64::from(u32::MAX))?
                 as u64,
+            memory: crate::limits::MemoryLimits::from_config(config),
         })
     }
 }

@@ -240,20 +240,41 @@ pub fn document(src: &Sources<'_>) -> Value {
         let (rss, vsz) = if pid > 0 { memory(pid) } else { (0, 0) };
         let status = if pid <= 0 {
             "cheap"
-        } else if in_request == 1 {
+        } else if in_request > 0 {
             "busy"
         } else if s.suspended.load(Relaxed) == 1 {
             "pause"
         } else {
             "idle"
         };
-        let mut req_info = Map::new();
-        if in_request == 1 {
-            req_info.insert(
-                "request_start".into(),
-                json!(s.request_start.load(Relaxed) / 1_000_000),
-            );
-        }
+        // One entry per request thread (core); the error counters are kept per worker and
+        // shown on core 0.
+        let cores: Vec<Value> = (0..src.scoreboard.cores())
+            .map(|c| {
+                let core = src.scoreboard.core(id, c);
+                let busy = core.in_request.load(Relaxed).min(1);
+                let mut req_info = Map::new();
+                if busy == 1 {
+                    req_info.insert(
+                        "request_start".into(),
+                        json!(core.request_start.load(Relaxed) / 1_000_000),
+                    );
+                }
+                let errors = |v: u64| if c == 0 { v } else { 0 };
+                json!({
+                    "id": c,
+                    "requests": core.requests.load(Relaxed),
+                    "static_requests": 0,
+                    "routed_requests": 0,
+                    "offloaded_requests": 0,
+                    "write_errors": errors(s.write_errors.load(Relaxed)),
+                    "read_errors": errors(s.read_errors.load(Relaxed)),
+                    "in_request": busy,
+                    "vars": [],
+                    "req_info": req_info,
+                })
+            })
+            .collect();
         workers.push(json!({
             "id": id,
             "pid": pid,
@@ -273,18 +294,7 @@ pub fn document(src: &Sources<'_>) -> Value {
             "tx": s.tx.load(Relaxed),
             "avg_rt": s.avg_rt.load(Relaxed),
             "apps": [],
-            "cores": [{
-                "id": 0,
-                "requests": s.requests.load(Relaxed),
-                "static_requests": 0,
-                "routed_requests": 0,
-                "offloaded_requests": 0,
-                "write_errors": s.write_errors.load(Relaxed),
-                "read_errors": s.read_errors.load(Relaxed),
-                "in_request": in_request,
-                "vars": [],
-                "req_info": req_info,
-            }],
+            "cores": cores,
         }));
     }
     let cwd = std::env::current_dir()

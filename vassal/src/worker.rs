@@ -77,7 +77,9 @@ impl<'a> WorkerCtx<'a> {
                 >= self.settings.min_worker_lifetime
     }
 
-    /// Bookkeeping after each request: loyalty to the Emperor, max-requests.
+    /// Bookkeeping after each request: loyalty to the Emperor, max-requests,
+    /// `reload-on-as`/`reload-on-rss` (checked here after every request, as uWSGI does;
+    /// the master checks them too on its tick).
     pub fn after_request(&self) {
         if let Some(e) = &self.emperor
             && !self.loyal.swap(true, Relaxed)
@@ -86,18 +88,17 @@ impl<'a> WorkerCtx<'a> {
             e.notify(emperor::LOYAL, "loyalty");
         }
         let slot = self.scoreboard.slot(self.id);
+        let lived =
+            clock::now_secs().saturating_sub(self.spawned_at) >= self.settings.min_worker_lifetime;
         let max = self.settings.max_requests;
-        if max > 0
-            && slot.delta_requests.load(Relaxed) >= max
-            && clock::now_secs().saturating_sub(self.spawned_at)
-                >= self.settings.min_worker_lifetime
-            && slot.manage_next_request.swap(0, Relaxed) == 1
-        {
-            vlog!(
-                "...The work of process {} is done. Seeya!",
-                std::process::id()
-            );
-            signals::request_graceful();
+        let memory = self.settings.memory;
+        let done = lived
+            && ((max > 0 && slot.delta_requests.load(Relaxed) >= max)
+                || ((memory.rss > 0 || memory.vsz > 0)
+                    && crate::limits::usage(std::process::id() as i32)
+                        .is_some_and(|(vsz, rss)| memory.graceful_due(vsz, rss))));
+        if done {
+            goodbye(slot);
         }
     }
 
@@ -134,6 +135,18 @@ impl<'a> WorkerCtx<'a> {
     }
 }
 
+/// The worker ends once its current requests are done (uWSGI's `goodbye_cruel_world`:
+/// max-requests, reload-on-rss/-as, reload-on-exception); logged once.
+pub fn goodbye(slot: &crate::scoreboard::Slot) {
+    if slot.manage_next_request.swap(0, Relaxed) == 1 {
+        vlog!(
+            "...The work of process {} is done. Seeya!",
+            std::process::id()
+        );
+    }
+    signals::request_graceful();
+}
+
 /// Runs worker `ctx.id` in this (freshly forked) process; never returns.
 pub fn run(ctx: WorkerCtx<'_>) -> ! {
     if let Err(e) = signals::install_worker() {
@@ -151,8 +164,7 @@ pub fn run(ctx: WorkerCtx<'_>) -> ! {
     let slot = ctx.scoreboard.slot(ctx.id);
     slot.pid.store(std::process::id() as i32, Relaxed);
     slot.delta_requests.store(0, Relaxed);
-    slot.in_request.store(0, Relaxed);
-    slot.harakiri.store(0, Relaxed);
+    ctx.scoreboard.reset_requests(ctx.id);
     slot.manage_next_request.store(1, Relaxed);
     slot.accepting.store(1, Relaxed);
     if let Some(e) = &ctx.emperor

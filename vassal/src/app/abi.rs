@@ -16,6 +16,15 @@ pub const ABI_VERSION: u32 = 2;
 /// The symbol under which a plugin exports its `&'static Plugin`.
 pub const PLUGIN_SYMBOL: &[u8] = b"imperium_plugin_v2\0";
 
+/// An optional second export (looked up apart from the table, so the table's ABI version
+/// stays): `extern "C" fn(fd, core) -> i32`, the raw-socket handler (`python-raw`). It
+/// hands the connection's descriptor to the application and returns 0, or -1 when the
+/// plugin has no raw handler.
+pub const RAW_SYMBOL: &[u8] = b"imperium_plugin_raw_v1\0";
+
+/// The type of the [`RAW_SYMBOL`] export.
+pub type RawHandler = extern "C" fn(fd: i32, core: u32) -> i32;
+
 /// A borrowed byte string.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -94,6 +103,9 @@ pub mod stat {
     /// Argument 0/1: stop/start accepting in this worker; returns the previous value.
     pub const SET_ACCEPTING: u32 = 13;
     pub const WORKER_ACCEPTING: u32 = 14;
+    /// This worker ends once its current request is done (`reload-on-exception`); returns
+    /// 0 (-1 from a host that predates it).
+    pub const RECYCLE_WORKER: u32 = 15;
 }
 
 /// What `Host::read` returns besides a byte count.

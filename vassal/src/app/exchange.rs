@@ -269,13 +269,14 @@ impl<'c> Exchange<'c> {
         ok
     }
 
-    /// Sends body bytes; false when the client is gone.
+    /// Sends body bytes; false when the client is gone. An empty write sends a head that
+    /// is still held back (`start_response-nodelay`).
     pub fn write(&mut self, data: &[u8]) -> bool {
         if !self.started || self.write_failed {
             return false;
         }
         if data.is_empty() {
-            return true;
+            return self.pending.is_empty() || self.send(&[]);
         }
         self.body_bytes += data.len() as u64;
         if self.head {

@@ -144,11 +144,15 @@ extern "C" fn h_stat(what: u32, arg: i64) -> i64 {
         stat::WORKER_RESPAWN_COUNT => s.respawn_count.load(Relaxed) as i64,
         stat::WORKER_TX => s.tx.load(Relaxed) as i64,
         stat::WORKER_AVG_RT => s.avg_rt.load(Relaxed) as i64,
-        stat::WORKER_BUSY => s.in_request.load(Relaxed) as i64,
+        stat::WORKER_BUSY => s.in_request.load(Relaxed).min(1) as i64,
         stat::WORKER_ACCEPTING => s.accepting.load(Relaxed) as i64,
         stat::ADD_EXCEPTION => {
             let me = board.slot(super::worker_id().max(1));
             me.exceptions.fetch_add(1, Relaxed);
+            0
+        }
+        stat::RECYCLE_WORKER => {
+            crate::worker::goodbye(board.slot(super::worker_id().max(1)));
             0
         }
         stat::SET_ACCEPTING => {

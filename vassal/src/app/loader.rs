@@ -98,6 +98,8 @@ pub fn candidates(name: &str, plugins_dirs: &[String]) -> Vec<PathBuf> {
 /// A loaded plugin.
 pub struct Loaded {
     pub table: &'static Plugin,
+    /// The optional raw-socket handler ([`abi::RAW_SYMBOL`]).
+    pub raw: Option<abi::RawHandler>,
     pub path: PathBuf,
     pub name: String,
     pub version: String,
@@ -130,6 +132,13 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
     }
     // SAFETY: the symbol is, by the ABI, a `static Plugin` of the never-unloaded object.
     let table: &'static Plugin = unsafe { &*sym.cast::<Plugin>() };
+    // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
+    let raw_sym = unsafe { libc::dlsym(handle, abi::RAW_SYMBOL.as_ptr().cast()) };
+    let raw = (!raw_sym.is_null()).then(|| {
+        // SAFETY: by the ABI this export is a function of type `RawHandler` in the
+        // never-unloaded object.
+        unsafe { std::mem::transmute::<*mut libc::c_void, abi::RawHandler>(raw_sym) }
+    });
     if table.abi_version != abi::ABI_VERSION {
         return Err(format!(
             "plugin ABI version {} (this binary speaks {})",
@@ -147,6 +156,7 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
     };
     Ok(Loaded {
         table,
+        raw,
         path: path.to_path_buf(),
         name: text(table.name),
         version: text(table.version),

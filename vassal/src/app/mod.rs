@@ -7,13 +7,15 @@
 //! applications never map libpython.
 //!
 //! Modules: [`abi`] (the C ABI, shared with the plugin source), [`loader`] (finding and
-//! opening plugins), [`host`] (the callbacks, the only unsafe part besides `loader`) and
-//! [`exchange`] (one request's body and response framing).
+//! opening plugins), [`host`] (the callbacks, the only unsafe part besides `loader`),
+//! [`exchange`] (one request's body and response framing) and [`tracebacker`] (harakiri
+//! tracebacks from `py-tracebacker`).
 
 pub mod abi;
 pub mod exchange;
 pub mod host;
 pub mod loader;
+pub mod tracebacker;
 
 use crate::error::VassalError;
 use crate::scoreboard::Scoreboard;
@@ -31,6 +33,15 @@ static MASTER_PID: AtomicI32 = AtomicI32::new(0);
 /// The loaded plugin, if any.
 pub fn plugin() -> Option<&'static abi::Plugin> {
     PLUGIN.get().map(|l| l.table)
+}
+
+/// Hands a raw-socket connection (`raw-socket`, `protocol = raw`) to the plugin's raw
+/// handler (`python-raw`); false when there is none.
+pub fn raw(fd: i32, core: usize) -> bool {
+    match PLUGIN.get().and_then(|l| l.raw) {
+        Some(h) => h(fd, core as u32) == 0,
+        None => false,
+    }
 }
 
 /// True once a plugin is loaded (its runtime may run threads of its own, e.g. started by

@@ -7,6 +7,9 @@
 //! `log-reopen`, `log-maxsize`/`log-backupname` and the FIFO's `l`/`L` reopen or rotate the
 //! log file. In the master, lines pass `log-drain` and `log-filter`, then `log-route` sends
 //! them to named loggers (or to every unnamed one), through the `log-encoder` chain.
+//! With `threaded-logger` a thread of the master (`uWSGILogger`) reads the pipes and
+//! writes to the loggers instead of the master's loop, so a slow logger does not hold up
+//! the master (signals, harakiri, stats); see [`start_thread`].
 
 pub mod encoders;
 pub mod format;
@@ -80,6 +83,8 @@ static GLOBAL: OnceLock<Global> = OnceLock::new();
 static REQ_FD: AtomicI32 = AtomicI32::new(2);
 /// The pid of the process that owns the log master (it dispatches its own lines).
 static OWNER: AtomicI32 = AtomicI32::new(0);
+/// `threaded-logger`: the pipes are read by the logger thread, not the master's loop.
+static THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static MASTER: Mutex<Option<LogMaster>> = Mutex::new(None);
 
 /// The `log-date` prefix of a line now (empty without `log-date`).
@@ -495,7 +500,56 @@ pub fn setup(config: &Config, logfile: Option<&str>, reload: bool) -> Result<(),
         *m = Some(lm);
     }
     OWNER.store(std::process::id() as i32, Relaxed);
+    if config.flag("threaded-logger") {
+        start_thread()?;
+    }
     Ok(())
+}
+
+/// Whether this process runs the `threaded-logger` thread.
+pub fn threaded() -> bool {
+    THREADED.load(Relaxed) && owner()
+}
+
+/// `threaded-logger`: starts the `uWSGILogger` thread that polls the log pipes, hands the
+/// lines to the loggers and runs the once-a-second file checks (the master's loop then
+/// leaves them alone). The thread blocks every signal (they are the main thread's) and
+/// ends when this process stops owning the log master (before a reload's exec). Workers
+/// forked later do not inherit it; they never touch the log master's state.
+fn start_thread() -> Result<(), VassalError> {
+    THREADED.store(true, Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("uWSGILogger".into())
+        .spawn(|| {
+            let _ = crate::sys::signals::block_all();
+            let mut last_tick = std::time::Instant::now();
+            while owner() {
+                let fds = pipe_fds();
+                let mut polled: Vec<nix::poll::PollFd<'_>> = fds
+                    .iter()
+                    .map(|f| {
+                        nix::poll::PollFd::new(
+                            crate::sys::fd::borrow(*f),
+                            nix::poll::PollFlags::POLLIN,
+                        )
+                    })
+                    .collect();
+                let _ = nix::poll::poll(&mut polled, nix::poll::PollTimeout::from(1000u16));
+                drop(polled);
+                drain_pipes();
+                if last_tick.elapsed() >= std::time::Duration::from_secs(1) {
+                    last_tick = std::time::Instant::now();
+                    file_checks();
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            THREADED.store(false, Relaxed);
+            Err(VassalError::sys("starting the threaded logger", e))
+        }
+    }
 }
 
 fn paths(config: &Config, name: &str) -> Vec<std::path::PathBuf> {
@@ -530,8 +584,17 @@ pub fn setup_after_drop(config: &Config) -> Result<(), VassalError> {
     }
 }
 
-/// The log master's pipes, for the master's poll.
+/// The log master's pipes, for the master's poll (none with `threaded-logger`: its
+/// thread polls them).
 pub fn poll_fds() -> Vec<RawFd> {
+    if THREADED.load(Relaxed) {
+        return Vec::new();
+    }
+    pipe_fds()
+}
+
+/// The log master's pipes.
+fn pipe_fds() -> Vec<RawFd> {
     if !owner() {
         return Vec::new();
     }
@@ -563,8 +626,14 @@ fn owner() -> bool {
     o != 0 && o == std::process::id() as i32
 }
 
-/// Reads every pending line from the pipes and hands them to the loggers.
+/// Reads every pending line from the pipes and hands them to the loggers (with
+/// `threaded-logger`, what the thread has not read yet: the master calls this before it
+/// exits or re-executes itself).
 pub fn drain() {
+    drain_pipes()
+}
+
+fn drain_pipes() {
     if !owner() {
         return;
     }
@@ -630,8 +699,15 @@ fn with_file(wanted: impl FnOnce(&mut LogMaster) -> Option<FileOp>) -> bool {
     true
 }
 
-/// Once a second in the master: `log-maxsize`, `touch-logrotate`, `touch-logreopen`.
+/// Once a second in the master: `log-maxsize`, `touch-logrotate`, `touch-logreopen` (the
+/// logger thread's job with `threaded-logger`).
 pub fn tick() {
+    if !THREADED.load(Relaxed) {
+        file_checks();
+    }
+}
+
+fn file_checks() {
     with_file(|lm| {
         let touched_rotate = lm.touch_rotate.check().is_some();
         let touched_reopen = lm.touch_reopen.check().is_some();

@@ -31,9 +31,13 @@ pub enum Forked {
 pub fn fork() -> nix::Result<Forked> {
     // (Unknown after a chroot without /proc.) An application plugin's runtime may hold
     // threads the application started at import time; the plugin's fork hooks
-    // (PyOS_BeforeFork...) make that fork safe for it.
+    // (PyOS_BeforeFork...) make that fork safe for it. The `threaded-logger` thread
+    // holds only the log master's state, which a child never touches (logging.rs), and
+    // writes with write(2).
     debug_assert!(
-        matches!(thread_count(), None | Some(1)) || crate::app::loaded(),
+        matches!(thread_count(), None | Some(1))
+            || crate::app::loaded()
+            || crate::logging::threaded(),
         "fork() from a multi-threaded process"
     );
     let old = signals::block_all()?;
