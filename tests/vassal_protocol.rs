@@ -291,8 +291,8 @@ fn one_thread_serves_many_kept_alive_connections_in_turn() {
     read_response(&mut conns[1]);
     conns[0].write_all(b"st: x\r\n\r\n").unwrap();
     read_response(&mut conns[0]);
+    i.wait_log(" GET /split =>");
     i.wait_count("--- no python application found", 24 * 3 + 2);
-    assert!(i.stderr().contains(" GET /split =>"), "{}", i.stderr());
     assert_eq!(i.worker_pids(1).len(), 1);
     assert!(!i.stderr().contains("panicked"));
 }
