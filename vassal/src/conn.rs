@@ -25,7 +25,7 @@ use crate::sys::signals;
 use crate::vlog;
 use crate::worker::WorkerCtx;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, recv, setsockopt, sockopt};
+use nix::sys::socket::{setsockopt, sockopt};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -50,18 +50,6 @@ impl Stream {
     /// The socket descriptor.
     pub(crate) fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
-    }
-
-    /// Reads what has arrived without waiting: `None` when nothing has.
-    pub(crate) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            match recv(self.fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => return Ok(Some(n)),
-                Err(nix::Error::EINTR) => continue,
-                Err(nix::Error::EAGAIN) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -256,15 +244,7 @@ impl<'a> Conn<'a> {
         if self.buf.len() >= max {
             return Ok(Fill::Full);
         }
-        let start = self.buf.len();
-        self.buf.resize(max, 0);
-        let r = self.stream.read_now(&mut self.buf[start..]);
-        let n = match &r {
-            Ok(Some(n)) => *n,
-            _ => 0,
-        };
-        self.buf.truncate(start + n);
-        match r? {
+        match crate::sys::net::recv_now(self.stream.as_fd(), &mut self.buf, max)? {
             None => Ok(Fill::Later),
             Some(0) => Ok(Fill::Eof),
             Some(_) => Ok(Fill::Data),

@@ -7,8 +7,12 @@
 //! thread serves any number of kept-alive clients in turn, and a burst of requests on many
 //! connections is served back to back instead of one connection at a time.
 //!
-//! Connections are registered one-shot (`EPOLLONESHOT`): an event goes to exactly one
-//! thread, which takes the connection out of the table before serving it. Each parked
+//! With several request threads, connections are registered one-shot (`EPOLLONESHOT`):
+//! an event goes to exactly one thread, which takes the connection out of the table before
+//! serving it, and parking re-arms it. A worker with one thread registers each connection
+//! once, edge-triggered, and parks it again with no system call: the thread that would
+//! receive an event for a connection it is serving is that same thread, which looks at
+//! the event only after the connection is back in the table. Each parked
 //! connection has a token that is never reused, so an event for a connection closed in the
 //! meantime (idle timeout) finds nothing and is ignored. Listening sockets are registered
 //! with `EPOLLEXCLUSIVE`, so a new connection wakes one worker process, not all of them.
@@ -90,6 +94,8 @@ pub enum Ready {
 pub struct Park {
     epoll: Epoll,
     conns: Mutex<Table>,
+    /// One request thread: edge-triggered registration, made once per connection.
+    edge: bool,
 }
 
 struct Table {
@@ -98,9 +104,11 @@ struct Table {
 }
 
 impl Park {
-    /// Creates the set and registers the listening sockets (`EPOLLEXCLUSIVE`).
+    /// Creates the set and registers the listening sockets (`EPOLLEXCLUSIVE`); `one_thread`:
+    /// only one thread will wait on it.
     pub fn new<'l>(
         listeners: impl Iterator<Item = std::os::fd::BorrowedFd<'l>>,
+        one_thread: bool,
     ) -> nix::Result<Park> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         for (i, fd) in listeners.enumerate() {
@@ -113,6 +121,7 @@ impl Park {
                 parked: HashMap::new(),
                 next_token: FIRST_CONN_TOKEN,
             }),
+            edge: one_thread,
         })
     }
 
@@ -134,10 +143,15 @@ impl Park {
                 (tok, true)
             }
         };
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
-        let mut ev = EpollEvent::new(flags, token);
+        let mode = match self.edge {
+            true => EpollFlags::EPOLLET,
+            false => EpollFlags::EPOLLONESHOT,
+        };
+        let mut ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | mode, token);
         let registered = if fresh {
             self.epoll.add(conn.stream.as_fd(), ev)
+        } else if self.edge {
+            Ok(())
         } else {
             self.epoll.modify(conn.stream.as_fd(), &mut ev)
         };

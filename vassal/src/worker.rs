@@ -216,7 +216,8 @@ pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
 /// Serves with `threads` request threads (the calling thread is core 0); returns when the
 /// worker must stop and every thread has finished its request.
 pub fn serve(ctx: &WorkerCtx<'_>) {
-    let park = match Park::new(ctx.listeners.iter().map(|l| l.fd.as_fd())) {
+    let threads = ctx.settings.threads.max(1);
+    let park = match Park::new(ctx.listeners.iter().map(|l| l.fd.as_fd()), threads == 1) {
         Ok(p) => p,
         Err(e) => {
             vlog!("worker {}: epoll: {e}", ctx.id);
@@ -224,7 +225,6 @@ pub fn serve(ctx: &WorkerCtx<'_>) {
         }
     };
     let park = &park;
-    let threads = ctx.settings.threads.max(1);
     if threads == 1 {
         crate::app::thread_init(0);
         serve_loop(ctx, park, 0);

@@ -1,4 +1,6 @@
-//! Listen-queue figures of a TCP listening socket (Linux `TCP_INFO`).
+//! Socket calls the `nix` crate does not offer in the shape needed: listen-queue figures
+//! of a TCP listening socket (Linux `TCP_INFO`), and a non-blocking read into a buffer's
+//! spare capacity (no zeroing of the buffer before every read).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -20,4 +22,35 @@ pub fn tcp_listen_queue(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
     };
     // For a listener, tcpi_state is TCP_LISTEN (10); unacked = queue, sacked = backlog.
     (rc == 0 && info.tcpi_state == 10).then_some((info.tcpi_unacked, info.tcpi_sacked))
+}
+
+/// Reads what has arrived on `fd` without waiting, appending at most `max - buf.len()`
+/// bytes to `buf`. `Ok(None)`: nothing has arrived; `Ok(Some(0))`: end of stream.
+pub fn recv_now(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> nix::Result<Option<usize>> {
+    let want = max.saturating_sub(buf.len());
+    buf.reserve(want);
+    loop {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` is the vector's unused capacity, valid for writes of at least
+        // `want` bytes (reserved above); the kernel writes at most `want` bytes into it.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                want,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match nix::Error::result(n) {
+            Ok(n) => {
+                let n = n as usize;
+                // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(Some(n));
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
 }
