@@ -318,3 +318,26 @@ fn an_idle_kept_alive_connection_is_closed_after_socket_timeout() {
         .unwrap();
     assert_eq!(read_to_close(&mut c), NO_APP_11);
 }
+
+#[test]
+fn a_silent_or_slow_uwsgi_client_does_not_hold_the_worker() {
+    // socket-timeout far above the test's read timeout: a worker that waited on the
+    // silent connection would answer nobody else in time.
+    let s = Scratch::new("uwsgi-slow");
+    let (i, t) = one_worker(&s, &["--socket-timeout", "300"]);
+    let mut silent = connect(&t);
+    let packet = uwsgi_get("/late");
+    let mut slow = connect(&t);
+    slow.write_all(&packet[..7]).unwrap();
+    // Others are served meanwhile.
+    for _ in 0..3 {
+        assert_eq!(roundtrip(&t, &uwsgi_get("/other")), NO_APP_11);
+    }
+    // The slow packet completes and is answered; the silent client finally speaks too.
+    slow.write_all(&packet[7..]).unwrap();
+    assert_eq!(read_to_close(&mut slow), NO_APP_11);
+    silent.write_all(&uwsgi_get("/silent")).unwrap();
+    assert_eq!(read_to_close(&mut silent), NO_APP_11);
+    i.wait_log(" GET /late =>");
+    i.wait_log(" GET /silent =>");
+}

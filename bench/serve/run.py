@@ -19,8 +19,10 @@ with Content-Length), one worker process with one thread (uWSGI with `--http11-s
 keep-alive mode; granian with one blocking thread; gunicorn sync and gthread with one
 thread), CONNS default 32, route `/` only, and the p99 latency from `wrk --latency`.
 With NGINX=1 as well, wrk talks to nginx (Debian's, one worker process) in front of each
-server: `uwsgi_pass` to imperium's and uWSGI's `--socket`, `proxy_pass` with upstream
-keep-alive to gunicorn and granian.
+server: `uwsgi_pass` to imperium's and uWSGI's `--socket` (one connection per request: the
+uwsgi protocol has no keep-alive), `proxy_pass` to gunicorn and granian with nginx's
+defaults (also one connection per request); NGINX=keepalive gives the HTTP upstreams a
+pool of kept-alive connections instead (`keepalive 32`, HTTP/1.1).
 """
 import json
 import os
@@ -48,6 +50,7 @@ APP = os.environ.get('APP', 'flask')
 CALLABLE = 'app' if APP == 'flask' else 'plain'
 ROUTES = ('/',) if SHAPE == 'issue' else ('/', '/64k')
 NGINX = os.environ.get('NGINX', '') not in ('', '0')
+NGINX_KEEPALIVE = os.environ.get('NGINX', '') == 'keepalive'
 UWSGI_PROTOCOL = ('imperium', 'uWSGI 2.0.31')
 
 
@@ -95,9 +98,14 @@ def nginx_front(port, upstream, name, tmp):
         loc = 'location / { include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:%d; }' % upstream
         up = ''
     else:
-        up = 'upstream app { server 127.0.0.1:%d; keepalive 32; }' % upstream
-        loc = ('location / { proxy_pass http://app; proxy_http_version 1.1; '
-               'proxy_set_header Connection ""; }')
+        if NGINX_KEEPALIVE:
+            up = 'upstream app { server 127.0.0.1:%d; keepalive 32; }' % upstream
+            loc = ('location / { proxy_pass http://app; proxy_http_version 1.1; '
+                   'proxy_set_header Connection ""; }')
+        else:
+            up = 'upstream app { server 127.0.0.1:%d; }' % upstream
+            loc = 'location / { proxy_pass http://app; }'
+
     conf = ('daemon off; master_process off; worker_processes 1; pid %(d)s/nginx.pid; error_log %(d)s/error.log;\n'
             'events { worker_connections 1024; }\n'
             'http { access_log off; client_body_temp_path %(d)s/b; proxy_temp_path %(d)s/p; '

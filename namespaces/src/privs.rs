@@ -21,14 +21,7 @@ pub fn unshare(flags: NsFlags) -> Result<()> {
     sys::unshare(flags.0)
         .map_err(|e| IsolationError::sys(format!("unshare({})", flags.names()), e))?;
     if flags.has(crate::nsflags::NEWNS) {
-        sys::mount(
-            None,
-            Path::new("/"),
-            None,
-            (libc::MS_REC | libc::MS_PRIVATE) as u64,
-            None,
-        )
-        .map_err(|e| IsolationError::sys("making / private", e))?;
+        make_root_private()?;
     }
     if flags.has(crate::nsflags::NEWUSER) {
         let w = |f: &str, v: String| {
@@ -40,6 +33,19 @@ pub fn unshare(flags: NsFlags) -> Result<()> {
         w("gid_map", format!("0 {gid} 1\n"))?;
     }
     Ok(())
+}
+
+/// Makes the whole mount tree private (`MS_REC|MS_PRIVATE` on `/`), so no mount made
+/// from now on propagates back to the host.
+fn make_root_private() -> Result<()> {
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        (libc::MS_REC | libc::MS_PRIVATE) as u64,
+        None,
+    )
+    .map_err(|e| IsolationError::sys("making / private", e))
 }
 
 /// `chroot = dir`.
@@ -61,14 +67,7 @@ pub fn pivot_root(spec: &str) -> Result<()> {
     let rel_old = Path::new(old).strip_prefix(new).map_err(|_| {
         IsolationError::option("pivot_root", spec, "put_old must be under new_root")
     })?;
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        (libc::MS_REC | libc::MS_PRIVATE) as u64,
-        None,
-    )
-    .map_err(|e| IsolationError::sys("making / private", e))?;
+    make_root_private()?;
     std::env::set_current_dir(new).map_err(|e| IsolationError::sys(format!("chdir({new})"), e))?;
     let rel = Path::new(".").join(rel_old);
     sys::pivot_root(Path::new("."), &rel)
@@ -83,14 +82,7 @@ pub fn set_hostname(name: &str) -> Result<()> {
 
 /// Mounts a fresh `/proc` (inside a new pid + mount namespace it shows only the vassal).
 pub fn mount_proc() -> Result<()> {
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        (libc::MS_REC | libc::MS_PRIVATE) as u64,
-        None,
-    )
-    .map_err(|e| IsolationError::sys("making / private", e))?;
+    make_root_private()?;
     sys::mount(
         Some("proc"),
         Path::new("/proc"),

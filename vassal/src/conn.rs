@@ -103,12 +103,17 @@ impl AsFd for Stream {
     }
 }
 
-/// Logs a client that took too long to send a request head.
-fn head_timed_out(ctx: &WorkerCtx<'_>) {
-    vlog!(
-        "uwsgi_proto_http_parser(): the client took more than {}s to send its request head",
-        ctx.settings.socket_timeout * 2
-    );
+/// Logs a client that took too long to send a request head (HTTP) or packet (uwsgi).
+fn timed_out(ctx: &WorkerCtx<'_>, protocol: Protocol) {
+    let limit = ctx.settings.socket_timeout * 2;
+    match protocol {
+        Protocol::Uwsgi => vlog!(
+            "uwsgi_proto_uwsgi_parser(): the client took more than {limit}s to send its request"
+        ),
+        _ => vlog!(
+            "uwsgi_proto_http_parser(): the client took more than {limit}s to send its request head"
+        ),
+    }
 }
 
 /// What a handled request produced, for the request log and the scoreboard.
@@ -176,12 +181,17 @@ enum Wait {
 impl<'a> Conn<'a> {
     /// A connection just accepted on `ctx.listeners[listener_pos]`.
     pub fn new(ctx: &'a WorkerCtx<'a>, core: usize, listener_pos: usize, fd: OwnedFd) -> Conn<'a> {
-        let peer = crate::sockets::peer_addr(fd.as_fd());
+        let listener = &ctx.listeners[listener_pos];
+        // Only HTTP needs the peer (REMOTE_ADDR); a uwsgi packet carries its own.
+        let peer = match listener.protocol {
+            Protocol::Http => crate::sockets::peer_addr(fd.as_fd()),
+            _ => String::new(),
+        };
         let stream = Stream::new(fd, Duration::from_secs(ctx.settings.socket_timeout));
         Conn {
             ctx,
             core,
-            listener: &ctx.listeners[listener_pos],
+            listener,
             listener_pos,
             stream,
             buf: Vec::with_capacity(ctx.settings.buffer_size + 4),
@@ -214,7 +224,7 @@ impl<'a> Conn<'a> {
     /// stopped in the middle of a request head.
     pub fn expire(ctx: &WorkerCtx<'_>, p: Parked) {
         if p.mid_request() {
-            head_timed_out(ctx);
+            timed_out(ctx, ctx.listeners[p.listener].protocol);
         }
     }
 
@@ -271,10 +281,10 @@ impl<'a> Conn<'a> {
     /// wait for more.
     pub fn serve(mut self) -> Option<Parked> {
         match self.listener.protocol {
-            Protocol::Uwsgi => {
-                self.serve_uwsgi();
-                None
-            }
+            Protocol::Uwsgi => match self.serve_uwsgi() {
+                Wait::More => Some(self.into_parked()),
+                Wait::Done => None,
+            },
             Protocol::Http => match self.serve_http() {
                 Wait::More => Some(self.into_parked()),
                 Wait::Done => None,
@@ -304,47 +314,58 @@ impl<'a> Conn<'a> {
         ctx.after_request();
     }
 
-    fn serve_uwsgi(&mut self) {
+    fn serve_uwsgi(&mut self) -> Wait {
         let bs = self.ctx.settings.buffer_size;
-        let deadline = Instant::now() + self.head_timeout();
         let header = loop {
             match uwsgi::progress(&self.buf, bs) {
                 uwsgi::Progress::TooLarge(n) => {
                     vlog!("invalid request block size: {n} (max {bs})...skip");
-                    return;
+                    return Wait::Done;
                 }
                 uwsgi::Progress::Complete(h) => break h,
-                uwsgi::Progress::Incomplete if Instant::now() > deadline => {
-                    vlog!(
-                        "uwsgi_proto_uwsgi_parser(): the client took more than {}s to send its request",
-                        self.head_timeout().as_secs()
-                    );
-                    return;
+                uwsgi::Progress::Incomplete => {}
+            }
+            if !self.buf.is_empty() {
+                let timeout = self.head_timeout();
+                let limit = *self
+                    .head_deadline
+                    .get_or_insert_with(|| Instant::now() + timeout);
+                if Instant::now() > limit {
+                    timed_out(self.ctx, Protocol::Uwsgi);
+                    return Wait::Done;
                 }
-                uwsgi::Progress::Incomplete => match self.fill(bs + uwsgi::HEADER_LEN) {
-                    Ok(Fill::Data) => {}
-                    Ok(Fill::Eof) | Ok(Fill::Full) | Ok(Fill::Later) => {
-                        if !self.buf.is_empty() {
-                            vlog!(
-                                "uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet"
-                            );
-                        }
-                        return;
+            }
+            match self.fill_now(bs + uwsgi::HEADER_LEN) {
+                Ok(Fill::Data) => {}
+                Ok(Fill::Later) => {
+                    if !signals::graceful_requested() {
+                        return Wait::More;
                     }
-                    Err(e) => {
-                        if !self.buf.is_empty() {
-                            vlog!("uwsgi_proto_uwsgi_parser(): {e}");
-                        }
-                        return;
+                    if !self.wait_while_stopping() {
+                        return Wait::Done;
                     }
-                },
+                }
+                Ok(Fill::Eof) | Ok(Fill::Full) => {
+                    if !self.buf.is_empty() {
+                        vlog!(
+                            "uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet"
+                        );
+                    }
+                    return Wait::Done;
+                }
+                Err(e) => {
+                    if !self.buf.is_empty() {
+                        vlog!("uwsgi_proto_uwsgi_parser(): {e}");
+                    }
+                    return Wait::Done;
+                }
             }
         };
         let end = uwsgi::HEADER_LEN + usize::from(header.size);
         if header.modifier1 == uwsgi::MODIFIER_PING && header.modifier2 == 0 {
             vlog!("PING");
             let _ = self.stream.write_all(&response::pong());
-            return;
+            return Wait::Done;
         }
         let vars = match uwsgi::parse_vars(
             &self.buf[uwsgi::HEADER_LEN..end],
@@ -353,13 +374,13 @@ impl<'a> Conn<'a> {
             Ok(v) => v,
             Err(e) => {
                 vlog!("{e}");
-                return;
+                return Wait::Done;
             }
         };
         self.buf.drain(..end);
         if header.modifier1 != uwsgi::MODIFIER_WSGI {
             vlog!("-- unavailable modifier requested: {} --", header.modifier1);
-            return;
+            return Wait::Done;
         }
         let framing = match vars.get(b"CONTENT_LENGTH").map(|v| {
             std::str::from_utf8(v)
@@ -379,6 +400,7 @@ impl<'a> Conn<'a> {
             &proto,
             false,
         );
+        Wait::Done
     }
 
     fn serve_http(&mut self) -> Wait {
@@ -403,7 +425,7 @@ impl<'a> Conn<'a> {
                         .head_deadline
                         .get_or_insert_with(|| Instant::now() + timeout);
                     if Instant::now() > limit {
-                        head_timed_out(self.ctx);
+                        timed_out(self.ctx, self.listener.protocol);
                         return Wait::Done;
                     }
                 }
@@ -506,7 +528,7 @@ impl<'a> Conn<'a> {
             return true;
         }
         if !self.buf.is_empty() {
-            head_timed_out(self.ctx);
+            timed_out(self.ctx, self.listener.protocol);
         }
         false
     }
