@@ -465,3 +465,31 @@ fn set_logvar_reaches_log_format() {
         "{line}"
     );
 }
+
+#[test]
+fn a_streamed_body_reaches_a_client_that_reads_late_whole_and_in_order() {
+    // Small chunks go out without the GIL released when the socket takes them at once;
+    // what it cannot take is kept and must still arrive first. With threads, so another
+    // request runs while this client is not reading.
+    let s = Scratch::new("py-stream-late");
+    let (_i, h, _) = checks(&s, &["--threads", "2"]);
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", h)).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
+    c.write_all(b"GET /chunks HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Not reading: the socket buffers fill up while the app streams.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(get(h, "/hello").text(), "Hello World");
+    let r = read_resp(&mut c, false).expect("the streamed response");
+    assert_eq!(r.status, 200);
+    let want: Vec<u8> = (0..40u8)
+        .flat_map(|i| std::iter::repeat_n(b'a' + i % 26, 60000))
+        .collect();
+    assert_eq!(r.body.len(), want.len());
+    assert!(r.body == want, "the body arrived out of order");
+    // The connection goes on.
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_resp(&mut c, false).unwrap().text(), "Hello World");
+}

@@ -200,6 +200,17 @@ impl Req {
         host().is_some_and(|h| (h.write)(self.0, Str::new(data)) == 0)
     }
 
+    /// Sends `data` if that needs no waiting (the GIL may be held): `Some(true)` taken,
+    /// `Some(false)` client gone, `None` not taken (send it with `write`, GIL released).
+    pub fn write_nowait(self, data: &[u8]) -> Option<bool> {
+        let h = host()?;
+        match (h.write_nowait)(self.0, Str::new(data)) {
+            0 => Some(true),
+            1 => None,
+            _ => Some(false),
+        }
+    }
+
     pub fn sendfile(self, fd: i32, offset: i64, len: i64) -> i64 {
         host().map_or(-1, |h| (h.sendfile)(self.0, fd, offset, len))
     }

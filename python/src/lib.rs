@@ -1,6 +1,6 @@
 //! imperium's CPython plugin (`python3XY_plugin.so`): hosts WSGI applications in a vassal.
 //! The vassal dlopen()s it and calls the entry points of the [`abi::Plugin`] table it
-//! exports as `imperium_plugin_v2`; the request loop, parsing, response framing and
+//! exports as `imperium_plugin_v3`; the request loop, parsing, response framing and
 //! sendfile stay in the vassal (Rust), and Python is entered once per request.
 //!
 //! Modules: [`host`] (the vassal's callbacks, unsafe FFI), [`interp`] (interpreter start
@@ -204,7 +204,7 @@ extern "C" fn atexit() {
 /// The table the vassal looks up with dlsym().
 #[allow(non_upper_case_globals)]
 #[unsafe(no_mangle)]
-pub static imperium_plugin_v2: Plugin = Plugin {
+pub static imperium_plugin_v3: Plugin = Plugin {
     abi_version: abi::ABI_VERSION,
     name: c"python".as_ptr() as *const c_char,
     version: concat!(env!("IMPERIUM_PY_VERSION"), "\0").as_ptr() as *const c_char,

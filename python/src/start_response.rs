@@ -59,19 +59,32 @@ impl Responder {
         Ok(())
     }
 
-    /// Sends body bytes with the GIL released; false when the client is gone.
+    /// Sends body bytes; false when the client is gone. A small chunk the socket takes at
+    /// once is sent with the GIL held (releasing it would hand it to another request
+    /// thread and make this one wait to get it back); anything else with the GIL released.
     pub(crate) fn send(&mut self, py: Python<'_>, data: &[u8]) -> bool {
         if self.failed {
             return false;
         }
         let req = self.req;
-        let ok = py.allow_threads(|| req.write(data));
+        let quick = match data.len() <= NOWAIT_MAX {
+            true => req.write_nowait(data),
+            false => None,
+        };
+        let ok = match quick {
+            Some(ok) => ok,
+            None => py.allow_threads(|| req.write(data)),
+        };
         if !ok {
             self.failed = true;
         }
         ok
     }
 }
+
+/// The largest chunk sent without releasing the GIL (and kept back, at most, when the
+/// socket cannot take it at once).
+const NOWAIT_MAX: usize = 64 * 1024;
 
 fn header_str(item: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     let s = item

@@ -167,6 +167,10 @@ def raw(environ, start_response):
             yield b'two '
             yield b'three'
         return gen()
+    if path == '/chunks':
+        # 40 chunks of 60000 bytes, each of one letter: order and completeness show.
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return (bytes([97 + i % 26]) * 60000 for i in range(40))
     if path == '/single-gen':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return iter([b'only chunk'])

@@ -77,6 +77,27 @@ impl Stream {
         Ok(())
     }
 
+    /// Writes what the socket takes at once: the number of bytes written (0 when its
+    /// buffer is full).
+    pub(crate) fn write_nowait(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, send};
+        let mut done = 0;
+        while done < buf.len() {
+            match send(
+                self.fd.as_raw_fd(),
+                &buf[done..],
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(done)
+    }
+
     /// Waits until the socket is readable or `end` passes; false on timeout. Only a
     /// stopping worker waits like this (a running one parks the connection instead).
     fn wait_readable(&self, end: Instant) -> bool {

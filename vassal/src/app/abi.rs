@@ -11,10 +11,10 @@
 use std::ffi::{c_char, c_void};
 
 /// Bumped on any change of the tables below.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The symbol under which a plugin exports its `&'static Plugin`.
-pub const PLUGIN_SYMBOL: &[u8] = b"imperium_plugin_v2\0";
+pub const PLUGIN_SYMBOL: &[u8] = b"imperium_plugin_v3\0";
 
 /// An optional second export (looked up apart from the table, so the table's ABI version
 /// stays): `extern "C" fn(fd, core) -> i32`, the raw-socket handler (`python-raw`). It
@@ -150,6 +150,12 @@ pub struct Host {
     /// Sets a request log variable (`uwsgi.set_logvar`), printed by `log-format`'s
     /// `%(name)`.
     pub logvar: extern "C" fn(req: *mut c_void, key: Str, value: Str),
+    /// Sends body bytes (after `start`) only if that needs no waiting, so the caller may
+    /// hold a lock (the GIL) across it: 0 when taken (sent, or the part the socket could
+    /// not take yet kept to go out before anything else), 1 when not taken because
+    /// earlier bytes still wait (use `write`, without the lock), -1 when the client is
+    /// gone. Meant for small chunks: what is kept is at most one chunk.
+    pub write_nowait: extern "C" fn(req: *mut c_void, data: Str) -> i32,
 }
 
 /// What a plugin exports.

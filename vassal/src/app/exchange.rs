@@ -28,6 +28,9 @@ pub struct Exchange<'c> {
     head: bool,
     keep_alive: bool,
     pending: Vec<u8>,
+    /// Body bytes in `pending` that a `write_nowait` could not send (0: only a head, if
+    /// anything, waits there).
+    unsent: usize,
     chunked: bool,
     /// Response bytes the head announced (Content-Length), if any.
     announced: Option<u64>,
@@ -77,6 +80,7 @@ impl<'c> Exchange<'c> {
             head,
             keep_alive,
             pending: Vec::new(),
+            unsent: 0,
             chunked: false,
             announced: None,
             started: false,
@@ -248,6 +252,7 @@ impl<'c> Exchange<'c> {
         if self.write_failed {
             return false;
         }
+        self.unsent = 0;
         let mut ok = true;
         if !self.pending.is_empty() {
             let mut b = std::mem::take(&mut self.pending);
@@ -287,6 +292,42 @@ impl<'c> Exchange<'c> {
             self.send(&[size.as_bytes(), data, b"\r\n"])
         } else {
             self.send(&[data])
+        }
+    }
+
+    /// Sends body bytes if that needs no waiting (see `abi::Host::write_nowait`): 0 taken,
+    /// 1 not taken (earlier bytes still wait: use `write`), -1 the client is gone.
+    pub fn write_nowait(&mut self, data: &[u8]) -> i32 {
+        if !self.started || self.write_failed {
+            return -1;
+        }
+        if data.is_empty() || self.unsent > 0 {
+            return 1;
+        }
+        self.body_bytes += data.len() as u64;
+        if self.head {
+            return 0;
+        }
+        if self.chunked {
+            self.pending
+                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            self.pending.extend_from_slice(data);
+            self.pending.extend_from_slice(b"\r\n");
+        } else {
+            self.pending.extend_from_slice(data);
+        }
+        match self.stream.write_nowait(&self.pending) {
+            Ok(n) => {
+                self.pending.drain(..n);
+                // What the socket could not take goes out first at the next write or at
+                // the end of the response, without the caller's lock.
+                self.unsent = self.pending.len();
+                0
+            }
+            Err(_) => {
+                self.write_failed = true;
+                -1
+            }
         }
     }
 

@@ -184,6 +184,11 @@ extern "C" fn h_stop() -> i32 {
     signal_master(nix::sys::signal::Signal::SIGQUIT)
 }
 
+extern "C" fn h_write_nowait(req: *mut c_void, data: Str) -> i32 {
+    let Some(ex) = exchange(req) else { return -1 };
+    ex.write_nowait(bytes(data))
+}
+
 extern "C" fn h_logvar(req: *mut c_void, key: Str, value: Str) {
     if let Some(ex) = exchange(req) {
         ex.set_logvar(
@@ -207,6 +212,7 @@ pub static HOST: Host = Host {
     reload: h_reload,
     stop: h_stop,
     logvar: h_logvar,
+    write_nowait: h_write_nowait,
 };
 
 /// Serves `ex` with the plugin: the request variables as pairs, the core number.

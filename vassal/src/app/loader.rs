@@ -128,7 +128,10 @@ pub fn open(path: &Path) -> Result<Loaded, String> {
     // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
     let sym = unsafe { libc::dlsym(handle, abi::PLUGIN_SYMBOL.as_ptr().cast()) };
     if sym.is_null() {
-        return Err("not an imperium plugin for this binary (no imperium_plugin_v2 symbol; an older or newer plugin?)".into());
+        let name = String::from_utf8_lossy(&abi::PLUGIN_SYMBOL[..abi::PLUGIN_SYMBOL.len() - 1]);
+        return Err(format!(
+            "not an imperium plugin for this binary (no {name} symbol; an older or newer plugin?)"
+        ));
     }
     // SAFETY: the symbol is, by the ABI, a `static Plugin` of the never-unloaded object.
     let table: &'static Plugin = unsafe { &*sym.cast::<Plugin>() };
