@@ -23,7 +23,7 @@ Measured for each Emperor:
       socket, `master = true`, `processes = 1`, no app, placed before start: time until
       all are `ready`, then `accepting`, in the Emperor stats; how many sockets accept a
       connection then; Emperor RSS; PSS per vassal (master + worker, smaps_rollup); CPU
-      time (from /proc/PID/schedstat, ns precision, so load-independent) of the Emperor
+      time (from /proc/PID/schedstat, ns precision; less load-dependent than wall time, not immune) of the Emperor
       and of all vassal processes, per vassal; the load average before the run. The uWSGI
       Emperor's wait is capped at --uwsgi-limit seconds ("timeout" when not all ready).
 Requires: target/release/imperium (cargo build --release) and a real uWSGI
