@@ -3,6 +3,11 @@
 machine, same vassals, same run. Prints a Markdown table of measurements and ratios.
 
     python3 bench/emperor/run.py [--vassals 1000] [--uwsgi-vassals 100] [--idle 60]
+    python3 bench/emperor/run.py --only scale [--vassals 1000] [--uwsgi-limit 120]
+
+`--only scale` runs only (d), the shape of issue #6, and takes a minute or two (plus up to
+`--uwsgi-limit` seconds for the uWSGI Emperor; `--no-uwsgi` skips it). `--vassals 200`
+is a quicker iteration.
 
 Measured for each Emperor:
   (a) latency: a config file written -> the (real uWSGI) vassal accepts TCP connections;
@@ -13,6 +18,14 @@ Measured for each Emperor:
       (one uwsgi socket each, no app), time until all are ready and the memory (PSS) per
       vassal (master + worker).
   (c) Ragnarok: SIGTERM -> the Emperor exited and no vassal process is left.
+  (d) issue #6: N vassals of each Emperor's own kind (imperium's Emperor with imperium
+      vassals, uWSGI's Emperor with uWSGI vassals), each an .ini with one uwsgi UNIX
+      socket, `master = true`, `processes = 1`, no app, placed before start: time until
+      all are `ready`, then `accepting`, in the Emperor stats; how many sockets accept a
+      connection then; Emperor RSS; PSS per vassal (master + worker, smaps_rollup); CPU
+      time (from /proc/PID/schedstat, ns precision; less load-dependent than wall time, not immune) of the Emperor
+      and of all vassal processes, per vassal; the load average before the run. The uWSGI
+      Emperor's wait is capped at --uwsgi-limit seconds ("timeout" when not all ready).
 Requires: target/release/imperium (cargo build --release) and a real uWSGI
 (IMPERIUM_UWSGI or target/venv/bin/uwsgi, installed by scripts/test.sh).
 """
@@ -78,6 +91,20 @@ def pss_kb(pid):
     except OSError:
         pass
     return 0
+
+
+def cpu_ns(pid):
+    """On-CPU time of a process (all its threads), in ns: /proc/PID/schedstat."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def descendants(pid):
@@ -236,6 +263,87 @@ def bench_fleet(kind, binary, n, vassal, idle, heartbeat_env=None, measure_pss=F
     return res
 
 
+def scale_ini(sock):
+    return "[uwsgi]\nsocket = %s\nmaster = true\nprocesses = 1\n" % sock
+
+
+def connectable(path):
+    try:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(2)
+            c.connect(path)
+        return True
+    except OSError:
+        return False
+
+
+def bench_scale(kind, binary, n, limit):
+    """(d) the issue #6 shape: N vassals of the Emperor's own kind, one UNIX socket each."""
+    d = tempfile.mkdtemp(prefix="bench-scale-")
+    vdir, sdir = os.path.join(d, "v"), os.path.join(d, "s")
+    os.mkdir(vdir)
+    os.mkdir(sdir)
+    socks = []
+    for i in range(n):
+        socks.append(os.path.join(sdir, "%04d.sock" % i))
+        with open(os.path.join(vdir, "v%04d.ini" % i), "w") as f:
+            f.write(scale_ini(socks[-1]))
+    res = {"load": loadavg()}
+    e = Emperor(kind, binary, vdir, binary)
+    try:
+        end = e.t0 + limit
+        ready_s = accepting_s = None
+        while time.monotonic() < end:
+            s = stats(e.stats_port)
+            vs = s.get("vassals", []) if s else []
+            if ready_s is None and sum(1 for v in vs if v.get("ready") == 1) >= n:
+                ready_s = time.monotonic() - e.t0
+            if sum(1 for v in vs if v.get("accepting") == 1) >= n:
+                accepting_s = time.monotonic() - e.t0
+                break
+            time.sleep(0.05)
+        res["ready_s"], res["accepting_s"] = ready_s, accepting_s
+        res["connectable"] = sum(1 for p in socks if connectable(p))
+        time.sleep(1)
+        tree = descendants(e.proc.pid)
+        res["vassal_processes"] = len(tree)
+        res["rss_kb"] = rss_kb(e.proc.pid)
+        res["pss_per_vassal_kb"] = sum(pss_kb(p) for p in tree) / max(n, 1)
+        res["emperor_cpu_ms"] = cpu_ns(e.proc.pid) / 1e6
+        res["vassal_cpu_ms"] = sum(cpu_ns(p) for p in tree) / 1e6 / max(n, 1)
+        res["ragnarok_s"], res["left"] = e.ragnarok()
+    finally:
+        e.kill()
+        shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
+def print_scale(n, res):
+    kinds = list(res)
+    print("| (d) %d vassals, one UNIX socket, master, 1 process, no app | %s |" % (n, " | ".join(kinds)))
+    print("|---|%s" % ("---|" * len(kinds)))
+    for key, name in [
+        ("load", "load average before the run"),
+        ("ready_s", "all ready in the Emperor stats (s)"),
+        ("accepting_s", "all accepting in the Emperor stats (s)"),
+        ("connectable", "sockets accepting a connection then"),
+        ("vassal_processes", "vassal processes (master + workers)"),
+        ("rss_kb", "Emperor RSS (KiB)"),
+        ("pss_per_vassal_kb", "PSS per vassal, master + worker (KiB)"),
+        ("emperor_cpu_ms", "Emperor CPU time, start to all ready, per vassal (ms)"),
+        ("vassal_cpu_ms", "vassal CPU time (master + worker) per vassal (ms)"),
+        ("ragnarok_s", "Ragnarok (s)"),
+        ("left", "processes left after Ragnarok"),
+    ]:
+        vals = []
+        for k in kinds:
+            v = res[k].get(key)
+            if key == "emperor_cpu_ms" and v is not None:
+                v = v / n
+            vals.append(fmt(v))
+        print("| %s | %s |" % (name, " | ".join(vals)))
+
+
 def fmt(x, unit=""):
     if x is None:
         return "timeout"
@@ -256,14 +364,27 @@ def main():
     ap.add_argument("--uwsgi-vassals", type=int, default=100)
     ap.add_argument("--idle", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", choices=["all", "scale"], default="all")
+    ap.add_argument("--uwsgi-limit", type=int, default=120, help="cap on the uWSGI Emperor's wait in (d)")
+    ap.add_argument("--imperium-limit", type=int, default=120, help="cap on imperium's wait in (d)")
+    ap.add_argument("--no-uwsgi", action="store_true", help="(d) without the uWSGI Emperor")
+    ap.add_argument("--imperium", default=os.path.join(ROOT, "target", "release", "imperium"),
+                    help="the imperium binary (default: target/release/imperium)")
     a = ap.parse_args()
-    imperium = os.path.join(ROOT, "target", "release", "imperium")
+    imperium = os.path.abspath(a.imperium)
     uwsgi = os.environ.get("IMPERIUM_UWSGI") or os.path.join(ROOT, "target", "venv", "bin", "uwsgi")
     for b in (imperium, uwsgi):
         if not os.access(b, os.X_OK):
             sys.exit("missing %s (cargo build --release; scripts/test.sh installs uWSGI)" % b)
     rows = []
     emperors = [("imperium", imperium), ("uwsgi", uwsgi)]
+
+    scale = {"imperium": bench_scale("imperium", imperium, a.vassals, a.imperium_limit)}
+    if not a.no_uwsgi:
+        scale["uWSGI 2.0.31"] = bench_scale("uwsgi", uwsgi, a.vassals, a.uwsgi_limit)
+    if a.only == "scale":
+        print_scale(a.vassals, scale)
+        return
 
     lat = {k: bench_latency(k, b, uwsgi, a.rounds) for k, b in emperors}
     first = {k: v[0] for k, v in lat.items()}
@@ -294,6 +415,8 @@ def main():
     own = bench_fleet("imperium", imperium, m, imperium, 0, measure_pss=True)
     rows.append(("(b) PSS per vassal, imperium vassal vs uWSGI vassal (KiB)", own["pss_per_vassal_kb"], real["imperium"]["pss_per_vassal_kb"]))
 
+    print_scale(a.vassals, scale)
+    print()
     print("| measurement | imperium | uWSGI 2.0.31 | uWSGI / imperium |")
     print("|---|---|---|---|")
     for name, i, u in rows:

@@ -92,6 +92,7 @@ impl Emperor {
     /// Everything before the loop: signals, monitors, sockets, pidfile, first scan.
     pub fn boot(settings: Settings) -> Result<Emperor, EmperorError> {
         let activated = imperium_systemd::listen_fds();
+        spawn::fixed_mmap_threshold();
         let reactor = Reactor::new().map_err(|e| EmperorError::sys("signalfd/epoll", e))?;
         // Orphaned workers of dead vassals come back to us, so nothing escapes Ragnarok.
         let _ = nix::sys::prctl::set_child_subreaper(true);

@@ -288,6 +288,20 @@ fn spawn_with(plan: SpawnPlan, deathsig: bool) -> io::Result<u32> {
     }
 }
 
+/// Keeps the Emperor's heap small and unfragmented: large buffers (a stats document of a
+/// thousand vassals is ~400 KB) always get their own mapping and go back to the system
+/// when freed. glibc would otherwise raise its mmap threshold after the first such free
+/// and carve the next ones out of the heap between long-lived vassal records, where the
+/// holes stay; every clone then copies the page tables of that larger heap.
+pub fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called once at boot, before any
+    // thread or child exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Adopts a descriptor this process inherited (`UWSGI_EMPEROR_FD` of a sub-Emperor), if
 /// it is open.
 pub fn adopt_inherited_fd(raw: RawFd) -> Option<OwnedFd> {

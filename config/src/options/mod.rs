@@ -7,6 +7,7 @@
 mod table;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 /// Whether an option takes an argument on the command line (getopt semantics).
@@ -96,11 +97,38 @@ pub fn all() -> &'static [OptionSpec] {
     table::OPTIONS
 }
 
-static BY_NAME: LazyLock<HashMap<&'static str, &'static OptionSpec>> =
+/// FNV-1a: the maps below are built from a fixed table and looked up with short option
+/// names thousands of times in every process start (each `Config::get` folds aliases
+/// through them), where SipHash's flooding resistance buys nothing and costs a few
+/// percent of a vassal's start-up CPU.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+static BY_NAME: LazyLock<FnvMap<&'static str, &'static OptionSpec>> =
     LazyLock::new(|| table::OPTIONS.iter().map(|o| (o.name, o)).collect());
 
-static BY_SHORT: LazyLock<HashMap<char, &'static OptionSpec>> = LazyLock::new(|| {
-    let mut m = HashMap::new();
+static BY_SHORT: LazyLock<FnvMap<char, &'static OptionSpec>> = LazyLock::new(|| {
+    let mut m = FnvMap::default();
     // The first row that claims a short flag owns it, as with getopt.
     for o in table::OPTIONS {
         if let Some(c) = o.short {
