@@ -346,27 +346,10 @@ impl<'a> Conn<'a> {
                 uwsgi::Progress::Complete(h) => break h,
                 uwsgi::Progress::Incomplete => {}
             }
-            if !self.buf.is_empty() {
-                let timeout = self.head_timeout();
-                let limit = *self
-                    .head_deadline
-                    .get_or_insert_with(|| Instant::now() + timeout);
-                if Instant::now() > limit {
-                    timed_out(self.ctx, Protocol::Uwsgi);
-                    return Wait::Done;
-                }
-            }
-            match self.fill_now(bs + uwsgi::HEADER_LEN) {
-                Ok(Fill::Data) => {}
-                Ok(Fill::Later) => {
-                    if !signals::graceful_requested() {
-                        return Wait::More;
-                    }
-                    if !self.wait_while_stopping() {
-                        return Wait::Done;
-                    }
-                }
-                Ok(Fill::Eof) | Ok(Fill::Full) => {
+            match self.gather(bs + uwsgi::HEADER_LEN) {
+                Err(wait) => return wait,
+                Ok(Ok(Fill::Data | Fill::Later)) => {}
+                Ok(Ok(Fill::Eof | Fill::Full)) => {
                     if !self.buf.is_empty() {
                         vlog!(
                             "uwsgi_proto_uwsgi_parser(): client closed the connection in the middle of a packet"
@@ -374,7 +357,7 @@ impl<'a> Conn<'a> {
                     }
                     return Wait::Done;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     if !self.buf.is_empty() {
                         vlog!("uwsgi_proto_uwsgi_parser(): {e}");
                     }
@@ -440,27 +423,10 @@ impl<'a> Conn<'a> {
                     break n;
                 }
                 searched = self.buf.len();
-                if !self.buf.is_empty() {
-                    let timeout = self.head_timeout();
-                    let limit = *self
-                        .head_deadline
-                        .get_or_insert_with(|| Instant::now() + timeout);
-                    if Instant::now() > limit {
-                        timed_out(self.ctx, self.listener.protocol);
-                        return Wait::Done;
-                    }
-                }
-                match self.fill_now(bs) {
-                    Ok(Fill::Data) => {}
-                    Ok(Fill::Later) => {
-                        if !signals::graceful_requested() {
-                            return Wait::More;
-                        }
-                        if !self.wait_while_stopping() {
-                            return Wait::Done;
-                        }
-                    }
-                    Ok(Fill::Full) => {
+                match self.gather(bs) {
+                    Err(wait) => return wait,
+                    Ok(Ok(Fill::Data | Fill::Later)) => {}
+                    Ok(Ok(Fill::Full)) => {
                         vlog!("invalid HTTP request size (max {bs})...skip");
                         let r = response::simple(
                             b"HTTP/1.1",
@@ -472,13 +438,13 @@ impl<'a> Conn<'a> {
                         let _ = self.stream.write_all(&r);
                         return Wait::Done;
                     }
-                    Ok(Fill::Eof) => {
+                    Ok(Ok(Fill::Eof)) => {
                         if !self.buf.is_empty() {
                             vlog!("uwsgi_proto_http_parser() -> client closed connection");
                         }
                         return Wait::Done;
                     }
-                    Err(_) => return Wait::Done,
+                    Ok(Err(_)) => return Wait::Done,
                 }
             };
             self.head_deadline = None;
@@ -531,6 +497,28 @@ impl<'a> Conn<'a> {
             if self.buf.is_empty() && !signals::graceful_requested() {
                 return Wait::More;
             }
+        }
+    }
+
+    /// One step of gathering a request head (HTTP) or packet (uwsgi): gives up a client
+    /// past its head deadline, reads what has arrived, and when nothing has, asks for the
+    /// connection to be parked (`Err(Wait::More)`) or, in a stopping worker, waits for the
+    /// bytes (`Ok(Ok(Fill::Later))` once they came).
+    fn gather(&mut self, max: usize) -> Result<io::Result<Fill>, Wait> {
+        if !self.buf.is_empty() {
+            let timeout = self.head_timeout();
+            let limit = *self
+                .head_deadline
+                .get_or_insert_with(|| Instant::now() + timeout);
+            if Instant::now() > limit {
+                timed_out(self.ctx, self.listener.protocol);
+                return Err(Wait::Done);
+            }
+        }
+        match self.fill_now(max) {
+            Ok(Fill::Later) if !signals::graceful_requested() => Err(Wait::More),
+            Ok(Fill::Later) if !self.wait_while_stopping() => Err(Wait::Done),
+            other => Ok(other),
         }
     }
 

@@ -1,11 +1,12 @@
-//! A worker process: polls the shared listening sockets, accepts, serves, and tells the
-//! Emperor (if any) it accepts (5, worker 1 only), served its first request (17) and is
-//! alive (26 every `heartbeat` seconds). It ends after SIGHUP (once its current request is
-//! done), immediately on SIGINT/SIGTERM/SIGQUIT, or after `max-requests` requests.
+//! A worker process: waits on its epoll set (`park`: the shared listening sockets and the
+//! connections waiting for bytes), accepts, serves, and tells the Emperor (if any) it
+//! accepts (5, worker 1 only), served its first request (17) and is alive (26 every
+//! `heartbeat` seconds). It ends after SIGHUP (once its current requests are done),
+//! immediately on SIGINT/SIGTERM/SIGQUIT, or after `max-requests` requests.
 //!
 //! With `threads = N` a worker runs N request threads (cores), named
-//! `uWSGIWorker<id>Core<n>` as in uWSGI, each with its own accept loop; they are started
-//! only here, after the fork, so the master stays single-threaded.
+//! `uWSGIWorker<id>Core<n>` as in uWSGI, all waiting on the same epoll set; they are
+//! started only here, after the fork, so the master stays single-threaded.
 
 use crate::conn::Conn;
 use crate::emperor::{self, Emperor};
