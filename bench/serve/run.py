@@ -67,9 +67,9 @@ def servers(port):
     addr = '127.0.0.1:%d' % port
     if SHAPE == 'issue':
         return {
-            'imperium': [IMPERIUM, '--http-socket', addr, '--master', '--processes', '1',
+            'imperium': [IMPERIUM, '--http-socket', addr, '--master', '--processes', '1', '--virtualenv', VENV,
                          '--chdir', HERE, '--wsgi-file', 'hello.py', '--disable-logging'],
-            'uWSGI 2.0.31': [UWSGI, '--http11-socket', addr, '--master', '--processes', '1',
+            'uWSGI 2.0.31': [UWSGI, '--http11-socket', addr, '--master', '--processes', '1', '--virtualenv', VENV,
                              '--chdir', HERE, '--wsgi-file', 'hello.py', '--disable-logging'],
             'gunicorn sync': [os.path.join(py, 'gunicorn'), '-b', addr, '-w', '1', '--chdir', HERE, 'hello:application'],
             'gunicorn gthread': [os.path.join(py, 'gunicorn'), '-b', addr, '-w', '1', '-k', 'gthread', '--threads', '1',

@@ -2,7 +2,8 @@
 # `_uwsgi` primitives. Types follow uWSGI's CPython plugin on Python 3: bytes for version,
 # hostname and option values. Functions of subsystems imperium does not have yet raise
 # NotImplementedError naming the function.
-import glob as _glob
+# Only what uWSGI's own plugin loads too: every module imported here sits in every
+# worker's memory (tempfile alone pulls in shutil, bz2, lzma, random...).
 import os as _os
 import sys as _sys
 import threading as _threading
@@ -20,7 +21,11 @@ uwsgi.__doc__ = "uWSGI's Python API, as offered by imperium"
 if '.' not in _sys.path:
     _sys.path.insert(0, '.')
 for _entry in _facts['pythonpath']:
-    _matches = sorted(_glob.glob(_entry)) if any(c in _entry for c in '*?[') else [_entry]
+    if any(c in _entry for c in '*?['):
+        import glob as _glob
+        _matches = sorted(_glob.glob(_entry))
+    else:
+        _matches = [_entry]
     for _p in _matches:
         _sys.path.insert(0, _p)
         _log('added %s to pythonpath.' % _p)
@@ -199,10 +204,10 @@ uwsgi.get_logvar = get_logvar
 # unlinked file opened before fork serialises processes; a threading lock serialises the
 # threads of one process (record locks are per process).
 import fcntl as _fcntl
-import tempfile as _tempfile
 
 _nlocks = 1 + int(_facts['locks'] or 0)
-_lockfile = _tempfile.TemporaryFile(prefix='imperium-locks-')
+# An anonymous in-memory file, shared by every process forked from this one.
+_lockfd = _os.memfd_create('imperium-locks')
 _thread_locks = [_threading.Lock() for _ in range(_nlocks)]
 _held = [False] * _nlocks
 
@@ -216,7 +221,7 @@ def _lock_id(n):
 def lock(n=0):
     n = _lock_id(n)
     _thread_locks[n].acquire()
-    _fcntl.lockf(_lockfile.fileno(), _fcntl.LOCK_EX, 1, n)
+    _fcntl.lockf(_lockfd, _fcntl.LOCK_EX, 1, n)
     _held[n] = True
     return None
 
@@ -225,7 +230,7 @@ def unlock(n=0):
     n = _lock_id(n)
     if _held[n]:
         _held[n] = False
-        _fcntl.lockf(_lockfile.fileno(), _fcntl.LOCK_UN, 1, n)
+        _fcntl.lockf(_lockfd, _fcntl.LOCK_UN, 1, n)
         _thread_locks[n].release()
     return None
 
@@ -235,10 +240,10 @@ def is_locked(n=0):
     if _held[n]:
         return True
     try:
-        _fcntl.lockf(_lockfile.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB, 1, n)
+        _fcntl.lockf(_lockfd, _fcntl.LOCK_EX | _fcntl.LOCK_NB, 1, n)
     except OSError:
         return True
-    _fcntl.lockf(_lockfile.fileno(), _fcntl.LOCK_UN, 1, n)
+    _fcntl.lockf(_lockfd, _fcntl.LOCK_UN, 1, n)
     return False
 
 
@@ -382,14 +387,14 @@ _sys.modules['uwsgi'] = uwsgi
 
 
 # ---- uwsgidecorators, served from the plugin (importable only inside the instance)
-import importlib.abc as _abc
-import importlib.util as _util
+# (The import system's own ModuleSpec: importlib.abc/util would load a dozen modules.)
+import _frozen_importlib as _fi
 
 
-class _DecoratorsFinder(_abc.MetaPathFinder, _abc.Loader):
+class _DecoratorsFinder:
     def find_spec(self, name, path=None, target=None):
         if name == 'uwsgidecorators':
-            return _util.spec_from_loader(name, self, origin='imperium:uwsgidecorators')
+            return _fi.ModuleSpec(name, self, origin='imperium:uwsgidecorators')
         return None
 
     def create_module(self, spec):
