@@ -113,7 +113,14 @@ impl Park {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         for (i, fd) in listeners.enumerate() {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64);
-            epoll.add(fd, ev)?;
+            match epoll.add(fd, ev) {
+                // Kernels before 4.5 have no EPOLLEXCLUSIVE: every worker wakes, and all
+                // but one find nothing to accept.
+                Err(nix::Error::EINVAL) => {
+                    epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))?
+                }
+                r => r?,
+            }
         }
         Ok(Park {
             epoll,
