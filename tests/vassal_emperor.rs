@@ -299,7 +299,14 @@ fn a_full_backlog_asks_the_emperor_for_reinforcements_with_30() {
     let mut busy = connect(&t);
     busy.write_all(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
         .unwrap();
-    let _queued: Vec<Conn> = (0..3).map(|_| connect(&t)).collect();
+    // (They send their request: with TCP_DEFER_ACCEPT a silent client is not queued yet.)
+    let _queued: Vec<Conn> = (0..3)
+        .map(|_| {
+            let mut c = connect(&t);
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
     read_until(&mut e, 30);
     i.wait_log("asking Emperor for reinforcements (backlog: ");
 }

@@ -43,6 +43,9 @@ pub struct SocketConf {
     pub option: &'static str,
     pub name: String,
     pub protocol: Protocol,
+    /// TCP_DEFER_ACCEPT on it (uWSGI's default; off with `no-defer-accept`, or for the
+    /// address of an `undeferred-shared-socket`).
+    pub defer_accept: bool,
 }
 
 /// Everything the instance reads from its configuration.
@@ -142,14 +145,12 @@ fn paths(config: &Config, name: &str) -> Vec<PathBuf> {
 /// drop like every socket here; `socket = =N` (any socket option) uses the Nth one's
 /// address. An unknown index is fatal, as in uWSGI.
 fn resolve_shared(config: &Config, sockets: &mut [SocketConf]) -> Result<(), VassalError> {
-    let mut shared: Vec<String> = Vec::new();
+    let mut shared: Vec<(String, bool)> = Vec::new();
     for e in config.entries() {
-        let canonical = imperium_config::options::lookup(&e.key).map(|s| s.canonical());
-        if matches!(
-            canonical,
-            Some("shared-socket" | "undeferred-shared-socket")
-        ) {
-            shared.push(e.value.trim().to_owned());
+        match imperium_config::options::lookup(&e.key).map(|s| s.canonical()) {
+            Some("shared-socket") => shared.push((e.value.trim().to_owned(), true)),
+            Some("undeferred-shared-socket") => shared.push((e.value.trim().to_owned(), false)),
+            _ => {}
         }
     }
     for s in sockets.iter_mut() {
@@ -157,13 +158,15 @@ fn resolve_shared(config: &Config, sockets: &mut [SocketConf]) -> Result<(), Vas
             let idx: usize = n.trim().parse().map_err(|_| {
                 VassalError::option(s.option, &s.name, "invalid shared socket index")
             })?;
-            s.name = shared.get(idx).cloned().ok_or_else(|| {
+            let (name, deferred) = shared.get(idx).cloned().ok_or_else(|| {
                 VassalError::option(
                     s.option,
                     &s.name,
                     &format!("unable to use shared socket {idx}"),
                 )
             })?;
+            s.name = name;
+            s.defer_accept &= deferred;
         }
     }
     Ok(())
@@ -215,6 +218,7 @@ impl Settings {
                 option,
                 name: e.value.trim().to_owned(),
                 protocol,
+                defer_accept: !config.flag("no-defer-accept"),
             });
         }
         // `=N` names the Nth `shared-socket` (vassal helper).

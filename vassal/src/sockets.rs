@@ -130,6 +130,15 @@ fn bind_tcp(
     if settings.reuse_port {
         setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| err("SO_REUSEPORT", e))?;
     }
+    // As uWSGI: accept() returns a connection only once its first bytes have arrived
+    // (or after socket-timeout), so a worker never parks a connection that has said
+    // nothing yet. Not fatal: uWSGI only logs a failure.
+    if conf.defer_accept {
+        let secs = i32::try_from(settings.socket_timeout).unwrap_or(i32::MAX);
+        if let Err(e) = crate::sys::net::set_defer_accept(fd.as_fd(), secs) {
+            vlog!("TCP_DEFER_ACCEPT setsockopt(): {e}");
+        }
+    }
     let r = match sa {
         std::net::SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
         std::net::SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),

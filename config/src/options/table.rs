@@ -258,7 +258,7 @@ pub(super) static OPTIONS: &[OptionSpec] = &[
     o(  "no-fd-passing",                               Arg::None,     None,      Kind::Flag,      NONE, "core", "sockets", "refuse to pass file descriptors between processes"),
     oi( "safe-fd",                                     Arg::Required, None,      Kind::List,      NONE, "core", "sockets", "keep the given file descriptor open instead of closing it at startup"),
     ai( "fd-safe", "safe-fd",                          Arg::Required, None,      Kind::List,      NONE, "core", "sockets", "keep the given file descriptor open instead of closing it at startup"),
-    o(  "no-defer-accept",                             Arg::None,     None,      Kind::Flag,      NONE, "core", "sockets", "do not use deferred accept on listening sockets"),
+    oi( "no-defer-accept",                             Arg::None,     None,      Kind::Flag,      NONE, "core", "sockets", "do not use deferred accept on listening sockets"),
     o(  "tcp-nodelay",                                 Arg::None,     None,      Kind::Flag,      NONE, "core", "sockets", "set TCP_NODELAY on every accepted connection"),
     o(  "so-keepalive",                                Arg::None,     None,      Kind::Flag,      NONE, "core", "sockets", "enable SO_KEEPALIVE on accepted connections"),
     o(  "so-send-timeout",                             Arg::None,     None,      Kind::Str,       NONE, "core", "sockets", "set SO_SNDTIMEO on sockets (seconds)"),

@@ -1,6 +1,6 @@
 //! Socket calls the `nix` crate does not offer in the shape needed: listen-queue figures
-//! of a TCP listening socket (Linux `TCP_INFO`), and a non-blocking read into a buffer's
-//! spare capacity (no zeroing of the buffer before every read).
+//! of a TCP listening socket (Linux `TCP_INFO`), `TCP_DEFER_ACCEPT`, and a non-blocking
+//! read into a buffer's spare capacity (no zeroing of the buffer before every read).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -53,4 +53,20 @@ pub fn recv_now(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> nix::Resul
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Sets `TCP_DEFER_ACCEPT` on a listening TCP socket: a connection is accepted only once
+/// its first bytes arrived, or after `secs`.
+pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: i32) -> nix::Result<()> {
+    // SAFETY: the value points to a live local int of the advertised size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    nix::Error::result(rc).map(drop)
 }
