@@ -75,6 +75,12 @@ impl Config {
         self.last_entry(name).map(|e| e.value.as_str())
     }
 
+    /// The effective value of a scalar option, `None` when it is unset or set blank
+    /// (`chroot =` means no chroot).
+    pub fn get_nonblank(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
     /// Every value of a repeatable option, in order, aliases included.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
         self.matching(name).map(|e| e.value.as_str()).collect()

@@ -53,31 +53,6 @@ fn bad(e: IsolationError) -> EmperorError {
     }
 }
 
-fn last<'a>(c: &'a Config, names: &[&str]) -> Option<&'a str> {
-    c.entries()
-        .iter()
-        .rev()
-        .find(|e| names.contains(&e.key.as_str()))
-        .map(|e| e.value.as_str())
-        .filter(|v| !v.trim().is_empty())
-}
-
-fn all(c: &Config, name: &str) -> Vec<String> {
-    c.entries()
-        .iter()
-        .filter(|e| e.key == name)
-        .map(|e| e.value.clone())
-        .collect()
-}
-
-fn flag(c: &Config, name: &str) -> bool {
-    c.entries()
-        .iter()
-        .rev()
-        .find(|e| e.key == name)
-        .is_some_and(|e| imperium_config::options::parse_bool(&e.value))
-}
-
 fn id_pair(option: &str, v: &str) -> Result<(u32, u32), EmperorError> {
     let (u, g) = v.split_once(':').unwrap_or((v, v));
     let p = |s: &str| {
@@ -99,14 +74,14 @@ impl IsolationSettings {
             "cpu-weight",
         ] {
             let option = format!("emperor-cgroup-{name}");
-            if let Some(v) = last(c, &[option.as_str()]) {
+            if let Some(v) = c.get_nonblank(&option) {
                 limits.apply_named(&option, name, v).map_err(bad)?;
             }
         }
-        for v in all(c, "emperor-cgroup-opt") {
-            limits.raw(&v).map_err(bad)?;
+        for v in c.get_all("emperor-cgroup-opt") {
+            limits.raw(v).map_err(bad)?;
         }
-        let cgroup = last(c, &["emperor-cgroup"]).map(str::to_owned);
+        let cgroup = c.get_nonblank("emperor-cgroup").map(str::to_owned);
         if cgroup.is_none() && !limits.0.is_empty() {
             return Err(EmperorError::setting(
                 "emperor-cgroup",
@@ -114,24 +89,29 @@ impl IsolationSettings {
             ));
         }
         Ok(IsolationSettings {
-            tyrant: flag(c, "emperor-tyrant"),
-            tyrant_nofollow: flag(c, "emperor-tyrant-nofollow"),
-            tyrant_initgroups: flag(c, "emperor-tyrant-initgroups"),
-            use_clone: nsflags::parse("emperor-use-clone", &all(c, "emperor-use-clone"))
+            tyrant: c.flag("emperor-tyrant"),
+            tyrant_nofollow: c.flag("emperor-tyrant-nofollow"),
+            tyrant_initgroups: c.flag("emperor-tyrant-initgroups"),
+            use_clone: nsflags::parse("emperor-use-clone", &c.get_all("emperor-use-clone"))
                 .map_err(bad)?,
-            clone_map: last(c, &["emperor-use-clone-map"])
+            clone_map: c
+                .get_nonblank("emperor-use-clone-map")
                 .map(|v| id_pair("emperor-use-clone-map", v))
                 .transpose()?,
-            vassal_cap: last(c, &["emperor-cap", "vassals-cap", "vassal-cap"])
+            vassal_cap: c
+                .get_nonblank("emperor-cap")
                 .map(|v| caps::parse("emperor-cap", v))
                 .transpose()
                 .map_err(bad)?,
             cgroup,
             limits,
-            limits_dir: last(c, &["emperor-cgroup-limits-dir"]).map(str::to_owned),
-            uid: last(c, &["uid"]).map(str::to_owned),
-            gid: last(c, &["gid"]).map(str::to_owned),
-            cap: last(c, &["cap"])
+            limits_dir: c
+                .get_nonblank("emperor-cgroup-limits-dir")
+                .map(str::to_owned),
+            uid: c.get_nonblank("uid").map(str::to_owned),
+            gid: c.get_nonblank("gid").map(str::to_owned),
+            cap: c
+                .get_nonblank("cap")
                 .map(|v| caps::parse("cap", v))
                 .transpose()
                 .map_err(bad)?,

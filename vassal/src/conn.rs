@@ -124,9 +124,14 @@ impl AsFd for Stream {
     }
 }
 
+/// The longest a client may take to send a request head (or uwsgi packet).
+fn head_timeout(ctx: &WorkerCtx<'_>) -> Duration {
+    Duration::from_secs(ctx.settings.socket_timeout * 2)
+}
+
 /// Logs a client that took too long to send a request head (HTTP) or packet (uwsgi).
 fn timed_out(ctx: &WorkerCtx<'_>, protocol: Protocol) {
-    let limit = ctx.settings.socket_timeout * 2;
+    let limit = head_timeout(ctx).as_secs();
     match protocol {
         Protocol::Uwsgi => vlog!(
             "uwsgi_proto_uwsgi_parser(): the client took more than {limit}s to send its request"
@@ -225,7 +230,7 @@ impl<'a> Conn<'a> {
 
     /// A parked connection whose client sent bytes (or went away).
     pub fn resume(ctx: &'a WorkerCtx<'a>, core: usize, p: Parked) -> Conn<'a> {
-        let token = p.token();
+        let token = p.token;
         let head_deadline = p.mid_request().then_some(p.deadline);
         Conn {
             ctx,
@@ -254,20 +259,15 @@ impl<'a> Conn<'a> {
         let deadline = self.head_deadline.unwrap_or_else(|| {
             Instant::now() + Duration::from_secs(self.ctx.settings.socket_timeout)
         });
-        Parked::new(
-            self.stream,
-            self.buf,
-            self.peer,
-            self.listener_pos,
-            self.served,
+        Parked {
+            stream: self.stream,
+            buf: self.buf,
+            peer: self.peer,
+            listener: self.listener_pos,
+            served: self.served,
             deadline,
-        )
-        .with_token(self.token)
-    }
-
-    /// The longest a client may take to send a request head (or uwsgi packet).
-    fn head_timeout(&self) -> Duration {
-        Duration::from_secs(self.ctx.settings.socket_timeout * 2)
+            token: self.token,
+        }
     }
 
     /// Reads what has arrived, keeping at most `max` buffered, without waiting.
@@ -506,7 +506,7 @@ impl<'a> Conn<'a> {
     /// bytes (`Ok(Ok(Fill::Later))` once they came).
     fn gather(&mut self, max: usize) -> Result<io::Result<Fill>, Wait> {
         if !self.buf.is_empty() {
-            let timeout = self.head_timeout();
+            let timeout = head_timeout(self.ctx);
             let limit = *self
                 .head_deadline
                 .get_or_insert_with(|| Instant::now() + timeout);

@@ -78,61 +78,45 @@ fn err(e: IsolationError) -> VassalError {
     }
 }
 
-fn all(c: &Config, names: &[&str]) -> Vec<String> {
-    c.entries()
-        .iter()
-        .filter(|e| names.contains(&e.key.as_str()))
-        .map(|e| e.value.clone())
-        .collect()
+/// Every value of a repeatable option (aliases included), owned.
+fn all(c: &Config, name: &str) -> Vec<String> {
+    c.get_all(name).into_iter().map(str::to_owned).collect()
 }
 
-fn last(c: &Config, names: &[&str]) -> Option<String> {
-    c.entries()
-        .iter()
-        .rev()
-        .find(|e| names.contains(&e.key.as_str()))
-        .map(|e| e.value.clone())
-        .filter(|v| !v.trim().is_empty())
+/// The value of a scalar option (aliases included), `None` when unset or blank.
+fn last(c: &Config, name: &str) -> Option<String> {
+    c.get_nonblank(name).map(str::to_owned)
 }
 
 impl Isolation {
     pub fn from_config(c: &Config) -> Result<Isolation, VassalError> {
         let mut add_gids = Vec::new();
-        for g in all(c, &["add-gid"]) {
-            add_gids.push(crate::privileges::parse_gid(&g)?.as_raw());
+        for g in c.get_all("add-gid") {
+            add_gids.push(crate::privileges::parse_gid(g)?.as_raw());
         }
-        let jail = last(c, &["jail"]);
-        let (jail_ip4, jail_ip6, jail2) = (
-            all(c, &["jail-ip4"]),
-            all(c, &["jail-ip6"]),
-            all(c, &["jail2", "libjail"]),
-        );
+        let jail = last(c, "jail");
+        let (jail_ip4, jail_ip6, jail2) = (all(c, "jail-ip4"), all(c, "jail-ip6"), all(c, "jail2"));
         // The jail parameters are checked everywhere, used only on FreeBSD.
         imperium_namespaces::jail::build(jail.as_deref(), &jail_ip4, &jail_ip6, &jail2)
             .map_err(err)?;
         Ok(Isolation {
-            cgroups: all(c, &["cgroup"]),
-            cgroup_opts: all(c, &["cgroup-opt"]),
-            cgroup_dir_mode: last(c, &["cgroup-dir-mode"]),
-            unshare: nsflags::parse("unshare", &all(c, &["unshare"])).map_err(err)?,
-            chroot: last(c, &["chroot"]).map(PathBuf::from),
-            pivot_root: last(c, &["pivot-root", "pivot_root"]),
-            cap: match last(c, &["cap"]) {
-                Some(v) => caps::parse("cap", &v).map_err(err)?,
+            cgroups: all(c, "cgroup"),
+            cgroup_opts: all(c, "cgroup-opt"),
+            cgroup_dir_mode: last(c, "cgroup-dir-mode"),
+            unshare: nsflags::parse("unshare", &c.get_all("unshare")).map_err(err)?,
+            chroot: last(c, "chroot").map(PathBuf::from),
+            pivot_root: last(c, "pivot-root"),
+            cap: match c.get_nonblank("cap") {
+                Some(v) => caps::parse("cap", v).map_err(err)?,
                 None => CapSet::default(),
             },
-            no_initgroups: c
-                .entries()
-                .iter()
-                .rev()
-                .find(|e| e.key == "no-initgroups")
-                .is_some_and(|e| imperium_config::options::parse_bool(&e.value)),
+            no_initgroups: c.flag("no-initgroups"),
             add_gids,
             jail,
             jail_ip4,
             jail_ip6,
             jail2,
-            jail_attach: last(c, &["jail-attach"]),
+            jail_attach: last(c, "jail-attach"),
             refork_post_jail: c.flag("refork-post-jail"),
             refork_as_root: c.flag("refork-as-root"),
             refork: c.flag("refork"),

@@ -39,45 +39,15 @@ pub struct Parked {
     /// When it is given up: the idle timeout (`socket-timeout`) with no bytes buffered,
     /// the head timeout once a request head has begun.
     pub deadline: Instant,
-    /// Its token, once it has been registered.
-    token: Option<u64>,
+    /// Its token, once it has been registered (kept across parkings).
+    pub token: Option<u64>,
 }
 
 impl Parked {
-    pub fn new(
-        stream: Stream,
-        buf: Vec<u8>,
-        peer: String,
-        listener: usize,
-        served: u64,
-        deadline: Instant,
-    ) -> Parked {
-        Parked {
-            stream,
-            buf,
-            peer,
-            listener,
-            served,
-            deadline,
-            token: None,
-        }
-    }
-
     /// True when part of a request head has arrived (a timeout is then the client's fault
     /// and is logged).
     pub fn mid_request(&self) -> bool {
         !self.buf.is_empty()
-    }
-
-    /// The token kept across parkings (None for a connection never parked).
-    pub fn token(&self) -> Option<u64> {
-        self.token
-    }
-
-    /// Carries the token over from an earlier parking of the same connection.
-    pub fn with_token(mut self, token: Option<u64>) -> Parked {
-        self.token = token;
-        self
     }
 }
 
@@ -216,15 +186,5 @@ impl Park {
     /// Takes out every parked connection (the worker is stopping).
     pub fn drain(&self) -> Vec<Parked> {
         self.table().parked.drain().map(|(_, c)| c).collect()
-    }
-
-    /// How many connections are parked.
-    pub fn len(&self) -> usize {
-        self.table().parked.len()
-    }
-
-    /// True when no connection is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
