@@ -81,67 +81,48 @@ pub struct Settings {
     pub isolation: crate::isolation::IsolationSettings,
 }
 
-/// Reads options by name: an entry matches when its key is one of the names or an alias
-/// of one of them in the option table (`fd-safe` for `safe-fd`); the last matching entry
-/// wins, as uWSGI applies options top to bottom.
+/// Reads options through the Config's own lookups, which match the option's aliases too
+/// (`fd-safe` for `safe-fd`); the last entry wins, as uWSGI applies options top to bottom.
+/// What is added here is the Emperor's value rules and error messages.
 struct Reader<'a>(&'a Config);
 
-/// The primary name of an option (itself when it is not in the table).
-fn canonical(name: &str) -> &str {
-    imperium_config::options::lookup(name)
-        .map(|s| s.canonical())
-        .unwrap_or(name)
-}
-
 impl<'a> Reader<'a> {
-    fn matches(names: &[&str], key: &str) -> bool {
-        let key = canonical(key);
-        names.iter().any(|n| canonical(n) == key)
+    fn last(&self, name: &str) -> Option<&'a str> {
+        self.0.get(name)
     }
 
-    fn last(&self, names: &[&str]) -> Option<&'a str> {
+    fn all(&self, name: &str) -> Vec<String> {
         self.0
-            .entries()
-            .iter()
-            .rev()
-            .find(|e| Self::matches(names, &e.key))
-            .map(|e| e.value.as_str())
-    }
-
-    fn all(&self, names: &[&str]) -> Vec<String> {
-        self.0
-            .entries()
-            .iter()
-            .filter(|e| Self::matches(names, &e.key))
-            .map(|e| e.value.clone())
+            .get_all(name)
+            .into_iter()
+            .map(str::to_owned)
             .collect()
     }
 
-    fn flag(&self, names: &[&str]) -> bool {
-        self.last(names)
+    fn flag(&self, name: &str) -> bool {
+        self.last(name)
             .is_some_and(imperium_config::options::parse_bool)
     }
 
-    fn string(&self, names: &[&str]) -> Option<String> {
-        self.last(names)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+    fn string(&self, name: &str) -> Option<String> {
+        self.last(name).filter(|v| !v.is_empty()).map(str::to_owned)
     }
 
-    fn int(&self, names: &[&str], default: i64) -> Result<i64, EmperorError> {
-        match self.last(names) {
+    fn int(&self, name: &str, default: i64) -> Result<i64, EmperorError> {
+        match self.last(name) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(0),
-            Some(v) => v.trim().parse().map_err(|_| {
-                EmperorError::setting(names[0], format!("expects a number, got '{v}'"))
-            }),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| EmperorError::setting(name, format!("expects a number, got '{v}'"))),
         }
     }
 
-    fn non_negative(&self, names: &[&str], default: i64) -> Result<u64, EmperorError> {
-        let v = self.int(names, default)?;
+    fn non_negative(&self, name: &str, default: i64) -> Result<u64, EmperorError> {
+        let v = self.int(name, default)?;
         u64::try_from(v)
-            .map_err(|_| EmperorError::setting(names[0], format!("must not be negative, got {v}")))
+            .map_err(|_| EmperorError::setting(name, format!("must not be negative, got {v}")))
     }
 }
 
@@ -149,16 +130,16 @@ impl Settings {
     /// Reads and checks every Emperor option.
     pub fn from_config(config: &Config) -> Result<Settings, EmperorError> {
         let r = Reader(config);
-        let monitors = r.all(&["emperor"]);
+        let monitors = r.all("emperor");
         if monitors.is_empty() {
             return Err(EmperorError::setting("emperor", "no monitor given"));
         }
         // uWSGI treats 0 as "use the default" for these.
-        let secs = |names: &[&str], default: u64| -> Result<Duration, EmperorError> {
-            let v = r.non_negative(names, default as i64)?;
+        let secs = |name: &str, default: u64| -> Result<Duration, EmperorError> {
+            let v = r.non_negative(name, default as i64)?;
             Ok(Duration::from_secs(if v == 0 { default } else { v }))
         };
-        let chmod_socket = match r.last(&["chmod-socket", "chmod", "C"]) {
+        let chmod_socket = match r.last("chmod-socket") {
             None => None,
             Some(v) if v.is_empty() || v == "1" || v.eq_ignore_ascii_case("true") => Some(0o666),
             Some(v) => Some(u32::from_str_radix(v, 8).map_err(|_| {
@@ -166,66 +147,64 @@ impl Settings {
             })?),
         };
         let mut safe_fds = Vec::new();
-        for v in r.all(&["safe-fd"]) {
+        for v in r.all("safe-fd") {
             safe_fds.push(v.trim().parse().map_err(|_| {
                 EmperorError::setting("safe-fd", format!("not a descriptor number: '{v}'"))
             })?);
         }
-        let throttle_ms = r.non_negative(&["emperor-throttle"], 1000)?;
-        let max_throttle_ms = r.non_negative(&["emperor-max-throttle"], 180_000)?;
+        let throttle_ms = r.non_negative("emperor-throttle", 1000)?;
+        let max_throttle_ms = r.non_negative("emperor-max-throttle", 180_000)?;
         Ok(Settings {
             monitors,
-            freq: secs(&["emperor-freq"], 3)?,
+            freq: secs("emperor-freq", 3)?,
             throttle_ms,
             max_throttle_ms: max_throttle_ms.max(throttle_ms),
-            heartbeat: secs(&["emperor-required-heartbeat"], 30)?,
-            curse_tolerance: secs(&["emperor-curse-tolerance"], 30)?,
-            reload_mercy: secs(&["reload-mercy"], 30)?,
-            no_blacklist: r.flag(&["emperor-no-blacklist"]),
-            graceful_shutdown: r.flag(&["emperor-graceful-shutdown"]),
-            binary_path: r.string(&["binary-path"]),
-            wrapper: r.string(&["emperor-wrapper"]),
-            vassal_set: r.all(&["vassal-set", "vassals-set"]),
-            inherit_before: r.all(&["vassals-inherit-before"]),
-            include_before: r.all(&["vassals-include-before"]),
-            inherit: r.all(&["vassals-inherit"]),
-            include: r.all(&["vassals-include"]),
-            extra_extensions: r.all(&["emperor-extra-extension", "emperor-extra-ext"]),
-            nofollow: r.flag(&["emperor-nofollow"]),
-            tyrant: r.flag(&["emperor-tyrant"]),
-            tyrant_nofollow: r.flag(&["emperor-tyrant-nofollow"]),
-            magic_exec: r.flag(&["emperor-magic-exec"]),
-            start_hook: r.string(&["vassals-start-hook"]),
-            stop_hook: r.string(&["vassals-stop-hook"]),
-            exec_as_emperor: r.all(&["exec-as-emperor"]),
-            exec_as_vassal: r.all(&["exec-as-vassal"]),
-            hook_as_emperor: r.all(&["hook-as-emperor"]),
-            mount_as_emperor: r.all(&["mount-as-emperor"]),
-            umount_as_emperor: r.all(&["umount-as-emperor"]),
-            call_as_emperor: r.all(&["call-as-emperor"]),
-            call_as_emperor1: r.all(&["call-as-emperor1"]),
-            call_as_emperor2: r.all(&["call-as-emperor2"]),
-            call_as_emperor4: r.all(&["call-as-emperor4"]),
-            hook_as_vassal: r.all(&["hook-as-vassal"]),
-            mount_as_vassal: r.all(&["mount-as-vassal"]),
-            umount_as_vassal: r.all(&["umount-as-vassal"]),
-            call_as_vassal: r.all(&["call-as-vassal"]),
-            call_as_vassal1: r.all(&["call-as-vassal1"]),
-            call_as_vassal3: r.all(&["call-as-vassal3"]),
-            pidfile: r.string(&["emperor-pidfile"]),
-            procname: r.string(&["emperor-procname"]),
-            stats: r.string(&["emperor-stats", "emperor-stats-server"]),
-            stats_http: r.flag(&["stats-http"]),
-            command_socket: r.string(&["emperor-command-socket"]),
+            heartbeat: secs("emperor-required-heartbeat", 30)?,
+            curse_tolerance: secs("emperor-curse-tolerance", 30)?,
+            reload_mercy: secs("reload-mercy", 30)?,
+            no_blacklist: r.flag("emperor-no-blacklist"),
+            graceful_shutdown: r.flag("emperor-graceful-shutdown"),
+            binary_path: r.string("binary-path"),
+            wrapper: r.string("emperor-wrapper"),
+            vassal_set: r.all("vassal-set"),
+            inherit_before: r.all("vassals-inherit-before"),
+            include_before: r.all("vassals-include-before"),
+            inherit: r.all("vassals-inherit"),
+            include: r.all("vassals-include"),
+            extra_extensions: r.all("emperor-extra-extension"),
+            nofollow: r.flag("emperor-nofollow"),
+            tyrant: r.flag("emperor-tyrant"),
+            tyrant_nofollow: r.flag("emperor-tyrant-nofollow"),
+            magic_exec: r.flag("emperor-magic-exec"),
+            start_hook: r.string("vassals-start-hook"),
+            stop_hook: r.string("vassals-stop-hook"),
+            exec_as_emperor: r.all("exec-as-emperor"),
+            exec_as_vassal: r.all("exec-as-vassal"),
+            hook_as_emperor: r.all("hook-as-emperor"),
+            mount_as_emperor: r.all("mount-as-emperor"),
+            umount_as_emperor: r.all("umount-as-emperor"),
+            call_as_emperor: r.all("call-as-emperor"),
+            call_as_emperor1: r.all("call-as-emperor1"),
+            call_as_emperor2: r.all("call-as-emperor2"),
+            call_as_emperor4: r.all("call-as-emperor4"),
+            hook_as_vassal: r.all("hook-as-vassal"),
+            mount_as_vassal: r.all("mount-as-vassal"),
+            umount_as_vassal: r.all("umount-as-vassal"),
+            call_as_vassal: r.all("call-as-vassal"),
+            call_as_vassal1: r.all("call-as-vassal1"),
+            call_as_vassal3: r.all("call-as-vassal3"),
+            pidfile: r.string("emperor-pidfile"),
+            procname: r.string("emperor-procname"),
+            stats: r.string("emperor-stats"),
+            stats_http: r.flag("stats-http"),
+            command_socket: r.string("emperor-command-socket"),
             chmod_socket,
-            on_demand_extension: r
-                .string(&["emperor-on-demand-extension", "emperor-on-demand-ext"]),
-            on_demand_directory: r
-                .string(&["emperor-on-demand-directory", "emperor-on-demand-dir"]),
-            on_demand_exec: r.string(&["emperor-on-demand-exec"]),
-            listen: r.int(&["listen", "l"], 100)?.clamp(1, i32::MAX as i64) as i32,
+            on_demand_extension: r.string("emperor-on-demand-extension"),
+            on_demand_directory: r.string("emperor-on-demand-directory"),
+            on_demand_exec: r.string("emperor-on-demand-exec"),
+            listen: r.int("listen", 100)?.clamp(1, i32::MAX as i64) as i32,
             safe_fds,
-            broodlord: r.int(&["emperor-broodlord"], 0)?,
+            broodlord: r.int("emperor-broodlord", 0)?,
             isolation: crate::isolation::IsolationSettings::from_config(config)?,
         })
     }
