@@ -119,6 +119,57 @@ fn lazy_apps_load_in_each_worker_after_post_fork_hook() {
 }
 
 #[test]
+fn reserve_threads_share_keep_alive_clients_without_losing_a_request() {
+    // Eight kept-alive clients, 25 requests each, a one-second request among them: a
+    // reserve joins while the thread serving it sleeps, connections move between threads
+    // as they are parked and woken, and every request gets its own answer, in order.
+    let s = Scratch::new("py-reserves");
+    let i = start(
+        &s,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+            "--wsgi-file",
+            &app("forksafe.py"),
+        ],
+    );
+    let h = i.port(0);
+    i.wait_log("spawned uWSGI worker 1 (and the only) (pid: ");
+    let clients: Vec<_> = (0..8)
+        .map(|n| {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", h)).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                    .unwrap();
+                let mut threads = BTreeSet::new();
+                for k in 0..25 {
+                    let q = if n == 0 && k == 3 { "sleep" } else { "fast" };
+                    write!(c, "GET /?{q} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let r =
+                        read_resp(&mut c, false).expect("a response on the kept-alive connection");
+                    assert_eq!(r.status, 200, "client {n} request {k}: {}", r.head);
+                    let j: Value = serde_json::from_slice(&r.body).unwrap();
+                    threads.insert(j["thread"].as_str().unwrap().to_string());
+                }
+                threads
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for c in clients {
+        seen.extend(c.join().unwrap());
+    }
+    assert!(
+        seen.iter().all(|t| t.starts_with("uWSGIWorker1Core")),
+        "{seen:?}"
+    );
+    assert_no_python_errors(&i);
+}
+
+#[test]
 fn threads_serve_concurrently_with_uwsgi_names() {
     let s = Scratch::new("py-threads");
     let i = start(

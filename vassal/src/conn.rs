@@ -246,6 +246,11 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Its token in the worker's park (None until first parked).
+    pub fn token(&self) -> Option<u64> {
+        self.token
+    }
+
     /// Gives up a parked connection whose deadline passed, saying so when the client
     /// stopped in the middle of a request head.
     pub fn expire(ctx: &WorkerCtx<'_>, p: Parked) {

@@ -17,6 +17,7 @@ pub mod addr;
 pub mod app;
 pub mod conn;
 pub mod daemons;
+pub mod duty;
 pub mod emperor;
 pub mod error;
 pub mod fifo;

@@ -7,19 +7,18 @@
 //! thread serves any number of kept-alive clients in turn, and a burst of requests on many
 //! connections is served back to back instead of one connection at a time.
 //!
-//! With several request threads, connections are registered one-shot (`EPOLLONESHOT`):
-//! an event goes to exactly one thread, which takes the connection out of the table before
-//! serving it, and parking re-arms it. A worker with one thread registers each connection
-//! once, edge-triggered, and parks it again with no system call: the thread that would
-//! receive an event for a connection it is serving is that same thread, which looks at
-//! the event only after the connection is back in the table. Each parked
-//! connection has a token that is never reused, so an event for a connection closed in the
-//! meantime (idle timeout) finds nothing and is ignored. Listening sockets are registered
-//! with `EPOLLEXCLUSIVE`, so a new connection wakes one worker process, not all of them.
+//! Connections are registered once, edge-triggered, and parked again with no system call.
+//! A connection being served stays in the table, marked *out*: an event for it then (its
+//! client sent more while a thread serves it, and another thread got the edge) is noted,
+//! and parking it puts it straight back in the backlog, so no edge is lost and no two
+//! threads ever serve one connection. Each connection has a token that is never reused, so
+//! an event for a connection closed in the meantime (idle timeout) finds nothing and is
+//! ignored. Listening sockets are registered level-triggered with `EPOLLEXCLUSIVE`, so a
+//! new connection wakes one worker process, not all of them.
 
 use crate::conn::Stream;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -64,21 +63,28 @@ pub enum Ready {
 pub struct Park {
     epoll: Epoll,
     conns: Mutex<Table>,
-    /// One request thread: edge-triggered registration, made once per connection.
-    edge: bool,
+    /// Ready events reported by the kernel and not yet taken by a thread.
+    backlog: Mutex<VecDeque<Ready>>,
+}
+
+/// A registered connection: waiting in the park, or out with a thread.
+enum Slot {
+    Parked(Parked),
+    /// Being served; `missed`: an event came for it meanwhile.
+    Out {
+        missed: bool,
+    },
 }
 
 struct Table {
-    parked: HashMap<u64, Parked>,
+    slots: HashMap<u64, Slot>,
     next_token: u64,
 }
 
 impl Park {
-    /// Creates the set and registers the listening sockets (`EPOLLEXCLUSIVE`); `one_thread`:
-    /// only one thread will wait on it.
+    /// Creates the set and registers the listening sockets (`EPOLLEXCLUSIVE`).
     pub fn new<'l>(
         listeners: impl Iterator<Item = std::os::fd::BorrowedFd<'l>>,
-        one_thread: bool,
     ) -> nix::Result<Park> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         for (i, fd) in listeners.enumerate() {
@@ -95,10 +101,10 @@ impl Park {
         Ok(Park {
             epoll,
             conns: Mutex::new(Table {
-                parked: HashMap::new(),
+                slots: HashMap::new(),
                 next_token: FIRST_CONN_TOKEN,
             }),
-            edge: one_thread,
+            backlog: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -112,44 +118,57 @@ impl Park {
         // The table stays locked across the registration, so the thread that gets the
         // event finds the connection in it.
         let mut t = self.table();
-        let (token, fresh) = match conn.token {
-            Some(tok) => (tok, false),
+        let token = match conn.token {
+            Some(tok) => tok,
             None => {
                 let tok = t.next_token;
+                let ev = EpollEvent::new(
+                    EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET,
+                    tok,
+                );
+                if let Err(e) = self.epoll.add(conn.stream.as_fd(), ev) {
+                    return Err((conn, e));
+                }
                 t.next_token += 1;
-                (tok, true)
+                conn.token = Some(tok);
+                tok
             }
         };
-        let mode = match self.edge {
-            true => EpollFlags::EPOLLET,
-            false => EpollFlags::EPOLLONESHOT,
-        };
-        let mut ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | mode, token);
-        let registered = if fresh {
-            self.epoll.add(conn.stream.as_fd(), ev)
-        } else if self.edge {
-            Ok(())
-        } else {
-            self.epoll.modify(conn.stream.as_fd(), &mut ev)
-        };
-        match registered {
-            Ok(()) => {
-                conn.token = Some(token);
-                t.parked.insert(token, conn);
-                Ok(())
+        let missed = matches!(t.slots.get(&token), Some(Slot::Out { missed: true }));
+        t.slots.insert(token, Slot::Parked(conn));
+        if missed {
+            self.backlog().push_back(Ready::Conn(token));
+        }
+        Ok(())
+    }
+
+    /// Takes a parked connection out of the set to serve it (None: already gone, or out
+    /// with another thread, which will see the event when it parks it).
+    pub fn take(&self, token: u64) -> Option<Parked> {
+        let mut t = self.table();
+        let slot = t.slots.get_mut(&token)?;
+        match std::mem::replace(slot, Slot::Out { missed: true }) {
+            Slot::Parked(p) => {
+                *slot = Slot::Out { missed: false };
+                Some(p)
             }
-            Err(e) => Err((conn, e)),
+            Slot::Out { .. } => None,
         }
     }
 
-    /// Takes a parked connection out of the set to serve it (None: already gone).
-    pub fn take(&self, token: u64) -> Option<Parked> {
-        self.table().parked.remove(&token)
+    /// Forgets a connection taken out and then closed.
+    pub fn forget(&self, token: u64) {
+        self.table().slots.remove(&token);
     }
 
-    /// Waits for readiness, at most `timeout`; fills `out` (cleared first).
-    pub fn wait(&self, out: &mut Vec<Ready>, max: usize, timeout: Duration) -> nix::Result<()> {
-        out.clear();
+    /// The next ready listener or connection: one left from an earlier wake-up, else one
+    /// of up to `max` the kernel reports within `timeout` (None: nothing came). The rest
+    /// of a wake-up's batch is kept here, not by the thread, so a thread caught in a long
+    /// request does not hold back the connections that became ready with it.
+    pub fn next(&self, max: usize, timeout: Duration) -> nix::Result<Option<Ready>> {
+        if let Some(r) = self.backlog().pop_front() {
+            return Ok(Some(r));
+        }
         let mut events = [EpollEvent::empty(); 64];
         let max = max.clamp(1, events.len());
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
@@ -158,33 +177,48 @@ impl Park {
             Err(nix::Error::EINTR) => 0,
             Err(e) => return Err(e),
         };
-        out.extend(events[..n].iter().map(|e| {
+        let mut ready = events[..n].iter().map(|e| {
             let data = e.data();
             if data < FIRST_CONN_TOKEN {
                 Ready::Listener(data as usize)
             } else {
                 Ready::Conn(data)
             }
-        }));
-        Ok(())
+        });
+        let first = ready.next();
+        if n > 1 {
+            self.backlog().extend(ready);
+        }
+        Ok(first)
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, VecDeque<Ready>> {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes out every parked connection whose deadline has passed.
     pub fn expired(&self, now: Instant) -> Vec<Parked> {
-        let mut t = self.table();
-        let gone: Vec<u64> = t
-            .parked
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        gone.into_iter()
-            .filter_map(|k| t.parked.remove(&k))
-            .collect()
+        self.remove_parked(|c| c.deadline <= now)
     }
 
     /// Takes out every parked connection (the worker is stopping).
     pub fn drain(&self) -> Vec<Parked> {
-        self.table().parked.drain().map(|(_, c)| c).collect()
+        self.remove_parked(|_| true)
+    }
+
+    fn remove_parked(&self, pick: impl Fn(&Parked) -> bool) -> Vec<Parked> {
+        let mut t = self.table();
+        let gone: Vec<u64> = t
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Parked(c) if pick(c)))
+            .map(|(k, _)| *k)
+            .collect();
+        gone.into_iter()
+            .filter_map(|k| match t.slots.remove(&k) {
+                Some(Slot::Parked(c)) => Some(c),
+                _ => None,
+            })
+            .collect()
     }
 }

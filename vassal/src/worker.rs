@@ -5,10 +5,12 @@
 //! immediately on SIGINT/SIGTERM/SIGQUIT, or after `max-requests` requests.
 //!
 //! With `threads = N` a worker runs N request threads (cores), named
-//! `uWSGIWorker<id>Core<n>` as in uWSGI, all waiting on the same epoll set; they are
-//! started only here, after the fork, so the master stays single-threaded.
+//! `uWSGIWorker<id>Core<n>` as in uWSGI; they are started only here, after the fork, so
+//! the master stays single-threaded. Core 0 always takes work; the others are reserves
+//! that join while the cores below them are held by slow requests (`duty`).
 
 use crate::conn::Conn;
+use crate::duty::{self, Duty};
 use crate::emperor::{self, Emperor};
 use crate::park::{Park, Ready};
 use crate::scoreboard::Scoreboard;
@@ -214,40 +216,44 @@ pub fn init_app(ctx: &WorkerCtx<'_>) -> bool {
     true
 }
 
-/// Serves with `threads` request threads (the calling thread is core 0); returns when the
-/// worker must stop and every thread has finished its request.
+/// Serves with `threads` request threads (the calling thread is core 0, the others its
+/// reserves: `duty`); returns when the worker must stop and every thread has finished its
+/// request.
 pub fn serve(ctx: &WorkerCtx<'_>) {
     let threads = ctx.settings.threads.max(1);
-    let park = match Park::new(ctx.listeners.iter().map(|l| l.fd.as_fd()), threads == 1) {
+    let park = match Park::new(ctx.listeners.iter().map(|l| l.fd.as_fd())) {
         Ok(p) => p,
         Err(e) => {
             vlog!("worker {}: epoll: {e}", ctx.id);
             std::process::exit(1);
         }
     };
-    let park = &park;
+    let (park, duty) = (&park, &Duty::new(threads));
     if threads == 1 {
         crate::app::thread_init(0);
-        serve_loop(ctx, park, 0);
+        serve_loop(ctx, park, duty);
         finish(ctx, park, 0);
         return;
     }
     std::thread::scope(|scope| {
+        let mut reserves = Vec::new();
         for core in 1..threads {
             let name = format!("uWSGIWorker{}Core{core}", ctx.id);
             let spawned = std::thread::Builder::new()
                 .name(name)
                 .spawn_scoped(scope, move || {
                     crate::app::thread_init(core);
-                    serve_loop(ctx, park, core);
+                    reserve_loop(ctx, park, duty, core);
                     finish(ctx, park, core);
                 });
-            if let Err(e) = spawned {
-                vlog!("worker {}: cannot start request thread {core}: {e}", ctx.id);
+            match spawned {
+                Ok(t) => reserves.push(t.thread().clone()),
+                Err(e) => vlog!("worker {}: cannot start request thread {core}: {e}", ctx.id),
             }
         }
+        duty.set_reserves(reserves);
         crate::app::thread_init(0);
-        serve_loop(ctx, park, 0);
+        serve_loop(ctx, park, duty);
         finish(ctx, park, 0);
     });
 }
@@ -255,21 +261,108 @@ pub fn serve(ctx: &WorkerCtx<'_>) {
 /// How often parked connections are checked for their deadline.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// The loop of one request thread (also run by a process without a master): wait for a
-/// listening socket or a parked connection to be ready, serve it, repeat until the worker
-/// must stop.
-pub fn serve_loop(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
-    // A lone thread takes every ready connection at once and serves them back to back;
-    // with several threads each takes one, so the others get the rest.
-    let alone = ctx.settings.threads.max(1) == 1;
-    let batch = if alone { 64 } else { 1 };
-    let accepts = if alone && ctx.settings.processes <= 1 {
-        64
-    } else {
-        1
-    };
-    let mut ready = Vec::with_capacity(batch);
-    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+/// One request thread as it takes work from the park.
+struct Core<'w, 'c> {
+    ctx: &'w WorkerCtx<'c>,
+    park: &'w Park,
+    duty: &'w Duty,
+    core: usize,
+    /// Changes with every connection this core serves (what a reserve watches).
+    stamp: u64,
+    next_sweep: Instant,
+}
+
+impl<'w, 'c> Core<'w, 'c> {
+    fn new(ctx: &'w WorkerCtx<'c>, park: &'w Park, duty: &'w Duty, core: usize) -> Self {
+        Core {
+            ctx,
+            park,
+            duty,
+            core,
+            stamp: 0,
+            next_sweep: Instant::now() + SWEEP_EVERY,
+        }
+    }
+
+    /// Waits up to `timeout` for the next ready listener or connection (taking up to
+    /// `batch` from the kernel at once) and serves it, accepting up to `accepts`
+    /// connections for a listener; then closes the parked connections past their deadline
+    /// if a sweep is due.
+    fn serve_next(&mut self, batch: usize, accepts: usize, timeout: Duration) {
+        let timeout = timeout.min(self.next_sweep.saturating_duration_since(Instant::now()));
+        match self.wait(batch, timeout) {
+            Ok(Some(Ready::Listener(pos))) => self.accept(pos, accepts),
+            Ok(Some(Ready::Conn(token))) => {
+                if let Some(p) = self.park.take(token) {
+                    self.serve(Conn::resume(self.ctx, self.core, p));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                vlog!("worker {}: epoll_wait(): {e}", self.ctx.id);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let now = Instant::now();
+        if now >= self.next_sweep {
+            for p in self.park.expired(now) {
+                Conn::expire(self.ctx, p);
+            }
+            self.next_sweep = now + SWEEP_EVERY;
+        }
+    }
+
+    /// The next ready listener or connection (`Park::next`). The lead is inactive in the
+    /// roster while it blocks, so the reserves sleep meanwhile.
+    fn wait(&self, batch: usize, timeout: Duration) -> nix::Result<Option<Ready>> {
+        if self.core != 0 {
+            return self.park.next(batch, timeout);
+        }
+        if let Some(r) = self.park.next(batch, Duration::ZERO)? {
+            return Ok(Some(r));
+        }
+        self.duty.set_active(0, false);
+        let r = self.park.next(batch, timeout);
+        self.duty.set_active(0, true);
+        r
+    }
+
+    /// Accepts up to `max` connections from listener `pos` and serves each.
+    fn accept(&mut self, pos: usize, max: usize) {
+        let listener = &self.ctx.listeners[pos];
+        for _ in 0..max {
+            match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
+                Ok(raw) => self.serve(Conn::new(self.ctx, self.core, pos, sys_fd::take(raw))),
+                Err(nix::Error::EAGAIN) => return,
+                Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
+                Err(e) => {
+                    vlog!("accept(): {e} on socket {}", listener.name);
+                    std::thread::sleep(Duration::from_millis(10));
+                    return;
+                }
+            }
+            if signals::graceful_requested() {
+                return;
+            }
+        }
+    }
+
+    /// Serves a connection with this core marked busy in the roster.
+    fn serve(&mut self, conn: Conn<'_>) {
+        self.stamp += 1;
+        self.duty.begin(self.core, self.stamp);
+        serve_conn(self.park, conn);
+        self.duty.free(self.core);
+    }
+}
+
+/// The loop of the lead request thread (core 0): wait for a listening socket or a parked
+/// connection to be ready, serve it, repeat until the worker must stop.
+fn serve_loop(ctx: &WorkerCtx<'_>, park: &Park, duty: &Duty) {
+    // One kernel wake-up hands over up to 64 ready connections; one listener event
+    // accepts up to 64 connections unless other workers share the socket.
+    let accepts = if ctx.settings.processes <= 1 { 64 } else { 1 };
+    let mut lead = Core::new(ctx, park, duty, 0);
     loop {
         if signals::graceful_requested() {
             return;
@@ -281,9 +374,7 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
                 ctx.scoreboard.slot(ctx.id).requests.load(Relaxed)
             );
         }
-        if core == 0 {
-            ctx.heartbeat();
-        }
+        ctx.heartbeat();
         if ctx.scoreboard.slot(ctx.id).suspended.load(Relaxed) == 1 {
             // Paused: accept nothing until the master resumes (it sends SIGTSTP to wake us).
             let _ = poll(
@@ -293,64 +384,50 @@ pub fn serve_loop(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
             );
             continue;
         }
-        let timeout = ctx
-            .poll_timeout()
-            .min(next_sweep.saturating_duration_since(Instant::now()));
-        if let Err(e) = park.wait(&mut ready, batch, timeout) {
-            vlog!("worker {}: epoll_wait(): {e}", ctx.id);
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        for &r in &ready {
-            if signals::graceful_requested() {
-                // What was not taken stays parked for `finish`.
-                break;
-            }
-            match r {
-                Ready::Listener(pos) => accept(ctx, park, core, pos, accepts),
-                Ready::Conn(token) => {
-                    if let Some(p) = park.take(token) {
-                        serve_conn(park, Conn::resume(ctx, core, p));
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        if now >= next_sweep {
-            for p in park.expired(now) {
-                Conn::expire(ctx, p);
-            }
-            next_sweep = now + SWEEP_EVERY;
-        }
+        lead.serve_next(64, accepts, ctx.poll_timeout());
     }
 }
 
-/// Accepts up to `max` connections from listener `pos` and serves each.
-fn accept(ctx: &WorkerCtx<'_>, park: &Park, core: usize, pos: usize, max: usize) {
-    let listener = &ctx.listeners[pos];
-    for _ in 0..max {
-        match accept4(listener.raw(), SockFlag::SOCK_CLOEXEC) {
-            Ok(raw) => serve_conn(park, Conn::new(ctx, core, pos, sys_fd::take(raw))),
-            Err(nix::Error::EAGAIN) => return,
-            Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => {}
-            Err(e) => {
-                vlog!("accept(): {e} on socket {}", listener.name);
-                std::thread::sleep(Duration::from_millis(10));
-                return;
-            }
-        }
+/// The loop of a reserve request thread (cores 1..N): off duty while a core below it is
+/// free; on duty, serving like the lead, while every core below it stays in the request
+/// it was in for `duty::PATIENCE` or more.
+fn reserve_loop(ctx: &WorkerCtx<'_>, park: &Park, duty: &Duty, core: usize) {
+    let mut reserve = Core::new(ctx, park, duty, core);
+    loop {
         if signals::graceful_requested() {
             return;
         }
+        let seen = duty.lower(core);
+        if !seen.all_busy() {
+            duty.rest(core, ctx.poll_timeout());
+            continue;
+        }
+        std::thread::sleep(duty::PATIENCE);
+        duty.set_active(core, true);
+        while duty.lower(core) == seen && !signals::graceful_requested() {
+            if ctx.scoreboard.slot(ctx.id).suspended.load(Relaxed) == 1 {
+                break;
+            }
+            reserve.serve_next(1, 1, duty::PATIENCE);
+        }
+        duty.set_active(core, false);
     }
 }
 
 /// Serves a connection, and parks it when it waits for more bytes.
 fn serve_conn(park: &Park, conn: Conn<'_>) {
-    if let Some(p) = conn.serve()
-        && let Err((_, e)) = park.park(p)
-    {
-        vlog!("epoll_ctl(): {e}: closing a kept-alive connection");
+    let token = conn.token();
+    match conn.serve() {
+        Some(p) => {
+            if let Err((_, e)) = park.park(p) {
+                vlog!("epoll_ctl(): {e}: closing a kept-alive connection");
+            }
+        }
+        None => {
+            if let Some(t) = token {
+                park.forget(t);
+            }
+        }
     }
 }
 
