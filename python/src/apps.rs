@@ -124,15 +124,17 @@ fn module_name_for_file(path: &str) -> String {
 /// Imports a file as a module (a directory as a package).
 fn import_file<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyAny>> {
     let name = module_name_for_file(path);
+    // The import system's own frozen modules, already loaded: `importlib.util` would
+    // bring `importlib`, `importlib._abc` and `contextlib` into every worker.
     let code = r#"
-import importlib.util, os, sys
+import _frozen_importlib as _fi, _frozen_importlib_external as _fe, os, sys
 def _load(name, path):
     if os.path.isdir(path):
         path = os.path.join(path, '__init__.py')
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = _fe.spec_from_file_location(name, path)
     if spec is None:
         raise ImportError('unable to load python file %s' % path)
-    mod = importlib.util.module_from_spec(spec)
+    mod = _fi.module_from_spec(spec)
     sys.modules[name] = mod
     try:
         spec.loader.exec_module(mod)

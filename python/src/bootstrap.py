@@ -202,8 +202,13 @@ uwsgi.get_logvar = get_logvar
 
 # ---- locks: lock 0 always exists, `locks = N` adds N more. A POSIX record lock on an
 # unlinked file opened before fork serialises processes; a threading lock serialises the
-# threads of one process (record locks are per process).
-import fcntl as _fcntl
+# threads of one process (record locks are per process). `fcntl` is imported on first
+# use: most apps never lock, and a worker should not carry the extension module for them.
+
+
+def _lockf(how, n):
+    import fcntl
+    fcntl.lockf(_lockfd, getattr(fcntl, how) if isinstance(how, str) else how(fcntl), 1, n)
 
 _nlocks = 1 + int(_facts['locks'] or 0)
 # An anonymous in-memory file, shared by every process forked from this one.
@@ -221,7 +226,7 @@ def _lock_id(n):
 def lock(n=0):
     n = _lock_id(n)
     _thread_locks[n].acquire()
-    _fcntl.lockf(_lockfd, _fcntl.LOCK_EX, 1, n)
+    _lockf('LOCK_EX', n)
     _held[n] = True
     return None
 
@@ -230,7 +235,7 @@ def unlock(n=0):
     n = _lock_id(n)
     if _held[n]:
         _held[n] = False
-        _fcntl.lockf(_lockfd, _fcntl.LOCK_UN, 1, n)
+        _lockf('LOCK_UN', n)
         _thread_locks[n].release()
     return None
 
@@ -240,10 +245,10 @@ def is_locked(n=0):
     if _held[n]:
         return True
     try:
-        _fcntl.lockf(_lockfd, _fcntl.LOCK_EX | _fcntl.LOCK_NB, 1, n)
+        _lockf(lambda f: f.LOCK_EX | f.LOCK_NB, n)
     except OSError:
         return True
-    _fcntl.lockf(_lockfd, _fcntl.LOCK_UN, 1, n)
+    _lockf('LOCK_UN', n)
     return False
 
 

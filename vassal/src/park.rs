@@ -222,3 +222,71 @@ impl Park {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+
+    fn parked(fd: OwnedFd) -> Parked {
+        Parked {
+            stream: Stream::new(fd, Duration::from_secs(5)),
+            buf: Vec::new(),
+            peer: String::new(),
+            listener: 0,
+            served: 0,
+            deadline: Instant::now() + Duration::from_secs(60),
+            token: None,
+        }
+    }
+
+    fn put(park: &Park, p: Parked) {
+        if let Err((_, e)) = park.park(p) {
+            panic!("park: {e}");
+        }
+    }
+
+    #[test]
+    fn an_edge_taken_while_the_connection_is_out_is_not_lost() {
+        let park = Park::new(std::iter::empty()).unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        put(&park, parked(OwnedFd::from(a)));
+        (&b).write_all(b"x").unwrap();
+        let Some(Ready::Conn(token)) = park.next(8, Duration::from_secs(5)).unwrap() else {
+            panic!("the parked connection is ready");
+        };
+        let conn = park.take(token).expect("taken out to be served");
+        // Another thread gets an event for it while it is out: nothing to take.
+        assert!(park.take(token).is_none());
+        // Parking it again puts it straight back in the backlog.
+        put(&park, conn);
+        assert_eq!(
+            park.next(8, Duration::ZERO).unwrap(),
+            Some(Ready::Conn(token))
+        );
+        let conn = park.take(token).expect("taken again");
+        // Closed after serving: forgotten, later events find nothing.
+        drop(conn);
+        park.forget(token);
+        assert!(park.take(token).is_none());
+        assert!(park.drain().is_empty());
+    }
+
+    #[test]
+    fn expiry_and_drain_leave_connections_out_with_a_thread() {
+        let park = Park::new(std::iter::empty()).unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut old = parked(OwnedFd::from(a));
+        old.deadline = Instant::now();
+        put(&park, old);
+        put(&park, parked(OwnedFd::from(c)));
+        assert_eq!(park.expired(Instant::now()).len(), 1);
+        let token = FIRST_CONN_TOKEN + 1;
+        let out = park.take(token).expect("the second connection");
+        assert!(park.drain().is_empty(), "an out connection is its thread's");
+        put(&park, out);
+        assert_eq!(park.drain().len(), 1);
+    }
+}

@@ -261,6 +261,9 @@ pub fn serve(ctx: &WorkerCtx<'_>) {
 /// How often parked connections are checked for their deadline.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// How often an idle worker may hand its free heap pages back.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// One request thread as it takes work from the park.
 struct Core<'w, 'c> {
     ctx: &'w WorkerCtx<'c>,
@@ -270,6 +273,9 @@ struct Core<'w, 'c> {
     /// Changes with every connection this core serves (what a reserve watches).
     stamp: u64,
     next_sweep: Instant,
+    /// Connections served since the heap was last trimmed, and when that was.
+    untrimmed: u64,
+    trimmed_at: Instant,
 }
 
 impl<'w, 'c> Core<'w, 'c> {
@@ -281,6 +287,8 @@ impl<'w, 'c> Core<'w, 'c> {
             core,
             stamp: 0,
             next_sweep: Instant::now() + SWEEP_EVERY,
+            untrimmed: 0,
+            trimmed_at: Instant::now(),
         }
     }
 
@@ -314,12 +322,18 @@ impl<'w, 'c> Core<'w, 'c> {
 
     /// The next ready listener or connection (`Park::next`). The lead is inactive in the
     /// roster while it blocks, so the reserves sleep meanwhile.
-    fn wait(&self, batch: usize, timeout: Duration) -> nix::Result<Option<Ready>> {
+    fn wait(&mut self, batch: usize, timeout: Duration) -> nix::Result<Option<Ready>> {
         if self.core != 0 {
             return self.park.next(batch, timeout);
         }
         if let Some(r) = self.park.next(batch, Duration::ZERO)? {
             return Ok(Some(r));
+        }
+        // About to sleep: the memory a burst of connections needed goes back to the
+        // kernel (at most once a second).
+        if self.untrimmed > 0 && self.trimmed_at.elapsed() >= TRIM_EVERY {
+            crate::sys::trim_heap();
+            (self.untrimmed, self.trimmed_at) = (0, Instant::now());
         }
         self.duty.set_active(0, false);
         let r = self.park.next(batch, timeout);
@@ -350,6 +364,7 @@ impl<'w, 'c> Core<'w, 'c> {
     /// Serves a connection with this core marked busy in the roster.
     fn serve(&mut self, conn: Conn<'_>) {
         self.stamp += 1;
+        self.untrimmed += 1;
         self.duty.begin(self.core, self.stamp);
         serve_conn(self.park, conn);
         self.duty.free(self.core);

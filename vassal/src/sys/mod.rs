@@ -1,5 +1,6 @@
 //! The only place with `unsafe`: fork, signal handlers, the shared-memory scoreboard
-//! mapping, and two libc calls std has no wrapper for (localtime_r, TCP_INFO). Each unsafe
+//! mapping, and three libc calls std has no wrapper for (localtime_r, TCP_INFO,
+//! malloc_trim). Each unsafe
 //! block says why it is sound. Everything above this module is safe Rust.
 
 pub mod clock;
@@ -11,6 +12,19 @@ pub mod shm;
 pub mod signals;
 
 use nix::unistd::{ForkResult, Pid};
+
+/// Hands the allocator's free pages back to the kernel (glibc's `malloc_trim`). Before a
+/// fork, so a child does not start with them resident (what the master freed after
+/// reading its configuration and loading the application would otherwise count in every
+/// worker's RSS); in an idle worker, after a burst of connections.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and only walks the allocator's own free
+    // lists, under the allocator's lock.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Which side of a fork this is.
 pub enum Forked {
@@ -40,6 +54,7 @@ pub fn fork() -> nix::Result<Forked> {
             || crate::logging::threaded(),
         "fork() from a multi-threaded process"
     );
+    trim_heap();
     let old = signals::block_all()?;
     // SAFETY: the process is single-threaded (see above), which is the condition under
     // which POSIX allows the child to use any function, not only async-signal-safe ones.
