@@ -10,8 +10,8 @@
 //! Connections are registered once, edge-triggered, and parked again with no system call.
 //! A connection being served stays in the table, marked *out*: an event for it then (its
 //! client sent more while a thread serves it, and another thread got the edge) is noted,
-//! and parking it puts it straight back in the backlog, so no edge is lost and no two
-//! threads ever serve one connection. Each connection has a token that is never reused, so
+//! and parking it hands it straight back to its thread to serve again, so no edge is lost
+//! and no two threads ever serve one connection. Each connection has a token that is never reused, so
 //! an event for a connection closed in the meantime (idle timeout) finds nothing and is
 //! ignored. Listening sockets are registered level-triggered with `EPOLLEXCLUSIVE`, so a
 //! new connection wakes one worker process, not all of them.
@@ -112,9 +112,10 @@ impl Park {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Parks a connection until its client sends bytes. On failure (the kernel refused the
-    /// registration) the connection is handed back.
-    pub fn park(&self, mut conn: Parked) -> Result<(), (Parked, nix::Error)> {
+    /// Parks a connection until its client sends bytes. `Ok(Some)`: an event came for it
+    /// while it was out, so it is handed back, to be served again now. On failure (the
+    /// kernel refused the registration) the connection is handed back with the error.
+    pub fn park(&self, mut conn: Parked) -> Result<Option<Parked>, (Parked, nix::Error)> {
         // The table stays locked across the registration, so the thread that gets the
         // event finds the connection in it.
         let mut t = self.table();
@@ -134,12 +135,14 @@ impl Park {
                 tok
             }
         };
-        let missed = matches!(t.slots.get(&token), Some(Slot::Out { missed: true }));
-        t.slots.insert(token, Slot::Parked(conn));
-        if missed {
-            self.backlog().push_back(Ready::Conn(token));
+        if let Some(Slot::Out { missed }) = t.slots.get_mut(&token)
+            && *missed
+        {
+            *missed = false;
+            return Ok(Some(conn));
         }
-        Ok(())
+        t.slots.insert(token, Slot::Parked(conn));
+        Ok(None)
     }
 
     /// Takes a parked connection out of the set to serve it (None: already gone, or out
@@ -242,8 +245,10 @@ mod tests {
     }
 
     fn put(park: &Park, p: Parked) {
-        if let Err((_, e)) = park.park(p) {
-            panic!("park: {e}");
+        match park.park(p) {
+            Ok(None) => {}
+            Ok(Some(_)) => panic!("handed back"),
+            Err((_, e)) => panic!("park: {e}"),
         }
     }
 
@@ -259,12 +264,12 @@ mod tests {
         let conn = park.take(token).expect("taken out to be served");
         // Another thread gets an event for it while it is out: nothing to take.
         assert!(park.take(token).is_none());
-        // Parking it again puts it straight back in the backlog.
+        // Parking it again hands it back to be served again; then it parks.
+        let conn = match park.park(conn) {
+            Ok(Some(c)) => c,
+            _ => panic!("the missed event hands it back"),
+        };
         put(&park, conn);
-        assert_eq!(
-            park.next(8, Duration::ZERO).unwrap(),
-            Some(Ready::Conn(token))
-        );
         let conn = park.take(token).expect("taken again");
         // Closed after serving: forgotten, later events find nothing.
         drop(conn);

@@ -366,7 +366,7 @@ impl<'w, 'c> Core<'w, 'c> {
         self.stamp += 1;
         self.untrimmed += 1;
         self.duty.begin(self.core, self.stamp);
-        serve_conn(self.park, conn);
+        serve_conn(self.ctx, self.park, self.core, conn);
         self.duty.free(self.core);
     }
 }
@@ -429,18 +429,23 @@ fn reserve_loop(ctx: &WorkerCtx<'_>, park: &Park, duty: &Duty, core: usize) {
     }
 }
 
-/// Serves a connection, and parks it when it waits for more bytes.
-fn serve_conn(park: &Park, conn: Conn<'_>) {
-    let token = conn.token();
-    match conn.serve() {
-        Some(p) => {
-            if let Err((_, e)) = park.park(p) {
-                vlog!("epoll_ctl(): {e}: closing a kept-alive connection");
-            }
-        }
-        None => {
+/// Serves a connection, and parks it when it waits for more bytes (serving it again at once
+/// if its client sent more while it was being served and another thread saw that).
+fn serve_conn<'a>(ctx: &'a WorkerCtx<'a>, park: &Park, core: usize, mut conn: Conn<'a>) {
+    loop {
+        let token = conn.token();
+        let Some(p) = conn.serve() else {
             if let Some(t) = token {
                 park.forget(t);
+            }
+            return;
+        };
+        match park.park(p) {
+            Ok(None) => return,
+            Ok(Some(p)) => conn = Conn::resume(ctx, core, p),
+            Err((_, e)) => {
+                vlog!("epoll_ctl(): {e}: closing a kept-alive connection");
+                return;
             }
         }
     }
@@ -451,6 +456,6 @@ fn serve_conn(park: &Park, conn: Conn<'_>) {
 /// its first request answered, an idle kept-alive one is closed.
 fn finish(ctx: &WorkerCtx<'_>, park: &Park, core: usize) {
     for p in park.drain() {
-        serve_conn(park, Conn::resume(ctx, core, p));
+        serve_conn(ctx, park, core, Conn::resume(ctx, core, p));
     }
 }
