@@ -113,23 +113,86 @@ pub fn socket_name(fd: BorrowedFd<'_>) -> Option<(String, Family)> {
     None
 }
 
-fn bind_tcp(
-    conf: &SocketConf,
-    sa: std::net::SocketAddr,
-    settings: &Settings,
-) -> Result<OwnedFd, VassalError> {
-    let err = |what: &str, e: nix::Error| VassalError::socket(&conf.name, format!("{what}: {e}"));
-    let family = if sa.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
+/// A stream socket bound to `addr`: TCP (with `SO_REUSEADDR`, and `SO_REUSEPORT` when
+/// asked), a UNIX path (a stale file there is removed first) or an abstract name. The
+/// one place the instance's listening sockets and its stats server are made. The error
+/// names the call that failed.
+pub(crate) fn bind_stream(
+    addr: &Addr,
+    nonblocking: bool,
+    reuse_port: bool,
+) -> Result<OwnedFd, (&'static str, nix::Error)> {
+    let flags = match nonblocking {
+        true => SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        false => SockFlag::SOCK_CLOEXEC,
     };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| err("socket()", e))?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
-    if settings.reuse_port {
-        setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| err("SO_REUSEPORT", e))?;
+    let stream =
+        |family| socket(family, SockType::Stream, flags, None).map_err(|e| ("socket()", e));
+    match addr {
+        Addr::Tcp { addr: sa, .. } => {
+            let fd = stream(match sa.is_ipv4() {
+                true => AddressFamily::Inet,
+                false => AddressFamily::Inet6,
+            })?;
+            setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| ("SO_REUSEADDR", e))?;
+            if reuse_port {
+                setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| ("SO_REUSEPORT", e))?;
+            }
+            match sa {
+                std::net::SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(*a)),
+                std::net::SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(*a)),
+            }
+            .map_err(|e| ("bind()", e))?;
+            Ok(fd)
+        }
+        Addr::Unix(p) => {
+            if let Err(e) = std::fs::remove_file(p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                vlog!("error removing unix socket {}, unlink(): {e}", p.display());
+            }
+            let ua = UnixAddr::new(p.as_path()).map_err(|e| ("socket address", e))?;
+            let fd = stream(AddressFamily::Unix)?;
+            bind(fd.as_raw_fd(), &ua).map_err(|e| ("bind()", e))?;
+            Ok(fd)
+        }
+        Addr::Abstract(name) => {
+            let ua = UnixAddr::new_abstract(name).map_err(|e| ("socket address", e))?;
+            let fd = stream(AddressFamily::Unix)?;
+            bind(fd.as_raw_fd(), &ua).map_err(|e| ("bind()", e))?;
+            Ok(fd)
+        }
+        Addr::Fd(_) => Err(("bind()", nix::Error::EINVAL)),
     }
+}
+
+/// The name a TCP socket bound from `configured` goes by: with an automatic port
+/// (`:0`), the port the kernel chose.
+pub(crate) fn tcp_bound_name(
+    fd: BorrowedFd<'_>,
+    configured: &str,
+    auto_port: bool,
+) -> Option<String> {
+    if !auto_port {
+        return Some(configured.to_owned());
+    }
+    let (real, _) = socket_name(fd)?;
+    Some(addr::tcp_display_name(
+        configured,
+        addr::server_port(&real).parse().unwrap_or(0),
+    ))
+}
+
+fn bind_tcp(conf: &SocketConf, addr: &Addr, settings: &Settings) -> Result<OwnedFd, VassalError> {
+    let fd = bind_stream(addr, false, settings.reuse_port).map_err(|(what, e)| {
+        if e == nix::Error::EADDRINUSE {
+            vlog!(
+                "probably another instance of uWSGI is running on the same address ({}).",
+                conf.name
+            );
+        }
+        VassalError::socket(&conf.name, format!("{what}: {e}"))
+    })?;
     // As uWSGI: accept() returns a connection only once its first bytes have arrived
     // (or after socket-timeout), so a worker never parks a connection that has said
     // nothing yet. Not fatal: uWSGI only logs a failure.
@@ -139,48 +202,15 @@ fn bind_tcp(
             vlog!("TCP_DEFER_ACCEPT setsockopt(): {e}");
         }
     }
-    let r = match sa {
-        std::net::SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
-        std::net::SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
-    };
-    if let Err(e) = r {
-        if e == nix::Error::EADDRINUSE {
-            vlog!(
-                "probably another instance of uWSGI is running on the same address ({}).",
-                conf.name
-            );
-        }
-        return Err(err("bind()", e));
-    }
     Ok(fd)
 }
 
 fn bind_unix(conf: &SocketConf, addr: &Addr) -> Result<OwnedFd, VassalError> {
-    let err = |what: &str, e: nix::Error| VassalError::socket(&conf.name, format!("{what}: {e}"));
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| err("socket()", e))?;
-    let ua = match addr {
-        Addr::Unix(p) => {
-            if let Err(e) = std::fs::remove_file(p)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                vlog!("error removing unix socket {}, unlink(): {e}", p.display());
-            }
-            UnixAddr::new(p.as_path()).map_err(|e| err("socket address", e))?
-        }
-        Addr::Abstract(name) => {
-            vlog!("setting abstract socket mode (warning: only Linux supports this)");
-            UnixAddr::new_abstract(name).map_err(|e| err("socket address", e))?
-        }
-        _ => unreachable!("bind_unix is called for UNIX addresses only"),
-    };
-    bind(fd.as_raw_fd(), &ua).map_err(|e| err("bind()", e))?;
-    Ok(fd)
+    if let Addr::Abstract(_) = addr {
+        vlog!("setting abstract socket mode (warning: only Linux supports this)");
+    }
+    bind_stream(addr, false, false)
+        .map_err(|(what, e)| VassalError::socket(&conf.name, format!("{what}: {e}")))
 }
 
 fn chmod_chown(path: &std::path::Path, settings: &Settings) -> Result<(), VassalError> {
@@ -394,22 +424,14 @@ pub fn setup(settings: &Settings) -> Result<Vec<Listener>, VassalError> {
                         ),
                     ));
                 }
-                let fd = bind_tcp(conf, *sa, settings)?;
+                let fd = bind_tcp(conf, &parsed, settings)?;
                 let family = if sa.is_ipv4() {
                     Family::Inet
                 } else {
                     Family::Inet6
                 };
-                let name = if *auto_port {
-                    let (real, _) = socket_name(fd.as_fd())
-                        .ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
-                    addr::tcp_display_name(
-                        &conf.name,
-                        addr::server_port(&real).parse().unwrap_or(0),
-                    )
-                } else {
-                    conf.name.clone()
-                };
+                let name = tcp_bound_name(fd.as_fd(), &conf.name, *auto_port)
+                    .ok_or_else(|| VassalError::socket(&conf.name, "getsockname() failed"))?;
                 (fd, name, family, *auto_port)
             }
             Addr::Unix(_) | Addr::Abstract(_) => (

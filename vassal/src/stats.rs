@@ -8,10 +8,7 @@ use crate::scoreboard::Scoreboard;
 use crate::sockets::Listener;
 use crate::sys;
 use crate::vlog;
-use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr, accept4, bind,
-    listen, setsockopt, socket, sockopt,
-};
+use nix::sys::socket::{Backlog, SockFlag, accept4, listen, setsockopt, sockopt};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -39,78 +36,25 @@ impl StatsServer {
             |what: &str, e: nix::Error| VassalError::option("stats", name, &format!("{what}: {e}"));
         let parsed =
             addr::parse(name, false).map_err(|e| VassalError::option("stats", name, &e))?;
-        let (fd, display, unix_path) = match parsed {
-            Addr::Tcp {
-                addr: sa,
-                auto_port,
-            } => {
-                let family = if sa.is_ipv4() {
-                    AddressFamily::Inet
-                } else {
-                    AddressFamily::Inet6
-                };
-                let fd = socket(
-                    family,
-                    SockType::Stream,
-                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-                    None,
-                )
-                .map_err(|e| err("socket()", e))?;
-                setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err("SO_REUSEADDR", e))?;
-                match sa {
-                    std::net::SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
-                    std::net::SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
-                }
-                .map_err(|e| err("bind()", e))?;
-                let display = if auto_port {
-                    let real = crate::sockets::socket_name(fd.as_fd())
-                        .map(|(n, _)| n)
-                        .unwrap_or_default();
-                    addr::tcp_display_name(name, addr::server_port(&real).parse().unwrap_or(0))
-                } else {
-                    name.to_owned()
-                };
-                (fd, display, None)
-            }
+        if let Addr::Fd(_) = parsed {
+            return Err(VassalError::option(
+                "stats",
+                name,
+                "fd:// is not supported for the stats server",
+            ));
+        }
+        let fd = crate::sockets::bind_stream(&parsed, true, false).map_err(|(w, e)| err(w, e))?;
+        let (display, unix_path) = match parsed {
+            Addr::Tcp { auto_port, .. } => (
+                crate::sockets::tcp_bound_name(fd.as_fd(), name, auto_port)
+                    .unwrap_or_else(|| name.to_owned()),
+                None,
+            ),
             Addr::Unix(p) => {
-                let _ = std::fs::remove_file(&p);
-                let fd = socket(
-                    AddressFamily::Unix,
-                    SockType::Stream,
-                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-                    None,
-                )
-                .map_err(|e| err("socket()", e))?;
-                bind(
-                    fd.as_raw_fd(),
-                    &UnixAddr::new(p.as_path()).map_err(|e| err("address", e))?,
-                )
-                .map_err(|e| err("bind()", e))?;
                 let ino = std::fs::metadata(&p).map(|m| m.ino()).unwrap_or(0);
-                (fd, name.to_owned(), Some((p, ino)))
+                (name.to_owned(), Some((p, ino)))
             }
-            Addr::Abstract(a) => {
-                let fd = socket(
-                    AddressFamily::Unix,
-                    SockType::Stream,
-                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-                    None,
-                )
-                .map_err(|e| err("socket()", e))?;
-                bind(
-                    fd.as_raw_fd(),
-                    &UnixAddr::new_abstract(&a).map_err(|e| err("address", e))?,
-                )
-                .map_err(|e| err("bind()", e))?;
-                (fd, name.to_owned(), None)
-            }
-            Addr::Fd(_) => {
-                return Err(VassalError::option(
-                    "stats",
-                    name,
-                    "fd:// is not supported for the stats server",
-                ));
-            }
+            _ => (name.to_owned(), None),
         };
         listen(&fd, Backlog::new(100).unwrap_or(Backlog::MAXCONN))
             .map_err(|e| err("listen()", e))?;
