@@ -287,11 +287,19 @@ impl<'c> Exchange<'c> {
         if self.head {
             return true;
         }
+        let mut size_line = String::new();
+        let parts = self.frame(data, &mut size_line);
+        self.send(&parts)
+    }
+
+    /// Body bytes as they go on the wire: as they are, or as one chunk whose size line is
+    /// put in `size_line`.
+    fn frame<'d>(&self, data: &'d [u8], size_line: &'d mut String) -> [&'d [u8]; 3] {
         if self.chunked {
-            let size = format!("{:x}\r\n", data.len());
-            self.send(&[size.as_bytes(), data, b"\r\n"])
+            *size_line = format!("{:x}\r\n", data.len());
+            [size_line.as_bytes(), data, b"\r\n"]
         } else {
-            self.send(&[data])
+            [data, &[], &[]]
         }
     }
 
@@ -308,13 +316,9 @@ impl<'c> Exchange<'c> {
         if self.head {
             return 0;
         }
-        if self.chunked {
-            self.pending
-                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            self.pending.extend_from_slice(data);
-            self.pending.extend_from_slice(b"\r\n");
-        } else {
-            self.pending.extend_from_slice(data);
+        let mut size_line = String::new();
+        for part in self.frame(data, &mut size_line) {
+            self.pending.extend_from_slice(part);
         }
         match self.stream.write_nowait(&self.pending) {
             Ok(n) => {
