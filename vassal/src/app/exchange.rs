@@ -253,21 +253,21 @@ impl<'c> Exchange<'c> {
             return false;
         }
         self.unsent = 0;
-        let mut ok = true;
-        if !self.pending.is_empty() {
-            let mut b = std::mem::take(&mut self.pending);
-            for p in parts {
-                b.extend_from_slice(p);
-            }
-            ok = self.stream.write_all(&b).is_ok();
-        } else {
-            for p in parts {
-                if !p.is_empty() && self.stream.write_all(p).is_err() {
-                    ok = false;
-                    break;
-                }
-            }
+        // What an earlier `write_nowait` left goes first, in the same system call.
+        let pending = std::mem::take(&mut self.pending);
+        let ok = match parts {
+            [a] => self.stream.write_all_parts(&[&pending, a]),
+            [a, b] => self.stream.write_all_parts(&[&pending, a, b]),
+            [a, b, c] => self.stream.write_all_parts(&[&pending, a, b, c]),
+            _ => self
+                .stream
+                .write_all(&pending)
+                .and_then(|()| self.stream.write_all_parts(parts)),
         }
+        .is_ok();
+        // The buffer is kept for the next `write_nowait`.
+        self.pending = pending;
+        self.pending.clear();
         if !ok {
             self.write_failed = true;
         }
