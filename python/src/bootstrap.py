@@ -201,14 +201,15 @@ uwsgi.set_logvar = set_logvar
 uwsgi.get_logvar = get_logvar
 
 # ---- locks: lock 0 always exists, `locks = N` adds N more. A POSIX record lock on an
-# unlinked file opened before fork serialises processes; a threading lock serialises the
+# anonymous file created before fork serialises processes; a threading lock serialises the
 # threads of one process (record locks are per process). `fcntl` is imported on first
 # use: most apps never lock, and a worker should not carry the extension module for them.
 
 
-def _lockf(how, n):
+def _fcntl():
     import fcntl
-    fcntl.lockf(_lockfd, getattr(fcntl, how) if isinstance(how, str) else how(fcntl), 1, n)
+    return fcntl
+
 
 _nlocks = 1 + int(_facts['locks'] or 0)
 # An anonymous in-memory file, shared by every process forked from this one.
@@ -226,7 +227,8 @@ def _lock_id(n):
 def lock(n=0):
     n = _lock_id(n)
     _thread_locks[n].acquire()
-    _lockf('LOCK_EX', n)
+    f = _fcntl()
+    f.lockf(_lockfd, f.LOCK_EX, 1, n)
     _held[n] = True
     return None
 
@@ -235,7 +237,8 @@ def unlock(n=0):
     n = _lock_id(n)
     if _held[n]:
         _held[n] = False
-        _lockf('LOCK_UN', n)
+        f = _fcntl()
+        f.lockf(_lockfd, f.LOCK_UN, 1, n)
         _thread_locks[n].release()
     return None
 
@@ -244,11 +247,12 @@ def is_locked(n=0):
     n = _lock_id(n)
     if _held[n]:
         return True
+    f = _fcntl()
     try:
-        _lockf(lambda f: f.LOCK_EX | f.LOCK_NB, n)
+        f.lockf(_lockfd, f.LOCK_EX | f.LOCK_NB, 1, n)
     except OSError:
         return True
-    _lockf('LOCK_UN', n)
+    f.lockf(_lockfd, f.LOCK_UN, 1, n)
     return False
 
 

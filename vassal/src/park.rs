@@ -11,9 +11,9 @@
 //! A connection being served stays in the table, marked *out*: an event for it then (its
 //! client sent more while a thread serves it, and another thread got the edge) is noted,
 //! and parking it hands it straight back to its thread to serve again, so no edge is lost
-//! and no two threads ever serve one connection. Each connection has a token that is never reused, so
-//! an event for a connection closed in the meantime (idle timeout) finds nothing and is
-//! ignored. Listening sockets are registered level-triggered with `EPOLLEXCLUSIVE`, so a
+//! and no two threads ever serve one connection. Each connection has a token that is
+//! never reused, so an event for a connection closed in the meantime (idle timeout) finds
+//! nothing and is ignored. Listening sockets are registered level-triggered with `EPOLLEXCLUSIVE`, so a
 //! new connection wakes one worker process, not all of them.
 
 use crate::conn::Stream;
